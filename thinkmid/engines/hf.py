@@ -1,0 +1,138 @@
+"""In-process batched generation on a transformers model with a KV cache.
+
+The prompt of a group is prefilled once and its cache repeated for the `n` samples; rows that finish
+leave the batch (their cache rows are dropped), so late steps only pay for live rows.
+Returned log-probs are of the model's own distribution (temperature 1, before top-p), i.e. what a
+teacher-forced forward pass gives, which is what the RL ratio and KL need.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from thinkmid.engines.base import Completion, SamplingParams
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None):
+    """Sample one token per row; returns (tokens, log-probs of those tokens under the raw model)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    if temperature <= 0:
+        tok = logp.argmax(-1)
+    else:
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        if top_p < 1.0:
+            sorted_p, idx = probs.sort(-1, descending=True)
+            keep = sorted_p.cumsum(-1) - sorted_p < top_p  # always keeps the top token
+            sorted_p = sorted_p * keep
+            probs = torch.zeros_like(probs).scatter_(-1, idx, sorted_p)
+        tok = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
+
+
+class HFEngine:
+    def __init__(self, model, tokenizer, batch_size: int = 32, device: str | None = None, progress: bool = False):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.device = device or next(model.parameters()).device
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.progress = progress
+
+    def update_weights(self, model_dir: str) -> None:
+        from transformers import AutoModelForCausalLM
+
+        fresh = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.model.dtype, use_safetensors=True)
+        self.model.load_state_dict(fresh.state_dict())
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def close(self) -> None:
+        pass
+
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
+        if not prompts:
+            return []
+        per_group = max(1, self.batch_size // max(1, params.n))
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths pad less
+        out: list[list[Completion]] = [[] for _ in prompts]
+        groups = [order[s : s + per_group] for s in range(0, len(order), per_group)]
+        it = groups
+        if self.progress and len(groups) > 1:
+            from tqdm.auto import tqdm
+
+            it = tqdm(groups, desc="generate", unit="batch", leave=False)
+        for g, idx in enumerate(it):
+            gen = torch.Generator(device="cpu").manual_seed(params.seed * 1_000_003 + min(idx))
+            comps = self._generate_group([prompts[i] for i in idx], params, gen)
+            for k, i in enumerate(idx):
+                out[i] = comps[k]
+        return out
+
+    def _generate_group(self, prompts, params: SamplingParams, gen) -> list[list[Completion]]:
+        model, dev, n = self.model, self.device, params.n
+        was_training = model.training
+        model.eval()
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for r, p in enumerate(prompts):
+            ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[r, width - len(p) :] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        cache, logits = res.past_key_values, res.logits[:, -1]
+        if n > 1:  # share the prefill across the n samples
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, 0)
+            mask = mask.repeat_interleave(n, 0)
+            pos = pos.repeat_interleave(n, 0)
+        rows = len(prompts) * n
+        live = torch.arange(rows, device=dev)  # original row of each live batch row
+        next_pos = pos[:, -1] + 1
+        toks: list[list[int]] = [[] for _ in range(rows)]
+        lps: list[list[float]] = [[] for _ in range(rows)]
+        finish = ["length"] * rows
+        stop = torch.tensor(sorted(set(params.stop_token_ids)) or [-1], device=dev)
+        for step in range(params.max_new_tokens):
+            tok, lp = sample_next(logits, params.temperature, params.top_p, gen)
+            tok_l, lp_l, live_l = tok.tolist(), lp.tolist(), live.tolist()
+            for b, r in enumerate(live_l):
+                toks[r].append(tok_l[b])
+                lps[r].append(lp_l[b])
+            done = torch.isin(tok, stop)
+            if done.any():
+                for b in done.nonzero().flatten().tolist():
+                    finish[live_l[b]] = "stop"
+            if step == params.max_new_tokens - 1:
+                break
+            keep = (~done).nonzero().flatten()
+            if keep.numel() == 0:
+                break
+            if keep.numel() < live.numel():  # finished rows leave the batch
+                cache.batch_select_indices(keep)
+                live, tok, mask, next_pos = live[keep], tok[keep], mask[keep], next_pos[keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            res = model(
+                input_ids=tok[:, None],
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache, logits = res.past_key_values, res.logits[:, -1]
+            next_pos = next_pos + 1
+        if was_training:
+            model.train()
+        out = []
+        for i in range(len(prompts)):
+            out.append(
+                [
+                    Completion(token_ids=toks[r], logprobs=lps[r], finish_reason=finish[r],
+                               text=self.tokenizer.decode(toks[r], skip_special_tokens=False))
+                    for r in range(i * n, (i + 1) * n)
+                ]
+            )  # fmt: skip
+        return out
