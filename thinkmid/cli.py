@@ -1,0 +1,54 @@
+"""What every stage module shares: argument parsing, params validation, and the exit-code contract.
+
+A stage's `run(params, arm, args)` does the work; `stage_main` validates params and the arm first, so
+bad input exits with code 2 and one line naming the problem before anything is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from thinkmid.config import PARAMS_FILE, Params, load_params
+from thinkmid.errors import InputError
+
+log = logging.getLogger("thinkmid")
+
+
+def stage_main(
+    stage: str,
+    run: Callable[[Params, str | None], None],
+    arms: Sequence[str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}")
+    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
+    if arms:
+        parser.add_argument("--arm", required=True, help=f"one of: {', '.join(arms)}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("THINKMID_LOG", "INFO"), format="%(asctime)s %(name)s: %(message)s")
+    try:
+        params = load_params(args.params)
+        arm = getattr(args, "arm", None)
+        if arms and arm not in arms:
+            raise InputError(f"--arm: unknown arm {arm!r}; expected one of {list(arms)}")
+        seed_everything(params.seed)
+        run(params, arm)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, int(os.environ.get("THINKMID_THREADS", os.cpu_count() or 1))))

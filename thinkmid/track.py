@@ -1,0 +1,135 @@
+"""Tracking in one place: one MLflow run per stage x arm, and the same numbers as DVC metrics files.
+
+Run name `<stage>/<arm>` (or `<stage>`), tags stage, arm, profile, git commit and DVC experiment
+name; params flattened; per-step metrics with steps; the stage's JSON/JSONL outputs as artifacts.
+Tracking URI: `MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db` at the repo root.
+Secrets never reach MLflow: params whose key names a secret are dropped and values are scrubbed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from thinkmid.config import Params, flatten
+from thinkmid.io import write_json
+
+REPO_ROOT = Path(os.environ.get("THINKMID_ROOT", Path.cwd()))
+_SECRET_KEY = re.compile(r"(api_key|token|secret|password)(?!_env)", re.I)
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(REPO_ROOT / 'mlflow.db').resolve()}"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _secret_values() -> list[str]:
+    """Values of environment variables that look like credentials, to scrub from anything logged."""
+    return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8]
+
+
+def scrub(text: str) -> str:
+    for v in _secret_values():
+        text = text.replace(v, "***")
+    return text
+
+
+def _finite(metrics: dict) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, bool):
+            v = float(v)
+        if isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[k] = float(v)
+    return out
+
+
+class StageRun:
+    """Context for one stage x arm: MLflow run + reports/<stage>/ metrics files."""
+
+    def __init__(self, stage: str, params: Params, arm: str | None = None):
+        self.stage, self.arm, self.params = stage, arm, params
+        self.name = f"{stage}/{arm}" if arm else stage
+        self._mlflow = None
+        self.run_id: str | None = None
+
+    def __enter__(self) -> StageRun:
+        import mlflow
+
+        self._mlflow = mlflow
+        mlflow.set_tracking_uri(tracking_uri())
+        mlflow.set_experiment(self.params.tracking.experiment)
+        # A resumed stage reuses its unfinished run, so steps are neither lost nor duplicated.
+        existing = self._find_unfinished()
+        run = mlflow.start_run(run_id=existing) if existing else mlflow.start_run(run_name=self.name)
+        self.run_id = run.info.run_id
+        tags = {
+            "stage": self.stage,
+            "arm": self.arm or "",
+            "profile": self.params.profile,
+            "git_commit": _git_commit(),
+            "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        }
+        mlflow.set_tags(tags)
+        if not existing:
+            flat = {k: scrub(str(v)) for k, v in flatten(self.params).items() if not _SECRET_KEY.search(k)}
+            items = list(flat.items())
+            for i in range(0, len(items), 90):
+                mlflow.log_params(dict(items[i : i + 90]))
+        return self
+
+    def _find_unfinished(self) -> str | None:
+        client = self._mlflow.tracking.MlflowClient()
+        exp = client.get_experiment_by_name(self.params.tracking.experiment)
+        if exp is None:
+            return None
+        runs = client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.mlflow.runName = '{self.name}' and attributes.status = 'RUNNING'",
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def logged_steps(self, key: str) -> set[int]:
+        client = self._mlflow.tracking.MlflowClient()
+        return {m.step for m in client.get_metric_history(self.run_id, key)}
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        if self._mlflow is not None:
+            self._mlflow.log_metrics(_finite(metrics), step=step)
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        if self._mlflow is not None and Path(path).exists():
+            self._mlflow.log_artifact(str(path), artifact_path=self.stage)
+
+    def write_metrics(self, path: str | os.PathLike, metrics: dict, log: bool = True) -> None:
+        """Write a DVC metrics JSON file atomically and log its numbers to MLflow."""
+        write_json(path, metrics)
+        if log:
+            self.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
+        self.log_artifact(path)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._mlflow is None:
+            return
+        # A SIGKILL never gets here: that run stays RUNNING and a rerun resumes into it.
+        if exc_type is None:
+            self._mlflow.end_run("FINISHED")
+        elif exc_type is KeyboardInterrupt:
+            self._mlflow.end_run("KILLED")
+        else:
+            with contextlib.suppress(Exception):
+                self._mlflow.set_tag("error", scrub(f"{exc_type.__name__}: {exc}")[:500])
+            self._mlflow.end_run("FAILED")
