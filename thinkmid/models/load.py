@@ -41,7 +41,8 @@ def load_base(base, offline: bool | None = None):
     if base.source == "gguf":
         folder, fname = gguf_location(base.gguf_package, base.gguf_file)
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname, **common)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=dtype, **common)
+        gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=dtype, **common)
+        model = _plain_copy(gguf_model, dtype)
     elif base.source == "hub":
         kw = dict(revision=base.revision, **common)
         if offline is not None:
@@ -63,6 +64,20 @@ def load_base(base, offline: bool | None = None):
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return model, tok
+
+
+def _plain_copy(model, dtype):
+    """The GGUF loader dequantizes on load but marks the model as quantized, which blocks saving;
+    copying the weights into a plain model of the same config makes it an ordinary dense model."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = model.config
+    if hasattr(cfg, "quantization_config"):
+        delattr(cfg, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    plain.load_state_dict(model.state_dict())
+    plain.generation_config = model.generation_config
+    return plain.eval()
 
 
 def load_model(path: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False):

@@ -1,0 +1,1 @@
+"""Evaluations: reasoning benchmarks (one module per task under `reasoning/`) and their statistics."""

@@ -1,0 +1,190 @@
+"""The artifacts the report is built from: where each lives, whether it is required, which keys it must have.
+
+Required inputs missing -> InputError naming the path. Optional inputs missing -> None, and the
+section that needs them says "not run". A file that exists but lacks a key is always an InputError:
+silently rendering n/a would hide a schema drift between stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thinkmid.errors import InputError
+from thinkmid.io import read_json
+
+SFT_ARMS = ("raw_base", "think_base", "think_phase3")
+RLMT_ARMS = ("think_base", "think_phase3")
+GATE_ARMS = ("think_base", "think_phase3", "think_base_rlmt", "think_phase3_rlmt")
+BENCHMARKS = ("gsm8k", "math500", "gpqa_diamond", "olympiadbench")
+PROBE_CONDITIONS = ("sampled", "swapped", "blank", "generic", "teacher")
+
+SELF_IMPROVE_KEYS = (
+    "steps", "dpo_loss", "reward_margin", "reward_accuracy", "chosen_is_rollout_rate",
+    "original_suffix_mean_score", "rollout_mean_score", "skipped_prefixes", "invalid_judgments", "wall_time_s",
+)  # fmt: skip
+CONTINUATION_KEYS = (
+    "wins", "losses", "ties", "invalid", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi", "prefixes",
+)  # fmt: skip
+TEACHER_KEYS = (
+    "rows_in", "rows_kept", "rows_dropped", "drop_reasons", "thoughts_per_row_mean",
+    "median_thought_words", "thought_token_share",
+)  # fmt: skip
+SFT_KEYS = (
+    "arm", "val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate", "tokens_seen",
+    "throughput_tok_s", "min_available_mem_gib", "thought_token_nll_before", "thought_token_nll_after",
+    "steps", "wall_time_s",
+)  # fmt: skip
+RLMT_KEYS = (
+    "arm", "completed_steps", "stopped_reason", "avg_reward", "final_reward", "avg_mixed_groups",
+    "avg_near_zero_groups", "avg_all_zero_groups", "avg_all_one_groups", "invalid_judge_rate",
+    "avg_length_drift", "avg_artifact_rate", "wall_time_s",
+)  # fmt: skip
+GATE_ARM_KEYS = (
+    "reward_mean", "reward_std", "invalid_rate", "mixed_groups", "near_zero_groups", "any_success_groups",
+    "all_success_groups", "avg_total_new_tokens", "avg_predicted_suffix_words", "closed_think_rate",
+)  # fmt: skip
+GATE_CMP_KEYS = (
+    "mean_reward_delta", "right_better_prefix_rate", "left_better_prefix_rate", "tie_prefix_rate", "shared_prefixes",
+)  # fmt: skip
+GO_NO_GO_KEYS = (
+    "reward_validity_ok", "variance_ok", "phase3_more_reward_separable", "phase3_higher_mean_reward",
+)  # fmt: skip
+BENCH_KEYS = (
+    "mean_at_k", "pass_at_k", "correct", "samples", "any_pass", "problems", "mean_at_k_lo", "mean_at_k_hi",
+    "pass_at_k_lo", "pass_at_k_hi", "avg_completion_tokens", "k",
+)  # fmt: skip
+MACRO_KEYS = ("mean_at_k", "pass_at_k", "avg_completion_tokens")
+
+
+@dataclass
+class Inputs:
+    """Everything the report reads; None marks an optional input that is absent (section "not run")."""
+
+    prepare_chunks: dict | None = None
+    self_improve: dict | None = None
+    eval_continuations: dict | None = None
+    teacher_thoughts: dict | None = None
+    sft: dict[str, dict] = field(default_factory=dict)
+    rlmt: dict[str, dict] = field(default_factory=dict)
+    rlmt_steps: dict[str, list[dict]] = field(default_factory=dict)
+    reward_gate: dict | None = None
+    thought_probe: dict | None = None
+    reasoning: dict[str, dict] = field(default_factory=dict)
+
+
+def input_paths(reports: Path) -> dict[str, Path]:
+    """Every input by a stable name (also the DVC deps of the report stage)."""
+    paths = {
+        "prepare_chunks": reports / "prepare_chunks" / "metrics.json",
+        "self_improve": reports / "self_improve" / "metrics.json",
+        "eval_continuations": reports / "eval_continuations" / "metrics.json",
+        "teacher_thoughts": reports / "teacher_thoughts" / "metrics.json",
+        "reward_gate": reports / "reward_gate" / "summary.json",
+        "thought_probe": reports / "thought_probe" / "summary.json",
+    }
+    for arm in SFT_ARMS:
+        paths[f"sft/{arm}"] = reports / "sft" / f"{arm}.json"
+    for arm in RLMT_ARMS:
+        paths[f"rlmt/{arm}"] = reports / "rlmt" / f"{arm}.json"
+        paths[f"rlmt_steps/{arm}"] = reports / "rlmt" / f"{arm}_steps.json"
+    for arm in GATE_ARMS:
+        paths[f"reasoning/{arm}"] = reports / "reasoning_eval" / f"{arm}.json"
+    return paths
+
+
+# The trained results are the point of the report; audits and downstream evals may be skipped in a partial run.
+REQUIRED = frozenset(
+    ["eval_continuations", "reward_gate"] + [f"sft/{a}" for a in SFT_ARMS] + [f"rlmt/{a}" for a in RLMT_ARMS]
+)
+
+
+def _need(path: Path, obj: Any, keys: tuple[str, ...], where: str = "") -> dict:
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: {where or 'top level'}: expected a JSON object, got {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise InputError(f"{path}: {where + ': ' if where else ''}missing key(s) {missing}")
+    return obj
+
+
+def _check_gate(path: Path, obj: Any) -> dict:
+    _need(path, obj, ("arms", "comparisons", "go_no_go"))
+    for arm, row in sorted(obj["arms"].items()):
+        _need(path, row, GATE_ARM_KEYS, f"arms.{arm}")
+    for name, row in sorted(obj["comparisons"].items()):
+        _need(path, row, GATE_CMP_KEYS, f"comparisons.{name}")
+    _need(path, obj["go_no_go"], GO_NO_GO_KEYS, "go_no_go")
+    return obj
+
+
+def _check_probe(path: Path, obj: Any) -> dict:
+    _need(path, obj, ("arms",))
+    for arm, row in sorted(obj["arms"].items()):
+        _need(path, row, ("conditions", "deltas_vs_sampled"), f"arms.{arm}")
+        for cond, c in sorted(row["conditions"].items()):
+            _need(path, c, ("reward_mean", "n"), f"arms.{arm}.conditions.{cond}")
+    return obj
+
+
+def _check_reasoning(path: Path, obj: Any) -> dict:
+    _need(path, obj, ("arm", "benchmarks", "macro"))
+    for bench, row in sorted(obj["benchmarks"].items()):
+        _need(path, row, BENCH_KEYS, f"benchmarks.{bench}")
+    _need(path, obj["macro"], MACRO_KEYS, "macro")
+    return obj
+
+
+def _check_steps(path: Path, obj: Any) -> list[dict]:
+    if not isinstance(obj, list):
+        raise InputError(f"{path}: expected a JSON list of per-step objects, got {type(obj).__name__}")
+    for i, row in enumerate(obj):
+        _need(path, row, ("step", "reward_mean"), f"[{i}]")
+    return obj
+
+
+def _check_chunks(path: Path, obj: Any) -> dict:
+    _need(path, obj, ("splits", "dropped"))
+    for split, row in sorted(obj["splits"].items()):
+        _need(path, row, ("rows", "tokens"), f"splits.{split}")
+    return obj
+
+
+def load_inputs(reports: str | Path = "reports") -> Inputs:
+    """Read and check every input under `reports`; see REQUIRED for which may be absent."""
+    reports = Path(reports)
+    paths = input_paths(reports)
+    missing = sorted(str(paths[n]) for n in REQUIRED if not paths[n].exists())
+    if missing:
+        # Name every missing required file at once, so one rerun of the pipeline fixes them all.
+        raise InputError(f"{missing[0]}: required report input not found" + (
+            f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else "") + "; run `dvc repro` first")
+
+    def load(name: str, check):
+        path = paths[name]
+        return check(path, read_json(path)) if path.exists() else None
+
+    def keys(k):
+        return lambda p, o: _need(p, o, k)
+
+    inp = Inputs(
+        prepare_chunks=load("prepare_chunks", _check_chunks),
+        self_improve=load("self_improve", keys(SELF_IMPROVE_KEYS)),
+        eval_continuations=load("eval_continuations", keys(CONTINUATION_KEYS)),
+        teacher_thoughts=load("teacher_thoughts", keys(TEACHER_KEYS)),
+        reward_gate=load("reward_gate", _check_gate),
+        thought_probe=load("thought_probe", _check_probe),
+    )
+    for arm in SFT_ARMS:
+        if (d := load(f"sft/{arm}", keys(SFT_KEYS))) is not None:
+            inp.sft[arm] = d
+    for arm in RLMT_ARMS:
+        if (d := load(f"rlmt/{arm}", keys(RLMT_KEYS))) is not None:
+            inp.rlmt[arm] = d
+        if (s := load(f"rlmt_steps/{arm}", _check_steps)) is not None:
+            inp.rlmt_steps[arm] = s
+    for arm in GATE_ARMS:
+        if (d := load(f"reasoning/{arm}", _check_reasoning)) is not None:
+            inp.reasoning[arm] = d
+    return inp

@@ -1,0 +1,279 @@
+"""One function per results table: artifacts in (already checked by inputs.py), markdown out.
+
+Row order always comes from the fixed arm/benchmark/condition tuples, then sorted extras, never from
+JSON dict order, so reruns on unchanged inputs are byte-identical.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thinkmid.report.fmt import count, d1, d6, f1, f2, f4, f6, flag, md_table, pct, spec_table, text
+from thinkmid.report.inputs import (
+    BENCHMARKS, GATE_ARMS, GO_NO_GO_KEYS, PROBE_CONDITIONS, RLMT_ARMS, SFT_ARMS, input_paths,
+)  # fmt: skip
+
+BENCH_NAMES = {
+    "gsm8k": "GSM8K", "math500": "MATH-500", "gpqa_diamond": "GPQA-Diamond", "olympiadbench": "OlympiadBench",
+}  # fmt: skip
+# (right, left): each delta is right minus left, the four comparisons the results record draws.
+REASONING_COMPARISONS = (
+    ("think_base_rlmt", "think_base"),
+    ("think_phase3_rlmt", "think_phase3"),
+    ("think_phase3_rlmt", "think_base_rlmt"),
+    ("think_phase3", "think_base"),
+)
+# Reasoning tables and gate pairs group each lineage before/after RLMT, as the record does.
+LINEAGE_ARMS = ("think_base", "think_base_rlmt", "think_phase3", "think_phase3_rlmt")
+_SHOWN = input_paths(Path("reports"))  # relative paths only, so the text never depends on where it ran
+
+
+def not_run(*names: str) -> str:
+    return "Not run: " + ", ".join(f"`{_SHOWN[n]}`" for n in names) + " not found."
+
+
+def ordered(keys, known) -> list:
+    """Known keys in their fixed order, then any others sorted."""
+    keys = set(keys)
+    return [k for k in known if k in keys] + sorted(keys - set(known))
+
+
+def kv_table(rows: list[tuple[str, str]]) -> str:
+    return md_table(["Metric", "Value"], [list(r) for r in rows], ["l", "r"])
+
+
+# --- Phase 3 -----------------------------------------------------------------------------------------
+
+
+def phase3_headline(m: dict | None) -> str:
+    if m is None:
+        return not_run("eval_continuations")
+    line = (
+        f"Phase 3 model against the base model, pairwise-judged continuations of held-out prefixes: wins "
+        f"**{count(m['wins'])}/{count(m['comparisons'])} = {pct(m['win_rate'])}** "
+        f"(95% interval {pct(m['win_rate_lo'])} to {pct(m['win_rate_hi'])})."
+    )
+    cols = [
+        ("Wins", "wins", count), ("Losses", "losses", count), ("Ties", "ties", count),
+        ("Invalid", "invalid", count), ("Comparisons", "comparisons", count), ("Prefixes", "prefixes", count),
+        ("Win Rate", "win_rate", f6), ("Win Rate Lo", "win_rate_lo", f6), ("Win Rate Hi", "win_rate_hi", f6),
+    ]  # fmt: skip
+    return line + "\n\n" + spec_table(cols, [m])
+
+
+def phase3_training(m: dict | None) -> str:
+    if m is None:
+        return not_run("self_improve")
+    return kv_table([
+        ("Steps", count(m["steps"])),
+        ("DPO Loss", f6(m["dpo_loss"])),
+        ("Reward Margin", f6(m["reward_margin"])),
+        ("Reward Accuracy", f4(m["reward_accuracy"])),
+        ("Chosen Is Rollout Rate", f4(m["chosen_is_rollout_rate"])),
+        ("Original Suffix Mean Score", f6(m["original_suffix_mean_score"])),
+        ("Rollout Mean Score", f6(m["rollout_mean_score"])),
+        ("Skipped Prefixes", count(m["skipped_prefixes"])),
+        ("Invalid Judgments", count(m["invalid_judgments"])),
+        ("Wall Time s", f2(m["wall_time_s"])),
+    ])  # fmt: skip
+
+
+# --- data and teacher audit --------------------------------------------------------------------------
+
+
+def data_audit(chunks: dict | None, teacher: dict | None) -> str:
+    parts = ["### Chunks", ""]
+    if chunks is None:
+        parts.append(not_run("prepare_chunks"))
+    else:
+        splits = ordered(chunks["splits"], ())
+        rows = [[s, count(chunks["splits"][s]["rows"]), count(chunks["splits"][s]["tokens"])] for s in splits]
+        rows.append(["total", count(sum(chunks["splits"][s]["rows"] for s in splits)),
+                     count(sum(chunks["splits"][s]["tokens"] for s in splits))])  # fmt: skip
+        parts.append(md_table(["Split", "Rows", "Tokens"], rows))
+        if chunks["dropped"]:
+            dropped = [[r, count(chunks["dropped"][r])] for r in sorted(chunks["dropped"])]
+            parts += ["", md_table(["Dropped Because", "Sources"], dropped)]
+    parts += ["", "### Teacher thoughts", ""]
+    if teacher is None:
+        parts.append(not_run("teacher_thoughts"))
+    else:
+        parts.append(kv_table([
+            ("Rows In", count(teacher["rows_in"])),
+            ("Rows Kept", count(teacher["rows_kept"])),
+            ("Rows Dropped", count(teacher["rows_dropped"])),
+            ("Thoughts per Row (mean)", f2(teacher["thoughts_per_row_mean"])),
+            ("Median Thought Words", f1(teacher["median_thought_words"])),
+            ("Thought Token Share", f4(teacher["thought_token_share"])),
+        ]))  # fmt: skip
+        reasons = teacher["drop_reasons"] or {}
+        if reasons:
+            parts += ["", md_table(["Drop Reason", "Rows"], [[r, count(reasons[r])] for r in sorted(reasons)])]
+    return "\n".join(parts)
+
+
+# --- SFT and RLMT ------------------------------------------------------------------------------------
+
+
+def _nll(rec: dict) -> str:
+    return f"{f6(rec['thought_token_nll_before'])} -> {f6(rec['thought_token_nll_after'])}"
+
+
+def sft_table(sft: dict[str, dict]) -> str:
+    arms = ordered(sft, SFT_ARMS)
+    recs = [dict(sft[a], _nll=_nll(sft[a])) for a in arms]
+    cols = [
+        ("Val Loss", "val_loss", f6), ("Raw Val Loss", "raw_val_loss", f6), ("Selected", "selected_metric", f6),
+        ("Repetition 4-gram Rate", "repetition_4gram_rate", f6), ("Tokens Seen", "tokens_seen", count),
+        ("Throughput tok/s", "throughput_tok_s", f2), ("Min Available Mem GiB", "min_available_mem_gib", f2),
+        ("Thought-token NLL before -> after", "_nll", str), ("Steps", "steps", count),
+        ("Wall Time s", "wall_time_s", f2),
+    ]  # fmt: skip
+    return spec_table(cols, recs, ("Arm", [f"{a} SFT" for a in arms]))
+
+
+def rlmt_table(rlmt: dict[str, dict]) -> str:
+    arms = ordered(rlmt, RLMT_ARMS)
+    cols = [
+        ("Completed Steps", "completed_steps", count), ("Stopped Reason", "stopped_reason", text),
+        ("Avg Reward", "avg_reward", f6), ("Final Reward", "final_reward", f6),
+        ("Avg Mixed Groups", "avg_mixed_groups", f4), ("Avg Near-Zero Groups", "avg_near_zero_groups", f4),
+        ("Avg All-Zero Groups", "avg_all_zero_groups", f4), ("Avg All-One Groups", "avg_all_one_groups", f4),
+        ("Invalid Judge", "invalid_judge_rate", f4), ("Avg Length Drift", "avg_length_drift", f6),
+        ("Avg Artifact Rate", "avg_artifact_rate", f6), ("Wall Time s", "wall_time_s", f2),
+    ]  # fmt: skip
+    return spec_table(cols, [rlmt[a] for a in arms], ("Arm", [f"{a} RLMT" for a in arms]))
+
+
+# --- reward gate -------------------------------------------------------------------------------------
+
+
+def gate_table(gate: dict) -> str:
+    arms = ordered(gate["arms"], GATE_ARMS)
+    cols = [
+        ("Reward Mean", "reward_mean", f6), ("Reward Std", "reward_std", f6), ("Invalid Rate", "invalid_rate", f4),
+        ("Mixed Groups", "mixed_groups", f6), ("Near-Zero Groups", "near_zero_groups", f6),
+        ("Any-Success Groups", "any_success_groups", f6), ("All-Success Groups", "all_success_groups", f4),
+        ("Avg Total New Tokens", "avg_total_new_tokens", f4),
+        ("Avg Predicted Suffix Words", "avg_predicted_suffix_words", f4),
+        ("Closed Think Rate", "closed_think_rate", f4),
+    ]  # fmt: skip
+    return spec_table(cols, [gate["arms"][a] for a in arms], ("Arm", arms))
+
+
+def gate_pair_order() -> list[str]:
+    """`<right>_minus_<left>` for every pair of gate arms, left before right in LINEAGE_ARMS."""
+    return [f"{r}_minus_{l}" for i, l in enumerate(LINEAGE_ARMS) for r in LINEAGE_ARMS[i + 1 :]]
+
+
+def gate_comparisons(gate: dict) -> str:
+    names = ordered(gate["comparisons"], gate_pair_order())
+    cols = [
+        ("Mean Reward Delta", "mean_reward_delta", f6),
+        ("Right Better Prefix Rate", "right_better_prefix_rate", f6),
+        ("Left Better Prefix Rate", "left_better_prefix_rate", f6),
+        ("Tie Prefix Rate", "tie_prefix_rate", f6), ("Shared Prefixes", "shared_prefixes", count),
+    ]  # fmt: skip
+    return spec_table(cols, [gate["comparisons"][n] for n in names], ("Comparison", names))
+
+
+def go_no_go(gate: dict) -> str:
+    g = gate["go_no_go"]
+    return md_table(["Check", "Result"], [[k, flag(g[k])] for k in ordered(g, GO_NO_GO_KEYS)], ["l", "l"])
+
+
+# --- thought-use probe -------------------------------------------------------------------------------
+
+
+def probe_table(probe: dict | None) -> str:
+    if probe is None:
+        return not_run("thought_probe")
+    rows = []
+    for arm in ordered(probe["arms"], GATE_ARMS):
+        a = probe["arms"][arm]
+        for cond in ordered(a["conditions"], PROBE_CONDITIONS):
+            c = a["conditions"][cond]
+            delta = "" if cond == "sampled" else d6(a["deltas_vs_sampled"].get(cond))
+            rows.append([arm, cond, f6(c["reward_mean"]), count(c["n"]), delta])
+    return md_table(["Arm", "Thought", "Reward Mean", "n", "Delta vs Sampled"], rows, ["l", "l", "r", "r", "r"])
+
+
+# --- reasoning ---------------------------------------------------------------------------------------
+
+
+def reasoning_k(reasoning: dict[str, dict]) -> int | None:
+    """The one k shared by every benchmark row, or None when the rows disagree (headers then say k)."""
+    ks = {int(b["k"]) for r in reasoning.values() for b in r["benchmarks"].values()}
+    return ks.pop() if len(ks) == 1 else None
+
+
+def _at(k: int | None) -> str:
+    return str(k) if k is not None else "k"
+
+
+def _ci(lo, hi) -> str:
+    return f"[{f6(lo)}, {f6(hi)}]"
+
+
+def reasoning_table(reasoning: dict[str, dict]) -> str:
+    k = _at(reasoning_k(reasoning))
+    rows = []
+    for arm in ordered(reasoning, LINEAGE_ARMS):
+        benches = reasoning[arm]["benchmarks"]
+        for b in ordered(benches, BENCHMARKS):
+            r = benches[b]
+            rows.append([
+                arm, BENCH_NAMES.get(b, b), f6(r["mean_at_k"]), f"{count(r['correct'])} / {count(r['samples'])}",
+                f6(r["pass_at_k"]), f"{count(r['any_pass'])} / {count(r['problems'])}",
+                f1(r["avg_completion_tokens"]), _ci(r["mean_at_k_lo"], r["mean_at_k_hi"]),
+                _ci(r["pass_at_k_lo"], r["pass_at_k_hi"]),
+            ])  # fmt: skip
+    headers = ["Arm", "Benchmark", f"Mean@{k}", "Correct / Samples", f"Pass@{k} Any", "Any Pass / Problems",
+               "Avg Completion Tokens", f"Mean@{k} 95% CI", f"Pass@{k} 95% CI"]  # fmt: skip
+    return md_table(headers, rows, ["l", "l"] + ["r"] * 7)
+
+
+def macro_table(reasoning: dict[str, dict]) -> str:
+    k = _at(reasoning_k(reasoning))
+    arms = ordered(reasoning, LINEAGE_ARMS)
+    cols = [
+        (f"Macro Mean@{k}", "mean_at_k", f6), (f"Macro Pass@{k} Any", "pass_at_k", f6),
+        ("Macro Avg Completion Tokens", "avg_completion_tokens", f1),
+    ]  # fmt: skip
+    return spec_table(cols, [reasoning[a]["macro"] for a in arms], ("Arm", arms))
+
+
+def reasoning_deltas(reasoning: dict[str, dict]) -> list[dict]:
+    """Right minus left per shared benchmark, then Macro, for each comparison whose two arms both ran."""
+    out = []
+    for right, left in REASONING_COMPARISONS:
+        if right not in reasoning or left not in reasoning:
+            continue
+        rb, lb = reasoning[right]["benchmarks"], reasoning[left]["benchmarks"]
+        pairs = [(b, rb[b], lb[b]) for b in ordered(set(rb) & set(lb), BENCHMARKS)]
+        pairs.append(("macro", reasoning[right]["macro"], reasoning[left]["macro"]))
+        for bench, r, l in pairs:
+            out.append({
+                "right": right, "left": left, "benchmark": bench,
+                "mean_at_k_delta": r["mean_at_k"] - l["mean_at_k"],
+                "pass_at_k_delta": r["pass_at_k"] - l["pass_at_k"],
+                "avg_completion_tokens_delta": r["avg_completion_tokens"] - l["avg_completion_tokens"],
+            })  # fmt: skip
+    return out
+
+
+def comparisons_table(reasoning: dict[str, dict]) -> str:
+    k = _at(reasoning_k(reasoning))
+    deltas = reasoning_deltas(reasoning)
+    names = dict(BENCH_NAMES, macro="Macro")
+    rows = [
+        [f"{d['right']} vs {d['left']}", names.get(d["benchmark"], d["benchmark"]),
+         d6(d["mean_at_k_delta"]), d6(d["pass_at_k_delta"]), d1(d["avg_completion_tokens_delta"])]
+        for d in deltas
+    ]  # fmt: skip
+    skipped = [f"{r} vs {l}" for r, l in REASONING_COMPARISONS if r not in reasoning or l not in reasoning]
+    table = md_table(["Comparison", "Benchmark", f"Mean@{k} Delta", f"Pass@{k} Any Delta", "Avg Token Delta"], rows,
+                     ["l", "l", "r", "r", "r"]) if rows else "No comparison has both of its arms."  # fmt: skip
+    if skipped:
+        table += "\n\nNot run (an arm is missing): " + ", ".join(skipped) + "."
+    return table
