@@ -36,7 +36,8 @@ def test_evaluate_end_to_end(tiny_model, qwen_tok):
         assert 0 < s["avg_completion_tokens"] <= 8
         rows = samples[name]
         assert len(rows) == 4 and all(ROW_KEYS <= set(r) for r in rows)
-        assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [(p, j) for p in (rows[0]["problem_id"], rows[2]["problem_id"]) for j in (0, 1)]
+        ids = [p.id for p in _benchmarks()[name]]
+        assert [(r["problem_id"], r["sample_idx"]) for r in rows] == [(p, j) for p in ids for j in (0, 1)]
         assert sum(r["correct"] for r in rows) == s["correct"]
         assert all(0 < r["completion_tokens"] <= 8 for r in rows)
     m = summary["macro"]

@@ -143,3 +143,17 @@ def test_registry_matches_config_sections():
 
     assert set(TASKS) <= set(ReasoningEvalParams.model_fields)
     assert all(TASKS[name].NAME == name for name in TASKS)
+
+
+def test_scoring_works_off_the_main_thread():
+    # math-verify's signal-based timeout raises in threads; scoring must not silently turn False.
+    import threading
+
+    out = []
+    def work():
+        out.append((gsm8k.score(G, "</think> 1234")[0], math500.score(M, "</think> \\boxed{0.5}")[0]))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert out == [(True, True)]

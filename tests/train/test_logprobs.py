@@ -61,6 +61,18 @@ def test_without_logits_to_keep_matches(tiny_model):
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_matches_cpu(tiny_model, dtype):
+    prompts, comps = _rows()
+    with torch.no_grad():
+        want, _ = sequence_logprobs(tiny_model, prompts, comps, PAD)
+        got, mask = sequence_logprobs(tiny_model.to("cuda", dtype), prompts, comps, PAD)
+    assert got.device.type == "cuda" and got.dtype == torch.float32
+    tol = 1e-4 if dtype == torch.float32 else 5e-2
+    torch.testing.assert_close(got.cpu(), want, atol=tol, rtol=tol)
+
+
 def test_bad_shapes(tiny_model):
     with pytest.raises(ValueError):
         sequence_logprobs(tiny_model, [[1]], [[2], [3]], PAD)

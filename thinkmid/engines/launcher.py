@@ -63,7 +63,7 @@ class LocalServer:
         self.startup_timeout_s = startup_timeout_s
         self.extra_args = list(extra_args)
         self._own_log = log_path is None
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix=f"thinkmid-{kind}-", suffix=".log")[1])
+        self.log_path: Path | None = Path(log_path) if log_path else None  # a temp file on start
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -93,6 +93,10 @@ class LocalServer:
             return self
         if _port_in_use(self.port):
             raise ServerError(f"port {self.port} on {HOST} is already in use; pick another (free_port())")
+        if self.log_path is None:
+            fd, name = tempfile.mkstemp(prefix=f"thinkmid-{self.kind}-", suffix=".log")
+            os.close(fd)
+            self.log_path = Path(name)
         with open(self.log_path, "ab") as log:
             # own session = own process group, so stop() reaches the server's worker processes too
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
@@ -152,7 +156,7 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-        if self._own_log and exc[0] is None:
+        if self._own_log and exc[0] is None and self.log_path is not None:
             self.log_path.unlink(missing_ok=True)  # keep the log when something went wrong
 
 

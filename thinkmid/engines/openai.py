@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import httpx
 
@@ -154,13 +155,14 @@ class OpenAIEngine:
         return t.pad_token_id if t.pad_token_id is not None else t.eos_token_id
 
     def _detect(self, prompt: list[int], p: SamplingParams) -> None:
-        """Try the dialects in order on one real request; a 400/422 means "not this one"."""
+        """Try the dialects in order on a one-token request; a 400/422 means "not this one"."""
         errors = []
+        probe = replace(p, max_new_tokens=1, n=1)
         for d in DIALECTS:
             try:
-                self.client.post("/completions", self._body(d, prompt, p, 1, p.seed))
+                self.client.post("/completions", self._body(d, prompt, probe, 1, p.seed))
             except EndpointError as e:
-                if e.status in (400, 404, 422):
+                if e.status in (400, 422):
                     errors.append(f"{d}: {e}")
                     continue
                 raise

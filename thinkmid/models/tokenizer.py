@@ -87,3 +87,18 @@ def ensure_think_tokens(model, tokenizer) -> bool:
             if out is not None and out.weight.data_ptr() != emb.data_ptr():
                 out.weight[i] = out.weight[pieces[t]].mean(0)
     return True
+
+
+def load_tokenizer(model_dir):
+    """Only the tokenizer of a saved model dir (cheap: no weights)."""
+    from transformers import AutoTokenizer
+
+    from thinkmid.errors import InputError
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(model_dir))
+    except OSError as e:
+        raise InputError(f"{model_dir}: no tokenizer here ({e}); run the stage that makes this model") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok

@@ -113,7 +113,10 @@ def save_checkpoint(
     extra: dict | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write the state after `step` completed optimizer steps; returns the checkpoint's path."""
+    """Write the state after `step` completed optimizer steps; returns the checkpoint's path.
+
+    Under DDP call it on the main process only (the model may be the wrapped one).
+    """
     directory = Path(directory)
     opt_tensors, opt_meta = _optimizer_split(optimizer)
     rng_tensors, rng_meta = _rng_capture()

@@ -13,6 +13,8 @@ import torch
 
 
 def _supports_logits_to_keep(model) -> bool:
+    while hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+        model = model.module  # DDP's forward is (*args, **kwargs): ask the wrapped model
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
@@ -57,13 +59,15 @@ def _forward_chunk(model, prompts, comps, pad_id, device, keep_ok: bool) -> torc
     clens = torch.tensor([len(c) for c in comps], device=device)
     valid = j[None, :] < clens[:, None]
     pos = (starts[:, None] + j[None, :]).clamp(max=logits.shape[1] - 1)
-    picked = logits.gather(1, pos[:, :, None].expand(-1, -1, logits.shape[-1])).float()  # [b, t, V]
-    targets = torch.zeros((len(prompts), t_max), dtype=torch.long, device=device)
+    targets = torch.zeros((len(prompts), t_max), dtype=torch.long)
     for r, c in enumerate(comps):
         if c:
-            targets[r, : len(c)] = torch.tensor(c, dtype=torch.long, device=device)
-    # logit[target] - logsumexp avoids keeping a full log_softmax copy alive for backward.
-    tok = picked.gather(-1, targets[:, :, None]).squeeze(-1) - torch.logsumexp(picked, dim=-1)
+            targets[r, : len(c)] = torch.tensor(c, dtype=torch.long)
+    targets = targets.to(device)  # built on the host: one copy, not one per row
+    # logit[target] - logsumexp, indexed in place: no [b, t, V] copy or full log_softmax is kept.
+    lse = torch.logsumexp(logits.float(), dim=-1)  # [b, W]
+    rows = torch.arange(len(prompts), device=device)[:, None]
+    tok = logits[rows, pos, targets].float() - lse[rows, pos]
     return torch.where(valid, tok, out)
 
 
@@ -91,11 +95,12 @@ def sequence_logprobs(
     device = _model_device(model)
     n = len(completion_ids)
     t_max = max((len(c) for c in completion_ids), default=0)
-    mask = torch.zeros((n, t_max), dtype=torch.float32, device=device)
+    mask = torch.zeros((n, t_max), dtype=torch.float32)
     for r, c in enumerate(completion_ids):
         if c:
             m = loss_mask[r] if loss_mask is not None else [1] * len(c)
-            mask[r, : len(c)] = torch.tensor(m, dtype=torch.float32, device=device)
+            mask[r, : len(c)] = torch.tensor(m, dtype=torch.float32)
+    mask = mask.to(device)
     if n == 0 or t_max == 0:
         return torch.zeros((n, t_max), dtype=torch.float32, device=device), mask
     keep_ok = _supports_logits_to_keep(model)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import random
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -66,7 +67,8 @@ def load_hub(dataset: str, config: str | None, split: str, param: str):
     try:
         import datasets
 
-        return datasets.load_dataset(dataset, config, split=split) if config else datasets.load_dataset(dataset, split=split)
+        args = (dataset, config) if config else (dataset,)
+        return datasets.load_dataset(*args, split=split)
     except Exception as e:  # noqa: BLE001 - offline/missing surfaces as many exception types
         name = f"{dataset}" + (f" ({config})" if config else "")
         raise InputError(
@@ -134,14 +136,26 @@ def strip_dollars(s: str) -> str:
     return s
 
 
+def _timeout() -> int | None:
+    # math-verify times out with signal.alarm, which only works in the main thread; elsewhere it
+    # raises, and the broad excepts below would silently score every sample wrong.
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def mv_parse(text: str):
+    from math_verify import parse
+
+    return parse(text, parsing_timeout=_timeout())
+
+
 def math_equal(gold: str, pred: str) -> bool:
     """math-verify equivalence of two LaTeX/number strings (each wrapped in $...$ for the parser)."""
-    from math_verify import parse, verify
+    from math_verify import verify
 
     try:
-        g = parse(f"${strip_dollars(gold)}$")
-        p = parse(f"${strip_dollars(pred)}$")
-        return bool(g) and bool(p) and bool(verify(g, p))
+        g = mv_parse(f"${strip_dollars(gold)}$")
+        p = mv_parse(f"${strip_dollars(pred)}$")
+        return bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=_timeout()))
     except Exception:  # noqa: BLE001 - a parser crash on model garbage is just "wrong"
         return False
 
@@ -151,10 +165,8 @@ def score_latex(gold: str, completion: str) -> tuple[bool, str | None]:
     region = answer_region(completion)
     pred = last_boxed(region)
     if pred is None:  # no box: let math-verify find a final-answer phrase or the last expression
-        from math_verify import parse
-
         try:
-            parsed = parse(region)
+            parsed = mv_parse(region)
         except Exception:  # noqa: BLE001
             parsed = []
         pred = str(parsed[1]) if len(parsed) > 1 else None

@@ -29,7 +29,8 @@ def load(params: BenchmarkParams, seed: int) -> list[Problem]:
         question = row["question"]
         if row.get("context"):  # some problems carry shared context before the question
             question = f"{row['context'].strip()}\n\n{question}"
-        out.append(Problem(NAME, str(row.get("id", f"olympiadbench-{i}")), question, gold_from_row(row["final_answer"])))
+        pid = str(row.get("id", f"olympiadbench-{i}"))
+        out.append(Problem(NAME, pid, question, gold_from_row(row["final_answer"])))
     return out
 
 

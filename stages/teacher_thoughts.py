@@ -1,0 +1,93 @@
+"""A teacher model interleaves 3-6 short `<think>thought</think>` spans into SFT chunks; audited.
+
+Stripping the thoughts must give back the original chunk exactly; rows that fail are counted and
+dropped. Also writes the teacher's thought at the prefix/suffix boundary of the gate prefixes, which
+the thought-use probe uses as its "teacher" condition. Outputs data/thoughts/{train,val,probe}.jsonl.
+
+    python -m stages.teacher_thoughts
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from thinkmid.cli import stage_main
+from thinkmid.config import Params
+from thinkmid.data.teacher import ChatTeacher, EngineTeacher, interleave_rows, prefix_thoughts
+from thinkmid.data.thoughts import audit_summary
+from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.io import atomic_path, read_jsonl, write_jsonl
+from thinkmid.models.load import load_model
+from thinkmid.models.tokenizer import load_tokenizer
+from thinkmid.track import StageRun
+
+OUT = "data/thoughts"
+METRICS = "reports/teacher_thoughts/metrics.json"
+ROW_KEYS = ("id", "prefix", "suffix", "text")
+
+
+@contextlib.contextmanager
+def make_teacher(params: Params):
+    tp = params.teacher_thoughts
+    if tp.backend == "endpoint":
+        from thinkmid.engines.launcher import server_from_params
+        from thinkmid.engines.openai import HTTPClient
+
+        ep = tp.endpoint
+        server = server_from_params(ep.server, tp.model_path or "models/base")
+        with server if server is not None else contextlib.nullcontext():
+            url = server.base_url if server is not None else ep.base_url
+            client = HTTPClient(url, ep.api_key_env, ep.timeout_s, ep.max_retries, ep.backoff_s)
+            try:
+                yield ChatTeacher(client, ep.model, tp.thought_max_tokens, tp.temperature), None
+            finally:
+                client.close()
+        return
+    path = tp.model_path or "models/base"
+    model, tok = load_model(path, dtype=params.base.dtype)
+    model.to(pick_device())
+    with engine_for(params.engine, model, tok, path) as eng:
+        yield EngineTeacher(eng, tok, tp.thought_max_tokens, tp.temperature, params.seed), tok
+
+
+def run(params: Params, arm: str | None) -> None:
+    t0 = time.time()
+    tp = params.teacher_thoughts
+    splits = {name: read_jsonl(f"data/chunks/{src}.jsonl", ROW_KEYS) for name, src in
+              (("train", "sft_train"), ("val", "sft_val"), ("probe", "gate"))}  # fmt: skip
+    tok = load_tokenizer("models/base")  # the policy's tokenizer: thought-token share is counted in it
+    with StageRun("teacher_thoughts", params) as tr, make_teacher(params) as (teacher, _):
+        outputs, audits_all, rows_all = {}, [], []
+        for name in ("train", "val"):
+            rows, audits = interleave_rows(splits[name], teacher, tp.min_thoughts, tp.max_thoughts, params.seed)
+            audits_all += audits
+            rows_all += [r["interleaved"] for r in rows]
+            outputs[name] = [
+                {"id": r["id"], "source_id": r.get("source_id"), "original": r["text"], "text": r["interleaved"],
+                 "n_thoughts": r["n_thoughts"]}
+                for r, a in zip(rows, audits) if a["ok"]
+            ]  # fmt: skip
+        probe = splits["probe"]
+        outputs["probe"] = [
+            {"id": r["id"], "prefix": r["prefix"], "suffix": r["suffix"], "teacher_thought": t}
+            for r, t in zip(probe, prefix_thoughts(probe, teacher))
+        ]
+        if not outputs["train"] or not outputs["val"]:
+            raise RuntimeError("the audit dropped every row of a split: look at the teacher's raw output")
+        with atomic_path(OUT) as tmp:
+            tmp.mkdir()
+            for name, rows in outputs.items():
+                write_jsonl(tmp / f"{name}.jsonl", rows)
+        summary = audit_summary(audits_all, tok, rows_all)
+        summary.update(
+            train_rows=len(outputs["train"]), val_rows=len(outputs["val"]),
+            probe_rows_with_thought=sum(bool(r["teacher_thought"]) for r in outputs["probe"]),
+            wall_time_s=round(time.time() - t0, 2),
+        )  # fmt: skip
+        tr.write_metrics(METRICS, summary)
+        tr.log_artifact(f"{OUT}/val.jsonl")
+
+
+if __name__ == "__main__":
+    stage_main("teacher_thoughts", run)

@@ -1,0 +1,1 @@
+from serve_fixtures import tiny_server  # noqa: F401  (the shared real server)

@@ -1,0 +1,179 @@
+"""The report: every table from the record is rendered, hand-checked cells, byte-identical reruns, the stage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from thinkmid.errors import InputError
+from thinkmid.report import build_summary, load_inputs, render_results
+from thinkmid.report.fmt import count, d1, d6, f6, md_table
+from thinkmid.report.plots import reward_gate_plot, rlmt_reward_plot
+
+HEADINGS = [
+    "# thinkmid results", "## Phase 3: self-improving pretraining", "### Held-out continuation quality",
+    "### Training summary", "## Data and teacher-thought audit", "### Chunks", "### Teacher thoughts",
+    "## Interleaved-thinking SFT", "## RLMT", "## Reward gate", "### Pairwise comparisons", "### Go/no-go",
+    "## Thought-use probe", "## Reasoning eval", "### Macro averages", "### Direct comparisons",
+]  # fmt: skip
+
+
+def _row(md: str, *cells: str) -> list[str]:
+    """The cells of the first table row whose leading cells are `cells`."""
+    for line in md.splitlines():
+        parts = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and parts[: len(cells)] == list(cells):
+            return parts
+    raise AssertionError(f"no row starting with {cells}")
+
+
+def test_formatters_are_fixed():
+    assert f6(2.6945931) == "2.694593" and f6(-1e-9) == "0.000000" and f6(None) == "n/a"
+    assert d6(0.0041914) == "+0.004191" and d6(-1e-9) == "+0.000000" and d6(-0.0109932) == "-0.010993"
+    assert d1(3.975) == "+4.0" and count(4036608) == "4,036,608"
+    assert md_table(["A", "B"], [["x", "1"]]) == "| A   |   B |\n| --- | --: |\n| x   |   1 |"
+
+
+def test_every_table_is_rendered(reports):
+    md = render_results(load_inputs(reports), "embedded")
+    for h in HEADINGS:
+        assert f"\n{h}\n" in f"\n{md}", h
+    assert "Not run" not in md
+    assert "**81/128 = 63.28%**" in md and "54.60% to 71.15%" in md
+    # SFT row, as in the record, plus the thought-token NLL column.
+    assert _row(md, "raw_base SFT")[1:9] == [
+        "2.694593", "2.694593", "2.694593", "0.020321", "4,036,608", "2729.53", "94.94", "4.500000 -> 2.250000"]
+    assert _row(md, "think_phase3 RLMT")[1:6] == ["200", "none", "0.090313", "0.093750", "0.5625"]
+    assert _row(md, "think_phase3_rlmt")[1] == "0.097656"
+    assert _row(md, "think_phase3_minus_think_base_rlmt")[1:] == ["-0.002930", "0.281250", "0.312500", "0.406250", "64"]
+    pairs = md.split("### Pairwise comparisons")[1].split("###")[0]
+    assert [line.split("|")[1].strip() for line in pairs.splitlines() if "_minus_" in line and line[0] == "|"] == [
+        "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
+        "think_phase3_minus_think_base_rlmt", "think_phase3_rlmt_minus_think_base_rlmt",
+        "think_phase3_rlmt_minus_think_phase3",
+    ]  # the record's order
+    assert _row(md, "phase3_higher_mean_reward")[1] == "true"
+    assert _row(md, "think_base", "blank")[2:] == ["0.070000", "128", "-0.020000"]
+    # k comes from the data.
+    reasoning = md.split("## Reasoning eval")[1]
+    assert _row(reasoning, "Arm", "Benchmark")[2:7] == [
+        "Mean@8", "Correct / Samples", "Pass@8 Any", "Any Pass / Problems", "Avg Completion Tokens"]
+    assert _row(md, "think_base", "GSM8K")[2:7] == ["0.105478", "1,113 / 10,552", "0.508719", "671 / 1,319", "322.2"]
+    macro = md.split("### Macro averages")[1]  # the gate table also has `think_base` rows, so search after
+    assert _row(macro, "think_base")[1:] == ["0.167993", "0.494291", "364.0"]
+    assert _row(macro, "think_phase3_rlmt")[1:] == ["0.166240", "0.512409", "360.2"]
+
+
+def test_direct_comparison_deltas_match_the_record(reports):
+    md = render_results(load_inputs(reports))
+    comp = md.split("### Direct comparisons")[1]
+    assert _row(comp, "think_base_rlmt vs think_base", "GSM8K")[2:] == ["-0.010993", "-0.031842", "+2.7"]
+    assert _row(comp, "think_base_rlmt vs think_base", "Macro")[2:] == ["+0.004191", "+0.005454", "+4.0"]
+    assert _row(comp, "think_phase3_rlmt vs think_base_rlmt", "OlympiadBench")[2:] == ["-0.017045", "+0.009091", "-11.5"]
+    assert _row(comp, "think_phase3 vs think_base", "Macro")[2:] == ["+0.006732", "+0.017503", "-1.8"]
+    assert _row(comp, "think_phase3_rlmt vs think_base_rlmt", "GPQA-Diamond")[3] == "+0.000000"
+    assert sum(1 for line in comp.splitlines() if " vs " in line) == 4 * 5
+
+
+def test_render_is_byte_identical_and_order_free(reports):
+    first = render_results(load_inputs(reports), "embedded")
+    # Rewrite one input with its keys in reverse order: the page must not change.
+    path = reports / "reward_gate/summary.json"
+    obj = json.loads(path.read_text())
+    obj["arms"] = dict(reversed(list(obj["arms"].items())))
+    obj["comparisons"] = dict(reversed(list(obj["comparisons"].items())))
+    path.write_text(json.dumps(obj))
+    assert render_results(load_inputs(reports), "embedded").encode() == first.encode()
+    s1, s2 = build_summary(load_inputs(reports)), build_summary(load_inputs(reports))
+    assert json.dumps(s1) == json.dumps(s2)
+
+
+def test_summary_headline_numbers(reports):
+    s = build_summary(load_inputs(reports))
+    assert s["phase3"]["wins"] == 81 and s["phase3"]["win_rate"] == 81 / 128
+    assert s["reasoning"]["k"] == 8
+    gsm = s["reasoning"]["comparisons"]["think_base_rlmt_vs_think_base"]["gsm8k"]
+    assert gsm["mean_at_k_delta"] == pytest.approx(-116 / 10552)
+    assert s["reward_gate"]["go_no_go"]["variance_ok"] is True
+    assert s["not_run"] == []
+
+
+def test_missing_optional_inputs_say_not_run(reports):
+    shutil.rmtree(reports / "thought_probe")
+    (reports / "teacher_thoughts/metrics.json").unlink()
+    (reports / "reasoning_eval/think_base_rlmt.json").unlink()
+    inp = load_inputs(reports)
+    md = render_results(inp)
+    probe = md.split("## Thought-use probe")[1].split("\n## ")[0]
+    assert "Not run: `reports/thought_probe/summary.json` not found." in probe
+    assert "Not run: `reports/teacher_thoughts/metrics.json` not found." in md
+    assert "Not run: `reports/reasoning_eval/think_base_rlmt.json` not found." in md
+    comp = md.split("### Direct comparisons")[1]
+    assert "think_phase3 vs think_base" in comp and "think_base_rlmt vs think_base |" not in comp
+    assert "Not run (an arm is missing): think_base_rlmt vs think_base, think_phase3_rlmt vs think_base_rlmt." in comp
+    s = build_summary(inp)
+    assert s["thought_probe"] is None
+    assert s["not_run"] == ["teacher_thoughts", "thought_probe", "reasoning/think_base_rlmt"]
+    shutil.rmtree(reports / "reasoning_eval")
+    assert "## Reasoning eval\n\nNot run:" in render_results(load_inputs(reports))
+
+
+@pytest.mark.parametrize("rel", ["sft/think_phase3.json", "rlmt/think_base.json", "reward_gate/summary.json",
+                                 "eval_continuations/metrics.json"])  # fmt: skip
+def test_missing_required_input_raises(reports, rel):
+    (reports / rel).unlink()
+    with pytest.raises(InputError, match=str(reports / rel)):
+        load_inputs(reports)
+
+
+def test_missing_key_names_file_and_key(reports):
+    path = reports / "sft/raw_base.json"
+    obj = json.loads(path.read_text())
+    del obj["val_loss"]
+    path.write_text(json.dumps(obj))
+    with pytest.raises(InputError, match=r"raw_base\.json: missing key\(s\) \['val_loss'\]"):
+        load_inputs(reports)
+
+
+def test_plots_are_deterministic_pngs(reports, tmp_path):
+    inp = load_inputs(reports)
+    a = rlmt_reward_plot(inp.rlmt_steps, tmp_path / "p/rlmt.png").read_bytes()
+    b = rlmt_reward_plot(inp.rlmt_steps, tmp_path / "p/rlmt.png").read_bytes()
+    g = reward_gate_plot(inp.reward_gate, tmp_path / "p/gate.png", 64 * 16).read_bytes()
+    empty = rlmt_reward_plot({}, tmp_path / "p/empty.png").read_bytes()
+    for png in (a, g, empty):
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert a == b and a != empty
+
+
+def test_stage_writes_and_logs(reports, tmp_path, monkeypatch):
+    import mlflow
+
+    from stages.report import run
+    from thinkmid.cli import stage_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "params.yaml").write_text("profile: test\nreward_gate:\n  prefixes: 64\n  k: 16\n")
+    stage_main("report", run, argv=["--params", str(tmp_path / "params.yaml")])
+    out = tmp_path / "reports"
+    first = {p: (out / p).read_bytes() for p in
+             ("RESULTS.md", "summary.json", "plots/rlmt_reward.png", "plots/reward_gate.png")}  # fmt: skip
+    assert b"Params profile: `test`." in first["RESULTS.md"]
+    assert json.loads(first["summary.json"])["phase3"]["comparisons"] == 128
+    stage_main("report", run, argv=["--params", str(tmp_path / "params.yaml")])
+    assert {p: (out / p).read_bytes() for p in first} == first  # a rerun changes no byte
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["thinkmid"], output_format="list")
+    assert len(runs) == 2 and runs[0].info.run_name == "report" and runs[0].info.status == "FINISHED"
+    assert runs[0].data.metrics["phase3.win_rate"] == pytest.approx(81 / 128)
+    arts = {f.path for f in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id, "report")}
+    assert arts == {"report/RESULTS.md", "report/summary.json", "report/rlmt_reward.png", "report/reward_gate.png"}
+
+    (out / "rlmt/think_phase3.json").unlink()
+    with pytest.raises(SystemExit) as e:
+        stage_main("report", run, argv=["--params", str(tmp_path / "params.yaml")])
+    assert e.value.code == 2

@@ -1,0 +1,1 @@
+"""Corpus sources, prefix/suffix chunking and splits, and the interleaved thought format."""

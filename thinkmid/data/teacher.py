@@ -1,0 +1,94 @@
+"""The teacher: writes one short thought per chosen sentence boundary of a chunk.
+
+Where thoughts go is decided here (sentence boundaries, seeded); the teacher only writes their text,
+conditioned on the chunk up to that point. Backends: `lm` (a local model through an Engine, chat
+template when the tokenizer has one) or `endpoint` (an OpenAI-compatible chat server).
+"""
+
+from __future__ import annotations
+
+import random
+from importlib import resources
+
+from thinkmid.data.thoughts import audit_row, choose_boundaries, clean_thought, interleave
+from thinkmid.engines.base import SamplingParams
+
+CONTEXT_CHARS = 1200  # the teacher sees at most this much text before the boundary
+
+
+def teacher_prompt(context: str) -> str:
+    tmpl = resources.files("thinkmid.data").joinpath("prompts/teacher_thought.txt").read_text(encoding="utf-8")
+    return tmpl.format(context=context[-CONTEXT_CHARS:].strip())
+
+
+class EngineTeacher:
+    """Thoughts from a local model through the generation engine (one batched call)."""
+
+    def __init__(self, engine, tokenizer, max_tokens: int, temperature: float, seed: int):
+        self.engine, self.tok = engine, tokenizer
+        self.params = SamplingParams(
+            max_new_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed,
+            stop_token_ids=tuple(i for i in {tokenizer.eos_token_id, *_newline_ids(tokenizer)} if i is not None),
+        )  # fmt: skip
+
+    def _encode(self, text: str) -> list[int]:
+        if getattr(self.tok, "chat_template", None):
+            ids = self.tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True)
+            return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
+        return self.tok.encode(text + "\nThought:")
+
+    def thoughts(self, contexts: list[str]) -> list[str]:
+        prompts = [self._encode(teacher_prompt(c)) for c in contexts]
+        outs = self.engine.generate(prompts, self.params)
+        return [self.tok.decode(o[0].token_ids, skip_special_tokens=True) for o in outs]
+
+
+class ChatTeacher:
+    """Thoughts from an OpenAI-compatible chat endpoint (SGLang, vLLM, transformers serve)."""
+
+    def __init__(self, client, model: str | None, max_tokens: int, temperature: float):
+        self.client, self.model, self.max_tokens, self.temperature = client, model, max_tokens, temperature
+
+    def thoughts(self, contexts: list[str]) -> list[str]:
+        bodies = [
+            {"model": self.model, "messages": [{"role": "user", "content": teacher_prompt(c)}],
+             "max_tokens": self.max_tokens, "temperature": self.temperature}
+            for c in contexts
+        ]  # fmt: skip
+        out = []
+        for r in self.client.post_many("/chat/completions", bodies):
+            # A failed request (after retries) yields no thought; the audit counts that row as dropped.
+            ok = isinstance(r, dict) and r.get("choices")
+            out.append((r["choices"][0].get("message", {}).get("content") or "") if ok else "")
+        return out
+
+
+def _newline_ids(tokenizer) -> list[int]:
+    return [i for t, i in tokenizer.get_vocab().items() if t in ("Ċ", "ĊĊ", "\n", "\n\n")]
+
+
+def interleave_rows(rows: list[dict], teacher, min_n: int, max_n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Return (rows with "interleaved" text, audits). One teacher call for all boundaries."""
+    plans = []
+    for r in rows:
+        rng = random.Random(f"{seed}:{r['id']}")
+        plans.append(choose_boundaries(r["text"], min_n, max_n, rng))
+    contexts = [r["text"][:p] for r, pos in zip(rows, plans) for p in pos]
+    raw = teacher.thoughts(contexts) if contexts else []
+    out, audits, k = [], [], 0
+    for r, pos in zip(rows, plans):
+        thoughts = [clean_thought(t) for t in raw[k : k + len(pos)]]
+        k += len(pos)
+        keep = [(p, t) for p, t in zip(pos, thoughts) if t]
+        text = interleave(r["text"], [p for p, _ in keep], [t for _, t in keep]) if keep else r["text"]
+        audit = audit_row(r["text"], text)
+        if audit["ok"] and len(keep) < min_n:
+            audit = {**audit, "ok": False, "reason": "too_few_thoughts"}
+        audits.append(audit)
+        out.append({**r, "interleaved": text, "n_thoughts": len(keep)})
+    return out, audits
+
+
+def prefix_thoughts(rows: list[dict], teacher) -> list[str]:
+    """The teacher's thought at the prefix/suffix boundary of each row (for the thought-use probe)."""
+    return [clean_thought(t) for t in teacher.thoughts([r["prefix"] for r in rows])]

@@ -1,0 +1,101 @@
+"""Judges over an OpenAI-compatible chat API (/v1/chat/completions, temperature 0).
+
+The model must answer a strict JSON verdict (see parse.py). Transport failures are retried by the
+shared HTTPClient; what still fails, and every answer that does not parse, becomes an invalid
+verdict counted in `stats` (never raised), so a stage decides with check_invalid_rate.
+"""
+
+from __future__ import annotations
+
+from thinkmid.engines.openai import EndpointError, HTTPClient
+from thinkmid.judges.base import JudgeStats, Verdict
+from thinkmid.judges.parse import VerdictError, load_prompt, parse_match, parse_winner, render
+
+
+_FROM_PARAMS = object()
+
+
+class _ChatJudge:
+    def __init__(self, client: HTTPClient, model: str | None, prompt: str, max_tokens: int):
+        self.client, self.model, self.max_tokens = client, model, max_tokens
+        self.template = load_prompt(prompt)
+        self.stats = JudgeStats()
+
+    @classmethod
+    def from_params(cls, endpoint, concurrency: int = 8, model=_FROM_PARAMS, **kw):
+        """`model` overrides endpoint.model (None leaves it out, for `transformers serve`)."""
+        client = HTTPClient(endpoint.base_url, endpoint.api_key_env, endpoint.timeout_s,
+                            endpoint.max_retries, endpoint.backoff_s, concurrency)  # fmt: skip
+        if model is _FROM_PARAMS:
+            pinned = getattr(getattr(endpoint, "server", None), "launch", "none") == "transformers"
+            model = None if pinned else endpoint.model
+        return cls(client, model, **kw)
+
+    def _ask(self, prompts: list[str]) -> list[tuple[str | None, str | None]]:
+        """(answer text, transport error) per prompt."""
+        bodies = []
+        for p in prompts:
+            body = {"messages": [{"role": "user", "content": p}], "temperature": 0, "max_tokens": self.max_tokens}
+            if self.model is not None:
+                body["model"] = self.model
+            bodies.append(body)
+        before = self.client.retries
+        results = self.client.post_many("/chat/completions", bodies)
+        self.stats.retries += self.client.retries - before
+        out = []
+        for res in results:
+            if isinstance(res, EndpointError):
+                out.append((None, str(res)))
+                continue
+            try:
+                out.append((res["choices"][0]["message"]["content"] or "", None))
+            except (KeyError, IndexError, TypeError):
+                out.append((None, f"unexpected response shape: {str(res)[:200]}"))
+        return out
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class EndpointPairwiseJudge(_ChatJudge):
+    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "pairwise_quality", max_tokens: int = 32):
+        super().__init__(client, model, prompt, max_tokens)
+
+    def judge_pairs(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
+        answers = self._ask([render(self.template, prefix=p, a=a, b=b) for p, a, b in items])
+        out = []
+        for text, err in answers:
+            if err is None:
+                try:
+                    out.append(Verdict(parse_winner(text), text))
+                    continue
+                except VerdictError as e:
+                    err = str(e)
+            out.append(Verdict(None, text or "", err))
+            self.stats.invalid += 1
+        self.stats.calls += len(items)
+        return out
+
+
+class EndpointReferenceJudge(_ChatJudge):
+    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "reference_match", max_tokens: int = 32):
+        super().__init__(client, model, prompt, max_tokens)
+        self.last_errors: list[str | None] = []
+
+    def judge(self, items: list[tuple[str, str, str]]) -> list[int | None]:
+        prompts = [render(self.template, prefix=p, predicted=pr, reference=r) for p, pr, r in items]
+        out: list[int | None] = []
+        self.last_errors = []
+        for text, err in self._ask(prompts):
+            if err is None:
+                try:
+                    out.append(parse_match(text))
+                    self.last_errors.append(None)
+                    continue
+                except VerdictError as e:
+                    err = str(e)
+            out.append(None)
+            self.last_errors.append(err)
+            self.stats.invalid += 1
+        self.stats.calls += len(items)
+        return out
