@@ -21,7 +21,11 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
     else:
         probs = torch.softmax(logits.float() / temperature, dim=-1)
         if top_p < 1.0:
-            sorted_p, idx = probs.sort(-1, descending=True)
+            # The nucleus lives in the head of the distribution: sort only the top candidates.
+            k = min(probs.shape[-1], 1024)
+            sorted_p, idx = probs.topk(k, dim=-1)
+            if k < probs.shape[-1] and bool((sorted_p.sum(-1) < top_p).any()):
+                sorted_p, idx = probs.sort(-1, descending=True)
             keep = sorted_p.cumsum(-1) - sorted_p < top_p  # always keeps the top token
             sorted_p = sorted_p * keep
             probs = torch.zeros_like(probs).scatter_(-1, idx, sorted_p)
@@ -82,7 +86,8 @@ class HFEngine:
             mask[r, width - len(p) :] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        # Only the last position's logits are needed; the full [B, L, vocab] tensor dominates prefill.
+        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
         cache, logits = res.past_key_values, res.logits[:, -1]
         if n > 1:  # share the prefill across the n samples
             cache.batch_repeat_interleave(n)
