@@ -86,11 +86,13 @@ class EngineParams(Section):
 
 
 class JudgeParams(Section):
-    backend: Literal["lm", "endpoint", "lexical"] = "lm"
+    backend: Literal["lm", "likelihood", "endpoint", "lexical"] = "lm"
     model: Literal["base", "path"] = "base"  # `lm`: judge with the base model or a model dir
     model_path: str | None = None
     calibrate: bool = True  # `lm`: subtract the option bias measured on a content-free pair
     lexical_threshold: float = Field(0.3, ge=0, le=1)
+    lexical_metric: Literal["f1", "rouge_l"] = "f1"
+    batch_size: int = Field(8, ge=1)
     endpoint: EndpointParams = EndpointParams()
     max_invalid_rate: float = Field(0.5, ge=0, le=1)
 

@@ -32,3 +32,13 @@ def engine_for(engine_params, model, tokenizer, model_dir: str | None = None, pr
             yield eng
         finally:
             eng.close()
+
+
+@contextlib.contextmanager
+def serving(endpoint_params, model_path: str | None):
+    """Start the local server an endpoint's params ask for (if any) for the duration of a block."""
+    from thinkmid.engines.launcher import server_from_params
+
+    server = server_from_params(endpoint_params.server, model_path) if model_path else None
+    with server if server is not None else contextlib.nullcontext():
+        yield server

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from thinkmid.engines.base import Completion, SamplingParams
+from thinkmid.engines import fastgen
+from thinkmid.engines.base import Completion, SamplingParams, TwoStageCompletion, two_stage
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None):
@@ -34,8 +35,12 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, batch_size: int = 32, device: str | None = None, progress: bool = False):
+    def __init__(self, model, tokenizer, batch_size: int = 32, device: str | None = None, progress: bool = False,
+                 fast: bool | None = None):  # fmt: skip
+        """fast: None = the static-cache path when the model is on CUDA and supported; True/False force it."""
         self.model = model
+        self.fast = fast
+        self._decoder = None
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.device = device or next(model.parameters()).device
@@ -50,14 +55,83 @@ class HFEngine:
 
     def set_model(self, model) -> None:
         self.model = model
+        self._decoder = None
 
     def close(self) -> None:
-        pass
+        self._decoder = None
+
+    def _fast_decoder(self):
+        if self._decoder is None:
+            on_cuda = torch.device(self.device).type == "cuda"
+            want = on_cuda if self.fast is None else self.fast
+            if not (want and fastgen.supported(self.model)):
+                return None
+            self._decoder = fastgen.StaticDecoder(self.model)
+        return self._decoder
+
+    def _seed(self, seed: int) -> None:
+        if torch.device(self.device).type == "cuda":
+            torch.cuda.manual_seed(seed)
+        else:
+            torch.manual_seed(seed)
+
+    def _fast_batches(self, prompts, n, plan, seed):
+        """Run the static decoder over batches of prompts; yields (prompt indices, split rows)."""
+        dec = self._fast_decoder()
+        per_group = max(1, self.batch_size // max(1, n))
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        groups = [order[s : s + per_group] for s in range(0, len(order), per_group)]
+        was_training = self.model.training
+        self.model.eval()
+        it = groups
+        if self.progress and len(groups) > 1:
+            from tqdm.auto import tqdm
+
+            it = tqdm(groups, desc="generate", unit="batch", leave=False)
+        try:
+            for idx in it:
+                self._seed(seed * 1_000_003 + min(idx))
+                rec = dec.run([prompts[i] for i in idx], n, plan)
+                yield idx, fastgen.split_rows(rec, set(plan.get("th_stop", ())), set(plan["su_stop"]))
+        finally:
+            if was_training:
+                self.model.train()
+
+    def _completion(self, ids, lps, finish) -> Completion:
+        return Completion(token_ids=ids, logprobs=lps, finish_reason=finish,
+                          text=self.tokenizer.decode(ids, skip_special_tokens=False))  # fmt: skip
+
+    def two_stage(self, prompts, thought: SamplingParams, suffix: SamplingParams, close_ids: list[int]):
+        """`base.two_stage` semantics in one decode loop per batch (fast path); else the two-call version."""
+        if not prompts or len(close_ids) != 1 or self._fast_decoder() is None:
+            return two_stage(self, prompts, thought, suffix, close_ids)
+        plan = {"th_max": thought.max_new_tokens, "su_max": suffix.max_new_tokens, "close_id": close_ids[0],
+                "th_stop": tuple(sorted(set(thought.stop_token_ids))), "su_stop": tuple(sorted(set(suffix.stop_token_ids))),
+                "temps": (thought.temperature, suffix.temperature), "top_ps": (thought.top_p, suffix.top_p)}  # fmt: skip
+        n = thought.n
+        out: list[list[TwoStageCompletion]] = [[] for _ in prompts]
+        for idx, rows in self._fast_batches(prompts, n, plan, thought.seed):
+            for k, i in enumerate(idx):
+                for tids, tlps, tfin, closed, sids, slps, sfin in rows[k * n : (k + 1) * n]:
+                    t = Completion(token_ids=tids[:-1] if closed else tids, logprobs=tlps[:-1] if closed else tlps,
+                                   finish_reason=tfin)  # fmt: skip
+                    out[i].append(TwoStageCompletion(thought=t, suffix=self._completion(sids, slps, sfin),
+                                                     closed_by_model=closed))  # fmt: skip
+        return out
 
     @torch.no_grad()
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         if not prompts:
             return []
+        if self._fast_decoder() is not None:
+            plan = {"su_max": params.max_new_tokens, "su_stop": tuple(sorted(set(params.stop_token_ids))),
+                    "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2}  # fmt: skip
+            res: list[list[Completion]] = [[] for _ in prompts]
+            n = params.n
+            for idx, rows in self._fast_batches(prompts, n, plan, params.seed):
+                for k, i in enumerate(idx):
+                    res[i] = [self._completion(r[4], r[5], r[6]) for r in rows[k * n : (k + 1) * n]]
+            return res
         per_group = max(1, self.batch_size // max(1, params.n))
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # similar lengths pad less
         out: list[list[Completion]] = [[] for _ in prompts]

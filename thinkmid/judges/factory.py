@@ -27,6 +27,11 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
 
         m, t = _lm_model(judge_params, model, tokenizer)
         return LMPairwiseJudge(m, t, calibrate=judge_params.calibrate, batch_size=getattr(judge_params, "batch_size", 8))
+    if backend == "likelihood":
+        from thinkmid.judges.likelihood import LikelihoodPairwiseJudge
+
+        m, t = _lm_model(judge_params, model, tokenizer)
+        return LikelihoodPairwiseJudge(m, t, batch_size=getattr(judge_params, "batch_size", 8))
     if backend == "endpoint":
         from thinkmid.judges.endpoint import EndpointPairwiseJudge
 

@@ -1,0 +1,114 @@
+"""Post-RLMT reward gate: the RLMT reward on held-out gate prefixes for the four gate arms.
+
+Arms think_base, think_phase3 (SFT) and think_base_rlmt, think_phase3_rlmt (RLMT), loaded one at a
+time from their model dirs. Each gets reward_gate.k two-stage samples (thought up to
+rlmt.thought_max_tokens, </think> inserted, suffix up to rlmt.suffix_max_tokens, temperature
+rlmt.temperature) on the first reward_gate.prefixes rows of data/chunks/gate.jsonl, with the SAME
+seed (params.seed) for every arm, judged by one reference judge (reference_judge) shared by all arms.
+
+Outputs
+- reports/reward_gate/<arm>.jsonl: every sample (prefix_id, sample_idx, thought, predicted_suffix,
+  reward, new_tokens, closed_by_model).
+- reports/reward_gate/summary.json (DVC metrics): {"arms": per-arm group statistics + n,
+  "comparisons": the six "<right>_minus_<left>" pairs, "go_no_go": four booleans}.
+
+Go/no-go fields (thinkmid/evals/reward_gate.py: go_no_go):
+- reward_validity_ok: every arm has >= 1 valid verdict and invalid_rate <= reference_judge.max_invalid_rate.
+- variance_ok: every arm has mixed_groups > 0 (some prefix's K samples got both 0 and 1).
+- phase3_more_reward_separable: mean mixed_groups of (think_phase3, think_phase3_rlmt) >= mean
+  mixed_groups of (think_base, think_base_rlmt).
+- phase3_higher_mean_reward: think_phase3_rlmt reward_mean > think_base_rlmt reward_mean.
+
+MLflow: one run per arm, `reward_gate/<arm>`, with identical metric keys (the arm's summary row plus
+wall_time_s) and its samples JSONL; then one run `reward_gate` (no arm) holding summary.json and the
+flattened summary (<arm>/<key>, <comparison>/<key>, go_no_go/<field>). When reward_validity_ok is
+false the stage writes everything, then fails: numbers built on invalid verdicts must not flow on.
+
+    python -m stages.reward_gate
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from thinkmid import ARMS_GATE
+from thinkmid.cli import stage_main
+from thinkmid.config import Params
+from thinkmid.engines.factory import engine_for
+from thinkmid.errors import InputError
+from thinkmid.evals import reward_gate as rg
+from thinkmid.io import read_jsonl, write_jsonl
+from thinkmid.judges.base import check_invalid_rate
+from thinkmid.rollouts import judge_groups, sample_groups
+from thinkmid.track import StageRun
+
+log = logging.getLogger("thinkmid.reward_gate")
+GATE = "data/chunks/gate.jsonl"
+OUT = "reports/reward_gate"
+SUMMARY = f"{OUT}/summary.json"
+
+
+def gate_rows(params: Params) -> list[dict]:
+    rows = read_jsonl(GATE, ("id", "prefix", "suffix", "prefix_ids"))[: params.reward_gate.prefixes]
+    if not rows:
+        raise InputError(f"{GATE}: no rows; run prepare_chunks")
+    if len(rows) < params.reward_gate.prefixes:
+        log.warning("%s has %d rows, fewer than reward_gate.prefixes=%d", GATE, len(rows), params.reward_gate.prefixes)
+    return rows
+
+
+def run_arm(params: Params, arm: str, rows: list[dict], judge):
+    """K judged two-stage samples per gate prefix for one arm; the model is freed on return."""
+    model, tok, path = rg.load_arm(params, arm)
+    vocab = len(tok)
+    bad = next((r["id"] for r in rows if any(not 0 <= t < vocab for t in r["prefix_ids"])), None)
+    if bad is not None:
+        raise InputError(f"{GATE}: row {bad!r} has prefix_ids outside the {arm} tokenizer's vocabulary")
+    rl = params.rlmt
+    try:
+        with engine_for(params.engine, model, tok, path) as eng:
+            # The SAME seed for every arm: arms differ only by their weights.
+            groups = sample_groups(eng, tok, rows, params.reward_gate.k, rl.thought_max_tokens,
+                                   rl.suffix_max_tokens, rl.temperature, params.seed)  # fmt: skip
+    finally:
+        del model
+        rg.free_memory()
+    judge_groups(judge, rows, groups)
+    return groups
+
+
+def run(params: Params, arm: str | None) -> None:
+    rows = gate_rows(params)
+    missing = rg.missing_arm_dirs(ARMS_GATE)
+    if missing:
+        raise InputError(f"{missing[0]}: model dir not found (also checked: {', '.join(missing[1:]) or 'none'}); "
+                         "run the sft and rlmt stages first")  # fmt: skip
+    judge = rg.reference_judge(params)
+    groups_by_arm = {}
+    for a in ARMS_GATE:
+        t0 = time.time()
+        with StageRun("reward_gate", params, arm=a) as tr:
+            groups = run_arm(params, a, rows, judge)
+            stats = rg.arm_summary(groups)
+            path = f"{OUT}/{a}.jsonl"
+            write_jsonl(path, rg.sample_rows(rows, groups))
+            tr.log_metrics({**stats, "wall_time_s": round(time.time() - t0, 2)})
+            tr.log_artifact(path)
+        log.info("reward_gate %s: reward_mean %.4f mixed %.3f invalid %.3f", a, stats["reward_mean"],
+                 stats["mixed_groups"], stats["invalid_rate"])  # fmt: skip
+        groups_by_arm[a] = groups
+    max_invalid = params.reference_judge.max_invalid_rate
+    summary = rg.summarize(rows, groups_by_arm, max_invalid)
+    with StageRun("reward_gate", params) as tr:
+        tr.write_metrics(SUMMARY, summary, log=False)
+        tr.log_metrics(rg.flat_metrics(summary))
+        tr.log_metrics({"judge_calls": judge.stats.calls, "judge_invalid": judge.stats.invalid})
+    if not summary["go_no_go"]["reward_validity_ok"]:
+        for a, groups in groups_by_arm.items():
+            check_invalid_rate(rg.verdict_stats(groups), max_invalid, f"reward_gate {a}")
+        raise RuntimeError("reward_gate: an arm has no valid judge verdicts; check the reference judge")
+
+
+if __name__ == "__main__":
+    stage_main("reward_gate", run)

@@ -1,0 +1,144 @@
+"""RLMT (Phase 4B) for one arm: GRPO on thought -> suffix rollouts judged against the true suffix.
+
+Starts from the arm's SFT model (models/sft_<arm>), trains it with rewards from the reference judge
+on data/chunks/rl.jsonl (see thinkmid/train/rlmt.py for one step), keeps the SFT model frozen as
+the KL reference, and writes models/<arm>_rlmt, reports/rlmt/<arm>.json (the RLMT table row) and
+reports/rlmt/<arm>_steps.json (per-step metrics). Resumes from checkpoints/rlmt_<arm> after a kill.
+The learning rate is the top-level `lr` (`dvc exp run -S lr=1e-6`).
+
+    python -m stages.rlmt --arm think_base
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+from thinkmid import ARMS_RLMT
+from thinkmid.cli import stage_main
+from thinkmid.config import Params
+from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.io import read_jsonl, write_json
+from thinkmid.judges.factory import make_reference_judge
+from thinkmid.models.load import load_model, save_model
+from thinkmid.rollouts import arm_model_dir
+from thinkmid.track import StageRun
+from thinkmid.train.checkpoint import clear_checkpoints
+from thinkmid.train.loop import NonFiniteLossError
+from thinkmid.train.rlmt import RlmtTrainer, summarize
+
+log = logging.getLogger("thinkmid.rlmt")
+
+RL_ROWS = "data/chunks/rl.jsonl"
+ROW_KEYS = ("id", "prefix", "suffix", "prefix_ids", "suffix_ids")
+
+
+def paths(arm: str) -> dict[str, str]:
+    return {
+        "sft": arm_model_dir(arm),
+        "out": arm_model_dir(f"{arm}_rlmt"),
+        "ckpt": f"checkpoints/rlmt_{arm}",
+        "metrics": f"reports/rlmt/{arm}.json",
+        "steps": f"reports/rlmt/{arm}_steps.json",
+    }
+
+
+def _reference_judge(params: Params):
+    """The reward judge. An `lm` judge on `model: base` judges with models/base, never the policy."""
+    rj = params.reference_judge
+    if rj.backend == "lm" and rj.model == "base":
+        model, tok = load_model("models/base", dtype=params.base.dtype)
+        return make_reference_judge(rj, model.to(pick_device()).eval(), tok)
+    return make_reference_judge(rj)
+
+
+def _pusher(policy, engine, tok, every: int, directory: Path):
+    """After every `every` updates, save the policy and have the server engine load it."""
+
+    def push(step: int | None = None) -> None:
+        if step is not None and (step + 1) % every:
+            return
+        save_model(policy, tok, directory)
+        engine.update_weights(str(directory))
+
+    return push
+
+
+def run(params: Params, arm: str | None) -> None:
+    t_start = time.time()
+    rp, p = params.rlmt, paths(arm)
+    rows = read_jsonl(RL_ROWS, ROW_KEYS)
+    if not rows:
+        raise RuntimeError(f"{RL_ROWS} has no rows")
+    device = pick_device()
+    policy, tok = load_model(p["sft"], dtype=params.base.dtype)
+    ref_model, _ = load_model(p["sft"], dtype=params.base.dtype)
+    policy.to(device)
+    ref_model.to(device)
+    judge = _reference_judge(params)
+    server_engine = params.engine.backend != "hf"
+    with StageRun("rlmt", params, arm) as tr, engine_for(params.engine, policy, tok, p["sft"]) as engine:
+        push = _pusher(policy, engine, tok, params.engine.reload_every, Path(p["ckpt"]) / "policy")
+        trainer = RlmtTrainer(
+            policy, ref_model, tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,
+            max_invalid_rate=params.reference_judge.max_invalid_rate,
+            micro_batch=params.engine.batch_size, after_update=push if server_engine else None,
+        )  # fmt: skip
+        start = trainer.restore(p["ckpt"])
+        if start:
+            log.info("resuming %s from step %d", tr.name, start)
+            if server_engine:
+                push()  # the server was started from the SFT weights
+        logged = tr.logged_steps("reward_mean")
+        for h in trainer.history:  # steps checkpointed by a run whose MLflow run did not get them
+            if h["step"] not in logged:
+                tr.log_metrics(_step_metrics(h), step=h["step"])
+        setup_s = time.time() - t_start
+        try:
+            _loop(trainer, tr, rp, start, logged, p)
+        except RuntimeError as e:  # NonFiniteLossError, too many invalid verdicts: report, keep checkpoints
+            _report(tr, trainer, arm, p, f"{type(e).__name__}: {e}", setup_s)
+            log.error("rlmt/%s stopped at step %d (checkpoints kept in %s)", arm, trainer.next_step, p["ckpt"])
+            raise
+        _report(tr, trainer, arm, p, None, setup_s)
+        save_model(policy, tok, p["out"])
+    clear_checkpoints(p["ckpt"])
+
+
+def _step_metrics(h: dict) -> dict:
+    return {k: v for k, v in h.items() if k != "step"}
+
+
+def _report(tr: StageRun, trainer: RlmtTrainer, arm: str, p: dict, stopped: str | None, setup_s: float) -> None:
+    write_json(p["steps"], trainer.history)
+    tr.write_metrics(p["metrics"], summarize(arm, trainer.history, stopped, trainer.wall_time_s + setup_s))
+    tr.log_artifact(p["steps"])
+
+
+def _loop(trainer: RlmtTrainer, tr: StageRun, rp, start: int, logged: set[int], p: dict) -> None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(start, rp.steps), initial=start, total=rp.steps, desc=f"rlmt/{tr.arm}", unit="step")
+    for step in bar:
+        m = trainer.step(step)
+        if step not in logged:  # a resumed MLflow run may hold steps that were redone after a kill
+            tr.log_metrics(_step_metrics(m), step=step)
+        bar.set_postfix(reward=f"{m['reward_mean']:.3f}", kl=f"{m['kl'] or 0:.2g}")
+        if (step + 1) % rp.checkpoint_every == 0 and step + 1 < rp.steps:
+            trainer.save(p["ckpt"])
+            write_json(p["steps"], trainer.history)
+
+
+def main(argv=None) -> None:
+    try:
+        stage_main("rlmt", run, arms=ARMS_RLMT, argv=argv)
+    except NonFiniteLossError as e:
+        print(f"error: {e}; the last checkpoint is kept, rerun to resume from it", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

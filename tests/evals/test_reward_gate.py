@@ -1,0 +1,126 @@
+"""Reward-gate maths on hand-made Sample groups: arm rows, pairwise comparisons, go/no-go."""
+
+import json
+
+import pytest
+
+from thinkmid.evals import reward_gate as rg
+from thinkmid.judges.base import JudgeStats
+from thinkmid.rollouts import Sample
+
+RECORD_ORDER = [
+    "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
+    "think_phase3_minus_think_base_rlmt", "think_phase3_rlmt_minus_think_base_rlmt",
+    "think_phase3_rlmt_minus_think_phase3",
+]  # fmt: skip
+
+
+def s(reward, thought="a b", suffix="x y z"):
+    return Sample(prompt_ids=[1], thought_ids=[5, 6], suffix_ids=[7, 8, 9], thought_logps=[0.0, 0.0],
+                  suffix_logps=[0.0] * 3, closed_by_model=True, suffix_text=suffix, thought_text=thought,
+                  reward=reward)  # fmt: skip
+
+
+def groups(*rewards):
+    return [[s(r) for r in g] for g in rewards]
+
+
+ROWS = [{"id": "p0"}, {"id": "p1"}, {"id": "p2"}, {"id": "p3"}]
+
+
+def test_pairs_follow_the_record_order_and_naming():
+    assert [rg.pair_name(l, r) for l, r in rg.PAIRS] == RECORD_ORDER
+
+
+def test_arm_summary_has_record_columns_and_counts():
+    g = groups([1, 0], [0, 0], [1, 1], [None, 1])
+    a = rg.arm_summary(g)
+    assert set(rg.ARM_KEYS) <= set(a)
+    assert a["n"] == 8 and a["valid_samples"] == 7 and a["prefixes"] == 4
+    assert a["reward_mean"] == pytest.approx(4 / 7)
+    assert a["invalid_rate"] == pytest.approx(1 / 8)
+    assert a["mixed_groups"] == pytest.approx(0.25)  # only p0; p3 has one valid verdict (1) -> all one
+    assert a["near_zero_groups"] == pytest.approx(0.75)
+    assert a["any_success_groups"] == pytest.approx(0.75)
+    assert a["all_success_groups"] == pytest.approx(0.5)
+    assert a["avg_total_new_tokens"] == 6  # 2 thought + 1 inserted </think> + 3 suffix
+    assert a["avg_predicted_suffix_words"] == 3
+
+
+def test_compare_rates_and_delta():
+    left = rg.by_prefix(ROWS, groups([0, 0], [1, 0], [1, 1], [0, 1]))
+    right = rg.by_prefix(ROWS, groups([1, 0], [1, 0], [0, 0], [1, 1]))
+    c = rg.compare(left, right)
+    assert c["shared_prefixes"] == 4
+    assert c["right_better_prefix_rate"] == 0.5  # p0, p3
+    assert c["left_better_prefix_rate"] == 0.25  # p2
+    assert c["tie_prefix_rate"] == 0.25  # p1
+    assert c["mean_reward_delta"] == pytest.approx(4 / 8 - 4 / 8)
+    flipped = rg.compare(right, left)
+    assert flipped["right_better_prefix_rate"] == c["left_better_prefix_rate"]
+    assert flipped["mean_reward_delta"] == pytest.approx(-c["mean_reward_delta"])
+
+
+def test_compare_uses_only_shared_valid_prefixes():
+    left = {"p0": [1, 1], "p1": [], "p2": [0, 0]}
+    right = {"p0": [0, 1], "p1": [1, 1], "p3": [1, 1]}
+    c = rg.compare(left, right)
+    assert c["shared_prefixes"] == 1  # p1 has no valid verdict on the left; p2, p3 not in both
+    assert c["left_better_prefix_rate"] == 1.0
+    assert c["mean_reward_delta"] == pytest.approx(0.5 - 1.0)
+    empty = rg.compare({"p0": []}, {"p0": [1]})
+    assert empty["shared_prefixes"] == 0 and empty["mean_reward_delta"] == 0.0
+
+
+def test_mean_reward_delta_equals_arm_mean_difference_when_all_shared():
+    g = {a: groups(*[[(i + j + len(a)) % 2 for j in range(3)] for i in range(4)]) for a in rg.ARMS_GATE}
+    summary = rg.summarize(ROWS, g, 0.5)
+    assert list(summary["comparisons"]) == RECORD_ORDER
+    for l, r in rg.PAIRS:
+        d = summary["arms"][r]["reward_mean"] - summary["arms"][l]["reward_mean"]
+        assert summary["comparisons"][rg.pair_name(l, r)]["mean_reward_delta"] == pytest.approx(d)
+    json.dumps(summary, allow_nan=False)
+    flat = rg.flat_metrics(summary)
+    assert "think_base/reward_mean" in flat and "go_no_go/variance_ok" in flat
+    assert f"{RECORD_ORDER[0]}/shared_prefixes" in flat
+
+
+def _arm(mean, mixed, invalid=0.0):
+    return {"reward_mean": mean, "mixed_groups": mixed, "invalid_rate": invalid, "valid_samples": 10}
+
+
+def test_go_no_go_on_the_record_numbers_is_all_true():
+    arms = {"think_base": _arm(0.087891, 0.546875), "think_phase3": _arm(0.090820, 0.593750),
+            "think_base_rlmt": _arm(0.093750, 0.640625), "think_phase3_rlmt": _arm(0.097656, 0.609375)}  # fmt: skip
+    assert rg.go_no_go(arms, 0.0) == dict.fromkeys(rg.GO_NO_GO_KEYS, True)
+    assert set(rg.GO_NO_GO_DOC) == set(rg.GO_NO_GO_KEYS)
+
+
+def test_go_no_go_each_field_can_fail():
+    good = {"think_base": _arm(0.1, 0.5), "think_phase3": _arm(0.1, 0.5),
+            "think_base_rlmt": _arm(0.1, 0.5), "think_phase3_rlmt": _arm(0.2, 0.5)}  # fmt: skip
+    assert all(rg.go_no_go(good, 0.1).values())
+    bad_valid = {**good, "think_phase3": _arm(0.1, 0.5, invalid=0.2)}
+    assert rg.go_no_go(bad_valid, 0.1)["reward_validity_ok"] is False
+    no_valid = {**good, "think_base": {**_arm(0.0, 0.0), "valid_samples": 0}}
+    assert rg.go_no_go(no_valid, 1.0)["reward_validity_ok"] is False
+    degenerate = {**good, "think_base_rlmt": _arm(0.1, 0.0)}
+    g = rg.go_no_go(degenerate, 0.1)
+    assert g["variance_ok"] is False and g["phase3_more_reward_separable"] is True
+    less_sep = {**good, "think_phase3": _arm(0.1, 0.2)}
+    assert rg.go_no_go(less_sep, 0.1)["phase3_more_reward_separable"] is False
+    equal_mean = {**good, "think_phase3_rlmt": _arm(0.1, 0.5)}
+    assert rg.go_no_go(equal_mean, 0.1)["phase3_higher_mean_reward"] is False  # strict
+    partial = {k: v for k, v in good.items() if k != "think_base"}
+    assert not any(rg.go_no_go(partial, 0.1).values())
+
+
+def test_sample_rows_and_verdict_stats():
+    g = groups([1, None], [0])
+    rows = rg.sample_rows(ROWS[:2], g)
+    assert [(r["prefix_id"], r["sample_idx"], r["reward"]) for r in rows] == [("p0", 0, 1), ("p0", 1, None), ("p1", 0, 0)]
+    assert {"thought", "predicted_suffix", "new_tokens"} <= set(rows[0]) and rows[0]["new_tokens"] == 6
+    st = rg.verdict_stats(g)
+    assert isinstance(st, JudgeStats) and (st.calls, st.invalid) == (3, 1)
+    with pytest.raises(ValueError):
+        rg.by_prefix(ROWS, g)

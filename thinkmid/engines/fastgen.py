@@ -1,0 +1,330 @@
+"""Static-cache decoding for Llama/Qwen-style decoders: the fast path of the `hf` engine on CUDA.
+
+One batch holds G groups of K rows (the K samples of one prompt). The prompt is prefilled once per
+group into a prefix KV cache [G, kvh, P, hd] that its K rows share at every decode step (they never
+copy it); each row's own tokens go to a generated-token cache [B, kvh, Tg, hd] at slot `step - 1`.
+Attention is computed over the two parts and merged by their log-sum-exp, so a decode step reads the
+prefix once per group instead of once per row. Every buffer has a fixed shape, so one decode step
+(forward, sampling, bookkeeping) is captured in a CUDA graph and replayed without host syncs; the
+host looks at the `done` flags only every `check_every` steps.
+
+Rows can run the RLMT two-stage plan inside one call: a thought (stops at a stop token or at its
+budget, then `</think>` is fed in) followed by a suffix, as `thinkmid.engines.base.two_stage` does
+with two calls. Sampling is sync-free: top-p by bisection on the tempered logits (several thresholds
+per pass), then a Gumbel-max draw; log-probs are of the raw model (temperature 1, no top-p).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+NEG = float("-inf")
+
+
+def supported(model) -> bool:
+    """A decoder with model.model.{embed_tokens,layers,norm,rotary_emb} and q/k/v/o projections."""
+    inner = getattr(model, "model", None)
+    if inner is None or not all(hasattr(inner, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+        return False
+    cfg = model.config
+    if getattr(cfg, "use_sliding_window", False) or getattr(cfg, "rope_scaling", None) not in (None, {}):
+        rs = getattr(cfg, "rope_scaling", None) or {}
+        if getattr(cfg, "use_sliding_window", False) or rs.get("rope_type", "default") != "default":
+            return False
+    a = inner.layers[0].self_attn
+    return all(hasattr(a, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")) and hasattr(model, "lm_head")
+
+
+def nucleus_sample(logits: torch.Tensor, temp: torch.Tensor, top_p: torch.Tensor, passes: int = 6, ways: int = 8):
+    """(tokens, raw log-probs) for logits [B, V]; temp/top_p [B] (temp <= 0: greedy).
+
+    The top-p threshold is found by a `ways`-ary search over tempered logits relative to the row max
+    (range [-40, 0], resolution 40 / ways**passes): kept = {z >= lo}, a superset of the exact nucleus
+    by at most the tokens in one bin. No sort, no host sync, fixed shapes.
+    """
+    x = logits.float()
+    m = x.amax(-1, keepdim=True)
+    lse = m.squeeze(-1) + (x - m).exp().sum(-1).log()
+    inv_t = 1.0 / temp.clamp(min=1e-5)
+    z = (x - m) * inv_t[:, None]
+    tot = z.exp().sum(-1)
+    need = top_p * tot
+    lo = torch.full_like(tot, -40.0)
+    hi = torch.zeros_like(tot)
+    for _ in range(passes):
+        width = (hi - lo) / ways
+        new_lo = lo
+        for j in range(1, ways):
+            t = lo + width * j
+            mass = torch.where(z >= t[:, None], z.exp(), 0.0).sum(-1)
+            new_lo = torch.where(mass >= need, t, new_lo)
+        lo, hi = new_lo, torch.minimum(new_lo + width, hi)
+    lo = torch.where(top_p >= 1.0, NEG, lo)
+    gumbel = -torch.log(-torch.log(torch.rand_like(z).clamp(min=1e-20)))
+    score = torch.where(z >= lo[:, None], z + gumbel, NEG)
+    tok = torch.where(temp <= 0, x.argmax(-1), score.argmax(-1))
+    lp = x.gather(-1, tok[:, None]).squeeze(-1) - lse
+    return tok, lp
+
+
+def _attn_math(q, k, v, bias, scale):
+    s = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale + bias
+    lse = torch.logsumexp(s, -1)
+    o = torch.matmul(torch.exp(s - lse[..., None]), v.float())
+    return o, lse
+
+
+def _attn_eff(q, k, v, bias, scale):
+    n, h, l, _ = q.shape
+    b = bias.to(q.dtype).expand(n, h, l, k.shape[2])
+    o, lse = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, b, True, 0.0, False, scale=scale)[:2]
+    return o.float(), lse[..., :l].float()
+
+
+class StaticDecoder:
+    """Decodes batches of G groups x K rows with shared prefix KV; CUDA graphs when on CUDA."""
+
+    def __init__(self, model, check_every: int = 16, use_graphs: bool | None = None, compile_sampler: bool | None = None):
+        self.model = model
+        self.inner = model.model
+        self.layers = list(self.inner.layers)
+        cfg = model.config
+        a = self.layers[0].self_attn
+        self.hd = getattr(a, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.h, self.kvh = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.scale = getattr(a, "scaling", self.hd**-0.5)
+        self.dev = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.check_every = check_every
+        cuda = self.dev.type == "cuda"
+        self.use_graphs = cuda if use_graphs is None else use_graphs
+        self.attn = _attn_math
+        if cuda and self._eff_ok():
+            self.attn = _attn_eff
+        self.sample = nucleus_sample
+        if cuda if compile_sampler is None else compile_sampler:
+            try:
+                self.sample = torch.compile(nucleus_sample, dynamic=False, fullgraph=True)
+            except Exception as e:  # pragma: no cover - depends on the toolchain
+                log.warning("torch.compile of the sampler failed (%s); eager sampling", e)
+        self._shape = None
+
+    def _eff_ok(self) -> bool:
+        try:
+            g = torch.Generator(device=self.dev).manual_seed(0)
+            q, k, v = (torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (32, 48, 48))
+            bias = torch.zeros(2, 1, 1, 48, device=self.dev)
+            bias[0, ..., 40:] = NEG
+            o1, l1 = _attn_eff(q, k, v, bias, self.scale)
+            o2, l2 = _attn_math(q, k, v, bias, self.scale)
+            ok = (o1 - o2).abs().max().item() < 3e-2 and (l1 - l2).abs().max().item() < 1e-2
+        except Exception as e:  # pragma: no cover
+            log.warning("efficient attention unavailable (%s); math attention", e)
+            return False
+        if not ok:  # pragma: no cover
+            log.warning("efficient attention disagrees with math attention; using math attention")
+        return ok
+
+    # ---------------------------------------------------------------- model pieces
+    def _qkv(self, layer, x, cos, sin):
+        a = layer.self_attn
+        b, s, _ = x.shape
+        hn = layer.input_layernorm(x)
+        q = a.q_proj(hn).view(b, s, -1, self.hd)
+        k = a.k_proj(hn).view(b, s, -1, self.hd)
+        if hasattr(a, "q_norm"):
+            q, k = a.q_norm(q), a.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
+        v = a.v_proj(hn).view(b, s, -1, self.hd).transpose(1, 2)
+        c, sn = cos.unsqueeze(1), sin.unsqueeze(1)
+        q = q * c + _rot(q) * sn
+        k = k * c + _rot(k) * sn
+        return q, k, v
+
+    def _finish_layer(self, layer, x, o):
+        x = x + layer.self_attn.o_proj(o)
+        return x + layer.mlp(layer.post_attention_layernorm(x))
+
+    def _logits(self, x):
+        return self.model.lm_head(self.inner.norm(x))[:, -1]
+
+    @torch.no_grad()
+    def _prefill(self, ids, valid, g0):
+        """Prompts [g, P] (left-padded) -> prefix cache rows g0.., last-position logits [g, V]."""
+        g, p = ids.shape
+        pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        x = self.inner.embed_tokens(ids)
+        cos, sin = self.inner.rotary_emb(x, pos)
+        causal = torch.ones(p, p, dtype=torch.bool, device=ids.device).tril()
+        mask = (causal[None] & valid[:, None, :]) | torch.eye(p, dtype=torch.bool, device=ids.device)[None]
+        rep = self.h // self.kvh
+        for li, layer in enumerate(self.layers):
+            q, k, v = self._qkv(layer, x, cos, sin)
+            self.kp[li, g0 : g0 + g].copy_(k)
+            self.vp[li, g0 : g0 + g].copy_(v)
+            k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], scale=self.scale)
+            x = self._finish_layer(layer, x, o.transpose(1, 2).reshape(g, p, -1))
+        return self._logits(x[:, -1:])
+
+    def _decode_forward(self):
+        G, K, B = self.G, self.K, self.G * self.K
+        kvh, gq, hd = self.kvh, self.h // self.kvh, self.hd
+        slot = self.step - 1
+        pos = (self.plen + slot)[:, None]
+        x = self.inner.embed_tokens(self.tok[:, None])
+        cos, sin = self.inner.rotary_emb(x, pos)
+        gbias = torch.where(self.arange_g < self.step, 0.0, NEG)[None, None, None, :]
+        for li, layer in enumerate(self.layers):
+            q, k, v = self._qkv(layer, x, cos, sin)  # q [B, H, 1, hd]
+            self.kg[li].index_copy_(2, slot, k)
+            self.vg[li].index_copy_(2, slot, v)
+            qp = q.view(G, K, kvh, gq, hd).permute(0, 2, 1, 3, 4).reshape(G, kvh, K * gq, hd)
+            o1, l1 = self.attn(qp, self.kp[li], self.vp[li], self.pbias, self.scale)
+            o1 = o1.view(G, kvh, K, gq, hd).permute(0, 2, 1, 3, 4).reshape(B, kvh, gq, hd)
+            l1 = l1.view(G, kvh, K, gq).permute(0, 2, 1, 3).reshape(B, kvh, gq)
+            o2, l2 = self.attn(q.view(B, kvh, gq, hd), self.kg[li], self.vg[li], gbias, self.scale)
+            mx = torch.maximum(l1, l2)
+            w1, w2 = (l1 - mx).exp()[..., None], (l2 - mx).exp()[..., None]
+            o = ((o1 * w1 + o2 * w2) / (w1 + w2)).to(x.dtype)
+            x = self._finish_layer(layer, x, o.reshape(B, 1, -1))
+        return self._logits(x)
+
+    def _advance(self, logits):
+        """Sample token `step` for every row, record it, update the two-stage state."""
+        ph = self.phase
+        tok, lp = self.sample(logits, self.temps[ph], self.topps[ph])
+        live = ~self.done
+        in_th = live & (ph == 0)
+        over = in_th & (self.cnt >= self.th_max)
+        closes = in_th & ~over & (tok[:, None] == self.th_stop).any(-1)
+        tok = torch.where(over, self.close_id, tok)
+        code = torch.where(~live, 0, torch.where(over, 2, torch.where(in_th, 1, 3))).to(torch.int8)
+        self.rec_tok.index_copy_(0, self.step, tok[None])
+        self.rec_lp.index_copy_(0, self.step, lp[None])
+        self.rec_code.index_copy_(0, self.step, code[None])
+        switch = over | closes
+        cnt = torch.where(switch, 0, self.cnt + live.long())
+        in_su = live & (ph == 1)
+        end = in_su & ((cnt >= self.su_max) | (tok[:, None] == self.su_stop).any(-1))
+        end = end | (switch & (self.su_max <= 0))
+        self.cnt.copy_(cnt)
+        self.phase.copy_(torch.where(switch, 1, ph))
+        self.done.copy_(self.done | end)
+        self.tok.copy_(torch.where(self.done, 0, tok))
+        self.step.add_(1)
+
+    def _decode_step(self):
+        self._advance(self._decode_forward())
+
+    # ---------------------------------------------------------------- buffers and graphs
+    def _setup(self, G, K, P, S):
+        shape = (G, K, P, S)
+        if self._shape == shape:
+            return
+        self._shape, self.graph = None, None
+        for name in ("kp", "vp", "kg", "vg", "rec_tok", "rec_lp", "rec_code"):
+            setattr(self, name, None)
+        if self.dev.type == "cuda":
+            torch.cuda.empty_cache()
+        dev, B, L = self.dev, G * K, len(self.layers)
+        tg = max(16, -(-max(S - 1, 1) // 16) * 16)
+        z = lambda *s, dt=self.dtype: torch.zeros(*s, dtype=dt, device=dev)  # noqa: E731
+        self.G, self.K, self.P, self.S = G, K, P, S
+        self.kp, self.vp = z(L, G, self.kvh, P, self.hd), z(L, G, self.kvh, P, self.hd)
+        self.kg, self.vg = z(L, B, self.kvh, tg, self.hd), z(L, B, self.kvh, tg, self.hd)
+        self.arange_g = torch.arange(tg, device=dev)
+        self.pbias = z(G, 1, 1, P, dt=torch.float32)
+        lng = lambda *s: z(*s, dt=torch.long)  # noqa: E731
+        self.tok, self.plen, self.phase, self.cnt = lng(B), lng(B), lng(B), lng(B)
+        self.step = torch.ones(1, dtype=torch.long, device=dev)
+        self.done = torch.zeros(B, dtype=torch.bool, device=dev)
+        self.temps, self.topps = z(2, dt=torch.float32), z(2, dt=torch.float32)
+        self.th_max, self.su_max, self.close_id = lng(()), lng(()), lng(())
+        self.th_stop, self.su_stop = lng(8) - 1, lng(8) - 1
+        self.rec_tok, self.rec_lp = lng(S + 1, B), z(S + 1, B, dt=torch.float32)
+        self.rec_code = z(S + 1, B, dt=torch.int8)
+        if self.use_graphs:
+            s = torch.cuda.Stream()
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                for _ in range(2):
+                    self.step.fill_(1)
+                    self._decode_step()
+            torch.cuda.current_stream().wait_stream(s)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self._decode_step()
+        self._shape = shape
+
+    def reset(self):
+        self._shape, self.graph = None, None
+
+    @torch.no_grad()
+    def run(self, prompts: list[list[int]], K: int, plan: dict) -> dict:
+        """Decode K rows per prompt. plan: th_max (None: single stage), su_max, th_stop, su_stop,
+        close_id, temps (thought, suffix), top_ps. Returns host lists rec_tok/rec_lp/rec_code [S+1][B]."""
+        two = plan.get("th_max") is not None
+        S = (plan["th_max"] + 1 + plan["su_max"]) if two else plan["su_max"]
+        G = len(prompts)
+        P = -(-max(len(p) for p in prompts) // 64) * 64
+        self._setup(G, K, P, S)
+        dev = self.dev
+        ids = torch.zeros(G, P, dtype=torch.long)
+        valid = torch.zeros(G, P, dtype=torch.bool)
+        for g, p in enumerate(prompts):
+            ids[g, P - len(p) :] = torch.tensor(p, dtype=torch.long)
+            valid[g, P - len(p) :] = True
+        ids, valid = ids.to(dev), valid.to(dev)
+        self.pbias.copy_(torch.where(valid, 0.0, NEG)[:, None, None, :])
+        self.plen.copy_(torch.tensor([len(p) for p in prompts], device=dev).repeat_interleave(K))
+        chunk = max(1, 16384 // P)
+        logits = torch.cat([self._prefill(ids[s : s + chunk], valid[s : s + chunk], s) for s in range(0, G, chunk)])
+        self.kg.zero_()
+        self.vg.zero_()
+        self.phase.fill_(0 if two else 1)
+        self.cnt.zero_()
+        self.done.zero_()
+        self.step.zero_()
+        self.rec_code.zero_()
+        self.temps.copy_(torch.tensor(plan["temps"], dtype=torch.float32))
+        self.topps.copy_(torch.tensor(plan["top_ps"], dtype=torch.float32))
+        self.th_max.fill_(plan.get("th_max") or 0)
+        self.su_max.fill_(plan["su_max"])
+        self.close_id.fill_(plan.get("close_id") or 0)
+        for buf, ids_ in ((self.th_stop, plan.get("th_stop", ())), (self.su_stop, plan.get("su_stop", ()))):
+            if len(ids_) > buf.numel():
+                raise ValueError(f"at most {buf.numel()} stop ids")
+            buf.fill_(-1)
+            buf[: len(ids_)] = torch.tensor(list(ids_), dtype=torch.long)
+        self._advance(logits.repeat_interleave(K, 0))
+        for s in range(1, S):
+            if s % self.check_every == 0 and bool(self.done.all()):
+                break
+            if self.graph is not None:
+                self.graph.replay()
+            else:
+                self._decode_step()
+        return {"tok": self.rec_tok[:S].T.tolist(), "lp": self.rec_lp[:S].T.tolist(), "code": self.rec_code[:S].T.tolist()}
+
+
+def _rot(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def split_rows(rec: dict, th_stop, su_stop):
+    """Per row: (thought ids, thought lps, thought finish, closed_by_model, suffix ids, lps, finish)."""
+    out = []
+    for toks, lps, codes in zip(rec["tok"], rec["lp"], rec["code"]):
+        tt = [(t, lp) for t, lp, c in zip(toks, lps, codes) if c == 1]
+        st = [(t, lp) for t, lp, c in zip(toks, lps, codes) if c == 3]
+        closed = bool(tt) and tt[-1][0] in th_stop
+        sfin = "stop" if st and st[-1][0] in su_stop else "length"
+        out.append(([t for t, _ in tt], [lp for _, lp in tt], "stop" if closed else "length", closed,
+                    [t for t, _ in st], [lp for _, lp in st], sfin))  # fmt: skip
+    return out
