@@ -58,24 +58,18 @@ def gate_rows(params: Params) -> list[dict]:
     return rows
 
 
-def run_arm(params: Params, arm: str, rows: list[dict], judge):
-    """K judged two-stage samples per gate prefix for one arm; the model is freed on return."""
+def sample_arm(params: Params, arm: str, rows: list[dict]):
+    """K two-stage samples per gate prefix for one arm; its model is dropped when this returns."""
     model, tok, path = rg.load_arm(params, arm)
     vocab = len(tok)
     bad = next((r["id"] for r in rows if any(not 0 <= t < vocab for t in r["prefix_ids"])), None)
     if bad is not None:
         raise InputError(f"{GATE}: row {bad!r} has prefix_ids outside the {arm} tokenizer's vocabulary")
     rl = params.rlmt
-    try:
-        with engine_for(params.engine, model, tok, path) as eng:
-            # The SAME seed for every arm: arms differ only by their weights.
-            groups = sample_groups(eng, tok, rows, params.reward_gate.k, rl.thought_max_tokens,
-                                   rl.suffix_max_tokens, rl.temperature, params.seed)  # fmt: skip
-    finally:
-        del model
-        rg.free_memory()
-    judge_groups(judge, rows, groups)
-    return groups
+    with engine_for(params.engine, model, tok, path) as eng:
+        # The SAME seed for every arm: arms differ only by their weights.
+        return sample_groups(eng, tok, rows, params.reward_gate.k, rl.thought_max_tokens,
+                             rl.suffix_max_tokens, rl.temperature, params.seed)  # fmt: skip
 
 
 def run(params: Params, arm: str | None) -> None:
@@ -89,7 +83,9 @@ def run(params: Params, arm: str | None) -> None:
     for a in ARMS_GATE:
         t0 = time.time()
         with StageRun("reward_gate", params, arm=a) as tr:
-            groups = run_arm(params, a, rows, judge)
+            groups = sample_arm(params, a, rows)
+            rg.free_memory()
+            judge_groups(judge, rows, groups)
             stats = rg.arm_summary(groups)
             path = f"{OUT}/{a}.jsonl"
             write_jsonl(path, rg.sample_rows(rows, groups))

@@ -11,7 +11,7 @@ The learning rate is the top-level `lr` (`dvc exp run -S lr=1e-6`).
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import logging
 import sys
 import time
@@ -75,7 +75,7 @@ def run(params: Params, arm: str | None) -> None:
         raise RuntimeError(f"{RL_ROWS} has no rows")
     device = pick_device()
     policy, tok = load_model(p["sft"], dtype=params.base.dtype)
-    ref_model, _ = load_model(p["sft"], dtype=params.base.dtype)
+    ref_model = copy.deepcopy(policy)  # the frozen SFT weights (taken before a checkpoint is restored)
     policy.to(device)
     ref_model.to(device)
     judge = _reference_judge(params)
@@ -86,6 +86,7 @@ def run(params: Params, arm: str | None) -> None:
             policy, ref_model, tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,
             max_invalid_rate=params.reference_judge.max_invalid_rate,
             micro_batch=params.engine.batch_size, after_update=push if server_engine else None,
+            fingerprint={"reference_judge": params.reference_judge.model_dump(exclude={"endpoint"}), "arm": arm},
         )  # fmt: skip
         start = trainer.restore(p["ckpt"])
         if start:
@@ -114,7 +115,10 @@ def _step_metrics(h: dict) -> dict:
 
 def _report(tr: StageRun, trainer: RlmtTrainer, arm: str, p: dict, stopped: str | None, setup_s: float) -> None:
     write_json(p["steps"], trainer.history)
-    tr.write_metrics(p["metrics"], summarize(arm, trainer.history, stopped, trainer.wall_time_s + setup_s))
+    summary = summarize(arm, trainer.history, stopped, trainer.wall_time_s + setup_s)
+    tr.write_metrics(p["metrics"], summary, log=False)
+    # invalid_judge_rate is also a per-step series: an unstepped value would land on its step 0.
+    tr.log_metrics({k: v for k, v in summary.items() if k != "invalid_judge_rate"})
     tr.log_artifact(p["steps"])
 
 

@@ -51,20 +51,19 @@ def probe_rows(params: Params) -> list[dict]:
     return rows
 
 
-def run_arm(params: Params, arm: str, rows: list[dict], judge):
+def probe_arm(params: Params, arm: str, rows: list[dict], judge):
+    """(rows with this arm's prefix_ids, sampled thoughts, {cond: (row idx, judged groups)});
+    the arm's model is dropped when this returns."""
     model, tok, path = rg.load_arm(params, arm)
     rl, tp = params.rlmt, params.thought_probe
     arm_rows = probe.with_prefix_ids(rows, tok)
-    try:
-        with engine_for(params.engine, model, tok, path) as eng:
-            return arm_rows, *probe.run_probe(
-                eng, tok, arm_rows, judge, k=tp.k, thought_max=rl.thought_max_tokens,
-                suffix_max=rl.suffix_max_tokens, temperature=rl.temperature, seed=params.seed,
-                generic_thought=tp.generic_thought,
-            )  # fmt: skip
-    finally:
-        del model
-        rg.free_memory()
+    with engine_for(params.engine, model, tok, path) as eng:
+        thoughts, results = probe.run_probe(
+            eng, tok, arm_rows, judge, k=tp.k, thought_max=rl.thought_max_tokens,
+            suffix_max=rl.suffix_max_tokens, temperature=rl.temperature, seed=params.seed,
+            generic_thought=tp.generic_thought,
+        )  # fmt: skip
+    return arm_rows, thoughts, results
 
 
 def run(params: Params, arm: str | None) -> None:
@@ -78,7 +77,8 @@ def run(params: Params, arm: str | None) -> None:
     for a in ARMS_GATE:
         t0 = time.time()
         with StageRun("thought_probe", params, arm=a) as tr:
-            arm_rows, thoughts, results = run_arm(params, a, rows, judge)
+            arm_rows, thoughts, results = probe_arm(params, a, rows, judge)
+            rg.free_memory()
             all_groups = [g for _, groups in results.values() for g in groups]
             check_invalid_rate(rg.verdict_stats(all_groups), params.reference_judge.max_invalid_rate,
                                f"thought_probe {a}")  # fmt: skip

@@ -74,14 +74,14 @@ def test_run_probe_on_tiny_model(tiny_model, qwen_tok):
     rows = probe.with_prefix_ids(ROWS, qwen_tok)
     assert rows[0]["prefix_ids"] == qwen_tok.encode(ROWS[0]["prefix"], add_special_tokens=False)
     judge = LexicalReferenceJudge(threshold=0.0)  # every suffix scores >= 0: all rewards 1
-    args = dict(k=2, thought_max=4, suffix_max=4, temperature=1.0, seed=0, generic_thought="Think of it.")
+    args = dict(k=2, thought_max=2, suffix_max=2, temperature=1.0, seed=0, generic_thought="Think of it.")
     thoughts, results = probe.run_probe(engine, qwen_tok, rows, judge, **args)
-    assert len(thoughts) == 4 and all(len(t.thought_ids) <= 4 for t in thoughts)
+    assert len(thoughts) == 4 and all(len(t.thought_ids) <= 2 for t in thoughts)
     assert list(results) == list(probe.CONDITIONS)
     assert results["teacher"][0] == [0, 3]
     for cond, (idx, groups) in results.items():
         assert len(groups) == len(idx) and all(len(g) == 2 for g in groups)
-        assert all(s.reward == 1 and len(s.suffix_ids) <= 4 for g in groups for s in g)
+        assert all(s.reward == 1 and len(s.suffix_ids) <= 2 for g in groups for s in g)
     for i, g in zip(*results["sampled"]):
         assert all(s.thought_ids == thoughts[i].thought_ids for s in g)  # the sampled thought is held fixed
     for i, g in zip(*results["swapped"]):
@@ -94,5 +94,3 @@ def test_run_probe_on_tiny_model(tiny_model, qwen_tok):
     assert len(rows_out) == 2 * (4 * 4 + 2)
     assert {"arm", "prefix_id", "condition", "sample_idx", "thought", "predicted_suffix", "reward"} <= set(rows_out[0])
     json.dumps(summary, allow_nan=False)
-    _, again = probe.run_probe(engine, qwen_tok, rows, LexicalReferenceJudge(threshold=0.0), **args)
-    assert [s.suffix_ids for g in again["generic"][1] for s in g] == [s.suffix_ids for g in results["generic"][1] for s in g]

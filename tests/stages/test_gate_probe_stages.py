@@ -22,7 +22,7 @@ base: {source: local, local_dir: models/base, max_context: 256}
 chunks: {prefix_tokens: 16, suffix_tokens: 8, min_source_tokens: 24}
 engine: {backend: hf, batch_size: 8}
 reference_judge: {backend: lexical, lexical_threshold: 0.05, max_invalid_rate: 0.5}
-rlmt: {thought_max_tokens: 3, suffix_max_tokens: 3}
+rlmt: {thought_max_tokens: 2, suffix_max_tokens: 3}
 reward_gate: {prefixes: 3, k: 2}
 thought_probe: {prefixes: 3, k: 2, generic_thought: Let me think about what comes next.}
 tracking: {experiment: micro}
@@ -118,7 +118,7 @@ def test_reward_gate_stage(in_ws):
         assert len(rows) == 6 and [r["prefix_id"] for r in rows[:2]] == ["doc0#0", "doc0#0"]
         assert {"prefix_id", "sample_idx", "thought", "predicted_suffix", "reward", "new_tokens"} <= set(rows[0])
         assert sum(r["reward"] for r in rows) / 6 == pytest.approx(a["reward_mean"])
-        assert all(r["new_tokens"] <= 3 + 1 + 3 for r in rows)
+        assert all(r["new_tokens"] <= 2 + 1 + 3 for r in rows)
     assert sorted(summary["comparisons"]) == sorted([
         "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
         "think_phase3_minus_think_base_rlmt", "think_phase3_rlmt_minus_think_base_rlmt",
@@ -165,7 +165,7 @@ def test_report_reads_both_outputs(in_ws):
     """After both stages: thinkmid.report.load_inputs accepts the files (other inputs are stubs)."""
     if not (in_ws / "reports/thought_probe/summary.json").exists():
         pytest.skip("needs the two stage tests above")
-    from thinkmid.report.inputs import load_inputs
+    from thinkmid.report import build_summary, load_inputs, render_results
 
     write_inputs = _helper("report/conftest.py", "write_inputs")
     write_inputs(in_ws / "stub")
@@ -173,6 +173,10 @@ def test_report_reads_both_outputs(in_ws):
         (in_ws / f"stub/reports/{name}/summary.json").write_text((in_ws / f"reports/{name}/summary.json").read_text())
     inp = load_inputs(in_ws / "stub/reports")
     assert set(inp.reward_gate["arms"]) == set(ARMS_GATE) and set(inp.thought_probe["arms"]) == set(ARMS_GATE)
+    text = render_results(inp)
+    assert "think_phase3_rlmt_minus_think_phase3" in text and "phase3_higher_mean_reward" in text
+    assert "| think_base_rlmt | swapped |" in text.replace("  ", " ")
+    json.dumps(build_summary(inp), allow_nan=False)
 
 
 def test_missing_probe_input_exits_2(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from thinkmid.cli import stage_main
 from thinkmid.io import write_jsonl
 from thinkmid.train.rlmt import STEP_KEYS
 
-STEPS = 3
+STEPS = 2
 PARAMS = """
 profile: micro
 seed: 0
@@ -45,15 +46,12 @@ def mlflow_db(tmp_path_factory):
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
-def _setup(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, mlflow_db, experiment, steps=STEPS, every=2):
-    from thinkmid.models.load import load_model, save_model
-
+def _setup(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, mlflow_db, experiment, steps=STEPS, every=1):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db)
     monkeypatch.setenv("THINKMID_THREADS", "2")
     Path("params.yaml").write_text(PARAMS.format(steps=steps, every=every, experiment=experiment))
-    model, tok = load_model(tiny_model_dir)
-    save_model(model, tok, "models/sft_think_base")
+    shutil.copytree(tiny_model_dir, "models/sft_think_base")  # as save_model wrote it
     rows = [{"id": f"rl-{i}", "prefix": p, "suffix": s, "prefix_ids": qwen_tok.encode(p),
              "suffix_ids": qwen_tok.encode(s)} for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
     write_jsonl("data/chunks/rl.jsonl", rows)
@@ -94,7 +92,7 @@ def test_rlmt_stage_end_to_end(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, 
     client, runs = _mlflow_runs("rlmt-e2e")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     run_id = runs[0].info.run_id
-    for key in ("reward_mean", "loss", "kl", "logprob_mismatch", "lr"):
+    for key in ("reward_mean", "invalid_judge_rate", "loss", "kl", "logprob_mismatch", "lr"):
         assert [m.step for m in client.get_metric_history(run_id, key)] == list(range(STEPS)), key
     assert runs[0].data.metrics["completed_steps"] == STEPS
     assert runs[0].data.tags["arm"] == "think_base"
@@ -104,7 +102,7 @@ def test_rlmt_stage_stops_on_nonfinite_loss_and_resumes(tmp_path, monkeypatch, t
     from thinkmid.train import rlmt as lib
     from thinkmid.train.loop import NonFiniteLossError
 
-    _setup(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, mlflow_db, "rlmt-resume", steps=2, every=1)
+    _setup(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, mlflow_db, "rlmt-resume")
     real = lib.policy_update
 
     def fail_at_1(*args, **kw):

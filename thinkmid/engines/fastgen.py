@@ -215,7 +215,8 @@ class StaticDecoder:
         self.cnt.copy_(cnt)
         self.phase.copy_(torch.where(switch, 1, ph))
         self.done.copy_(self.done | end)
-        self.tok.copy_(torch.where(self.done, 0, tok))
+        # After a thought (closed by the model or out of budget) the next input is </think> itself.
+        self.tok.copy_(torch.where(self.done, 0, torch.where(switch, self.close_id, tok)))
         self.step.add_(1)
 
     def _decode_step(self):

@@ -203,10 +203,12 @@ def load_arm(params, arm: str):
 
 
 def free_memory() -> None:
-    import gc
-
+    """Call after the function holding an arm's model has returned. On CPU refcounting has already
+    freed the weights (the models hold no reference cycles); on a GPU also collect and empty the cache."""
     import torch
 
-    gc.collect()
     if torch.cuda.is_available():
+        import gc
+
+        gc.collect()
         torch.cuda.empty_cache()

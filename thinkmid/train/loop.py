@@ -69,6 +69,7 @@ def sft_batches(
     pad_id: int = 0,
     start_batch: int = 0,
     loss_masks: list[list[int]] | None = None,
+    shuffle: bool = True,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Shuffled, right-padded batches of one epoch: {input_ids, attention_mask, labels} [b, L].
 
@@ -82,7 +83,7 @@ def sft_batches(
     ):
         raise ValueError("loss_masks must have the same shape as token_rows")
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-    order = torch.randperm(len(token_rows), generator=gen).tolist()
+    order = torch.randperm(len(token_rows), generator=gen).tolist() if shuffle else list(range(len(token_rows)))
     for b in range(start_batch, num_sft_batches(len(token_rows), batch_size)):
         idx = order[b * batch_size : (b + 1) * batch_size]
         rows = [token_rows[i][:seq_len] for i in idx]

@@ -11,6 +11,7 @@ run resumed from a checkpoint is step-for-step the run that was never stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from thinkmid.errors import InputError
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.tokenizer import think_ids
 from thinkmid.rollouts import Sample, group_stats, judge_groups, sample_groups
@@ -160,11 +162,13 @@ class RlmtTrainer:
     """The policy, its frozen reference, the optimizer/scheduler and the per-step history.
 
     `after_update(step)` runs after each optimizer step (e.g. pushing weights to a server engine).
+    `fingerprint` (JSON) joins lr, seed and the rlmt params in each checkpoint; a checkpoint written
+    under other settings is refused instead of silently continuing a different run.
     """
 
     def __init__(self, policy, ref_model, tokenizer, engine, judge, rows: list[dict], rp, lr: float, seed: int,
                  max_invalid_rate: float = 1.0, micro_batch: int = 16,
-                 after_update: Callable[[int], None] | None = None):  # fmt: skip
+                 after_update: Callable[[int], None] | None = None, fingerprint: dict | None = None):  # fmt: skip
         self.policy, self.ref, self.tok, self.engine, self.judge = policy, ref_model, tokenizer, engine, judge
         self.rows, self.rp, self.seed = rows, rp, seed
         self.max_invalid_rate, self.micro_batch, self.after_update = max_invalid_rate, micro_batch, after_update
@@ -177,6 +181,8 @@ class RlmtTrainer:
         self.scheduler = make_scheduler(self.optimizer, rp.warmup_steps, rp.steps, rp.min_lr_ratio)
         self.history: list[dict] = []
         self.wall_time_s = 0.0  # summed over the processes of a resumed run
+        run = {k: v for k, v in rp.model_dump().items() if k != "checkpoint_every"}
+        self.fingerprint = {"lr": lr, "seed": seed, "rlmt": run, **(fingerprint or {})}
 
     @property
     def next_step(self) -> int:
@@ -205,7 +211,7 @@ class RlmtTrainer:
         return row
 
     def save(self, directory: str | Path) -> Path:
-        extra = {"history": self.history, "wall_time_s": self.wall_time_s}
+        extra = {"history": self.history, "wall_time_s": self.wall_time_s, "fingerprint": self.fingerprint}
         return save_checkpoint(directory, self.next_step - 1, self.policy, self.optimizer, self.scheduler, extra)
 
     def restore(self, directory: str | Path) -> int:
@@ -214,6 +220,11 @@ class RlmtTrainer:
         if got is None:
             return 0
         step, extra = got
+        if extra.get("fingerprint") != json.loads(json.dumps(self.fingerprint)):
+            raise InputError(
+                f"{directory}: checkpoint of step {step} was written with other settings "
+                f"({extra.get('fingerprint')} vs now {self.fingerprint}); delete the directory to start over"
+            )
         self.history = [h for h in extra.get("history", []) if h["step"] <= step]
         self.wall_time_s = float(extra.get("wall_time_s", 0.0))
         if self.next_step != step + 1:
