@@ -21,8 +21,8 @@ from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.evals.reward_gate import reference_judge
 from thinkmid.io import read_jsonl, write_json
-from thinkmid.judges.factory import make_reference_judge
 from thinkmid.models.load import load_model, save_model
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
@@ -44,15 +44,6 @@ def paths(arm: str) -> dict[str, str]:
         "metrics": f"reports/rlmt/{arm}.json",
         "steps": f"reports/rlmt/{arm}_steps.json",
     }
-
-
-def _reference_judge(params: Params):
-    """The reward judge. An `lm` judge on `model: base` judges with models/base, never the policy."""
-    rj = params.reference_judge
-    if rj.backend == "lm" and rj.model == "base":
-        model, tok = load_model("models/base", dtype=params.base.dtype)
-        return make_reference_judge(rj, model.to(pick_device()).eval(), tok)
-    return make_reference_judge(rj)
 
 
 def _pusher(policy, engine, tok, every: int, directory: Path):
@@ -78,7 +69,7 @@ def run(params: Params, arm: str | None) -> None:
     ref_model = copy.deepcopy(policy)  # the frozen SFT weights (taken before a checkpoint is restored)
     policy.to(device)
     ref_model.to(device)
-    judge = _reference_judge(params)
+    judge = reference_judge(params)  # the reward gate's judge: models/base for `lm`, never the policy
     server_engine = params.engine.backend != "hf"
     with StageRun("rlmt", params, arm) as tr, engine_for(params.engine, policy, tok, p["sft"]) as engine:
         push = _pusher(policy, engine, tok, params.engine.reload_every, Path(p["ckpt"]) / "policy")

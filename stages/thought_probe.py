@@ -70,8 +70,8 @@ def run(params: Params, arm: str | None) -> None:
     rows = probe_rows(params)
     missing = rg.missing_arm_dirs(ARMS_GATE)
     if missing:
-        raise InputError(f"{missing[0]}: model dir not found (also checked: {', '.join(missing[1:]) or 'none'}); "
-                         "run the sft and rlmt stages first")  # fmt: skip
+        also = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0]}: model dir not found{also}; run the sft and rlmt stages first")
     judge = rg.reference_judge(params)
     arms, samples = {}, []
     for a in ARMS_GATE:

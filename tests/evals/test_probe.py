@@ -11,10 +11,12 @@ from thinkmid.judges.lexical import LexicalReferenceJudge
 from thinkmid.rollouts import Sample
 
 ROWS = [
-    {"id": "r0", "prefix": "The river rises in the north.", "suffix": " It flows south.", "teacher_thought": "Next: course."},
+    {"id": "r0", "prefix": "The river rises in the north.", "suffix": " It flows south.",
+     "teacher_thought": "Next: course."},
     {"id": "r1", "prefix": "Rice is the main crop.", "suffix": " Wheat is second.", "teacher_thought": ""},
     {"id": "r2", "prefix": "The capital is on the coast.", "suffix": " It is a port.", "teacher_thought": "  "},
-    {"id": "r3", "prefix": "Winters are cold and dry.", "suffix": " Summers are hot.", "teacher_thought": "Summer next."},
+    {"id": "r3", "prefix": "Winters are cold and dry.", "suffix": " Summers are hot.",
+     "teacher_thought": "Summer next."},
 ]  # fmt: skip
 
 

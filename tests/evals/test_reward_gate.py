@@ -111,6 +111,8 @@ def test_go_no_go_each_field_can_fail():
     assert rg.go_no_go(less_sep, 0.1)["phase3_more_reward_separable"] is False
     equal_mean = {**good, "think_phase3_rlmt": _arm(0.1, 0.5)}
     assert rg.go_no_go(equal_mean, 0.1)["phase3_higher_mean_reward"] is False  # strict
+    flat = {a: _arm(0.1, 0.0) for a in good}
+    assert rg.go_no_go(flat, 0.1)["phase3_more_reward_separable"] is False  # 0 >= 0 is not separable
     partial = {k: v for k, v in good.items() if k != "think_base"}
     assert not any(rg.go_no_go(partial, 0.1).values())
 
@@ -118,7 +120,8 @@ def test_go_no_go_each_field_can_fail():
 def test_sample_rows_and_verdict_stats():
     g = groups([1, None], [0])
     rows = rg.sample_rows(ROWS[:2], g)
-    assert [(r["prefix_id"], r["sample_idx"], r["reward"]) for r in rows] == [("p0", 0, 1), ("p0", 1, None), ("p1", 0, 0)]
+    got = [(r["prefix_id"], r["sample_idx"], r["reward"]) for r in rows]
+    assert got == [("p0", 0, 1), ("p0", 1, None), ("p1", 0, 0)]
     assert {"thought", "predicted_suffix", "new_tokens"} <= set(rows[0]) and rows[0]["new_tokens"] == 6
     st = rg.verdict_stats(g)
     assert isinstance(st, JudgeStats) and (st.calls, st.invalid) == (3, 1)

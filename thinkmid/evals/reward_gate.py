@@ -46,7 +46,7 @@ GO_NO_GO_DOC = {
     "variance_ok": "every gate arm has mixed_groups > 0: some prefix's K samples got both rewards, so the "
     "reward is not degenerate and a group-relative advantage has signal",
     "phase3_more_reward_separable": "mean mixed_groups over the phase3 lineage (think_phase3, "
-    "think_phase3_rlmt) >= the same mean over the base lineage (think_base, think_base_rlmt)",
+    "think_phase3_rlmt) >= the same mean over the base lineage (think_base, think_base_rlmt), and > 0",
     "phase3_higher_mean_reward": "think_phase3_rlmt reward_mean > think_base_rlmt reward_mean (strict)",
 }
 TIE_EPS = 1e-12
@@ -123,7 +123,10 @@ def go_no_go(arms: dict[str, dict], max_invalid_rate: float) -> dict[str, bool]:
         return sum(arms[a][key] for a in lineage) / len(lineage)
 
     # phase3_more_reward_separable: phase3 lineage at least as reward-separable as the base lineage.
-    separable = have and lineage_mean(PHASE3_LINEAGE, "mixed_groups") >= lineage_mean(BASE_LINEAGE, "mixed_groups")
+    # (and separable at all: two lineages with no mixed group are not "more separable").
+    p3 = lineage_mean(PHASE3_LINEAGE, "mixed_groups") if have else 0.0
+    base = lineage_mean(BASE_LINEAGE, "mixed_groups") if have else 0.0
+    separable = have and p3 >= base and p3 > NEAR_ZERO
     # phase3_higher_mean_reward: after RLMT, the phase3 arm earns strictly more reward than the base arm.
     higher = have and arms["think_phase3_rlmt"]["reward_mean"] > arms["think_base_rlmt"]["reward_mean"]
     return {

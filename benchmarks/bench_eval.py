@@ -1,0 +1,49 @@
+"""Reasoning-eval time of one arm: 4 benchmarks (GSM8K 1319, MATH-500 500, GPQA-Diamond 198,
+OlympiadBench 674 questions) x 8 samples x up to 512 new tokens, top_p 0.95, temperature 0.6.
+Random weights never stop early, so every row runs 512 tokens (the worst case). A subset of
+questions is timed and the full count extrapolated by batches.
+Run: PYTHONPATH=. python benchmarks/bench_eval.py [--questions 128] [--batch 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+
+from benchmarks.common import FakeTok, emit, qwen3_06b, sync
+from thinkmid.engines.base import SamplingParams
+from thinkmid.engines.hf import HFEngine
+
+COUNTS = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbench": 674}
+K, NEW = 8, 512
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--questions", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=512)
+    a = ap.parse_args()
+    m = qwen3_06b()
+    eng = HFEngine(m, FakeTok(), batch_size=a.batch)
+    r = random.Random(0)
+    # Realistic prompt lengths: chat template + question (+ options), 80..400 tokens.
+    ps = [[r.randrange(1000, 150000) for _ in range(r.randint(80, 400))] for _ in range(a.questions)]
+    sp = SamplingParams(max_new_tokens=NEW, n=K, temperature=0.6, top_p=0.95, stop_token_ids=(151643,))
+    eng.generate(ps[: a.batch // K], sp)  # warm-up
+    sync()
+    t0 = time.perf_counter()
+    outs = eng.generate(ps, sp)
+    sync()
+    t = time.perf_counter() - t0
+    toks = sum(len(c.token_ids) for g in outs for c in g)
+    total_q = sum(COUNTS.values())
+    est = t / math.ceil(a.questions * K / a.batch) * math.ceil(total_q * K / a.batch)
+    emit(figure="reasoning_eval_s", questions_timed=a.questions, batch=a.batch, timed_s=round(t, 2),
+         tok_s=round(toks / t), questions_full=total_q, samples=K, max_new_tokens=NEW,
+         est_full_eval_s=round(est, 1), target_s=300)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Shared helpers for the speed benchmarks: a random Qwen3-0.6B-shaped model, timing, JSON lines."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+
+import torch
+
+H100_BF16_DENSE = 989e12  # FLOP/s, the datasheet figure MFU is quoted against
+
+
+def qwen3_06b(device="cuda", dtype=torch.bfloat16, layers: int = 28, vocab: int = 151936, seed: int = 0):
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen3Config(vocab_size=vocab, hidden_size=1024, intermediate_size=3072, num_hidden_layers=layers,
+                      num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=4096,
+                      tie_word_embeddings=True, rope_theta=1e6, eos_token_id=151643, pad_token_id=151643,
+                      attn_implementation="sdpa")  # fmt: skip
+    with torch.device(device):
+        model = Qwen3ForCausalLM(cfg)
+    return model.to(dtype).eval()
+
+
+class FakeTok:
+    """Enough of a tokenizer for the engine: ids in, ids out."""
+
+    pad_token_id = eos_token_id = 151643
+
+    def decode(self, ids, skip_special_tokens=False):
+        return ""
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeat: int = 3, warmup: int = 1) -> float:
+    """Median wall seconds of fn() (synchronised), after warmup calls."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeat):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        ts.append(time.perf_counter() - t)
+    return sorted(ts)[len(ts) // 2]
+
+
+def copy_bandwidth() -> float:
+    """Device-to-device copy bandwidth (bytes read + written per second)."""
+    if not torch.cuda.is_available():
+        return 0.0
+    a = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    b = torch.empty_like(a)
+    t = timed(lambda: b.copy_(a), repeat=5)
+    return 2 * a.numel() / t
+
+
+def emit(**fields):
+    row = {"device": device_name(), "date": datetime.date.today().isoformat(), **fields}
+    line = json.dumps(row)
+    print(line, flush=True)
+    out = os.environ.get("BENCH_OUT")
+    if out:
+        with open(out, "a") as f:
+            f.write(line + "\n")

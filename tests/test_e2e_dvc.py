@@ -1,0 +1,96 @@
+"""End to end: `dvc repro` of the whole lifecycle on the micro profile, in a temp git repo.
+
+Checks dvc.lock, the metrics files, one MLflow run per stage x arm, that a second repro does nothing,
+that an SFT param change makes only the SFT stages stale, and that `-S lr=` reaches only RLMT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def _sh(cmd: list[str], cwd: Path, env: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-6000:]}")
+    return res
+
+
+@pytest.fixture(scope="module")
+def micro_repo(tmp_path_factory, qwen_tok):
+    from tests.conftest import make_tiny_qwen3
+    from thinkmid.models.load import save_model
+
+    repo = tmp_path_factory.mktemp("lab")
+    for name in ("dvc.yaml", "profiles", "stages", "thinkmid", ".gitignore"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
+    shutil.copy(ROOT / "profiles" / "micro.yaml", repo / "params.yaml")
+    save_model(make_tiny_qwen3(), qwen_tok, repo / ".micro" / "base")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env.update(PYTHONPATH=str(repo), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", THINKMID_LOG="WARNING")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    _sh(["git", "init", "-q"], repo, env)
+    _sh(["dvc", "init", "-q"], repo, env)
+    _sh(["dvc", "config", "core.analytics", "false"], repo, env)
+    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "/.micro/\n")
+    _sh([*git, "add", "-A"], repo, env)
+    _sh([*git, "commit", "-qm", "micro lab"], repo, env)
+    _sh([sys.executable, "-m", "dvc", "repro"], repo, env)
+    return repo, env, git
+
+
+def test_repro_writes_lock_metrics_and_runs(micro_repo):
+    repo, env, _ = micro_repo
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    for stage in ("prepare_base", "prepare_chunks", "self_improve", "eval_continuations", "teacher_thoughts",
+                  "sft@raw_base", "sft@think_base", "sft@think_phase3", "rlmt@think_base", "rlmt@think_phase3",
+                  "reward_gate", "thought_probe", "reasoning_eval@think_base", "report"):  # fmt: skip
+        assert stage in lock, stage
+    sft = json.loads((repo / "reports/sft/think_phase3.json").read_text())
+    for key in ("val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate", "tokens_seen",
+                "throughput_tok_s", "min_available_mem_gib", "thought_token_nll_before", "thought_token_nll_after"):
+        assert key in sft, key
+    assert (repo / "models/sft_think_phase3/model.safetensors").exists()
+    assert "RLMT" in (repo / "reports/RESULTS.md").read_text()
+    db = sqlite3.connect(repo / "mlflow.db")
+    names = [r[0] for r in db.execute("select name from runs where status = 'FINISHED'")]
+    for name in ("prepare_base", "self_improve", "sft/raw_base", "sft/think_base", "sft/think_phase3",
+                 "rlmt/think_base", "rlmt/think_phase3", "reasoning_eval/think_phase3_rlmt", "report"):
+        assert names.count(name) == 1, (name, names)
+    tags = dict(db.execute(
+        "select t.key, t.value from tags t join runs r on t.run_uuid = r.run_uuid where r.name = 'sft/think_base'"))
+    assert tags["stage"] == "sft" and tags["arm"] == "think_base" and tags["profile"] == "micro"
+    assert len(tags["git_commit"]) == 40
+
+
+def test_second_repro_is_a_noop_and_param_changes_are_scoped(micro_repo):
+    repo, env, _ = micro_repo
+    out = _sh([sys.executable, "-m", "dvc", "repro"], repo, env).stdout
+    assert "Running stage" not in out
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["sft"]["lr"] = params["sft"]["lr"] * 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stale = _sh([sys.executable, "-m", "dvc", "status", "--json"], repo, env).stdout
+    assert sorted(json.loads(stale)) == ["sft@raw_base", "sft@think_base", "sft@think_phase3"]
+    params["sft"]["lr"] = params["sft"]["lr"] / 2
+    params["lr"] = params["lr"] * 10  # the RLMT sweep knob: `dvc exp run -S lr=...`
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stale = _sh([sys.executable, "-m", "dvc", "status", "--json"], repo, env).stdout
+    assert sorted(json.loads(stale)) == ["rlmt@think_base", "rlmt@think_phase3"]
+    dry = _sh([sys.executable, "-m", "dvc", "repro", "--dry"], repo, env).stdout
+    ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
+    assert "sft@think_base" not in ran and "self_improve" not in ran
+    assert {"rlmt@think_base", "rlmt@think_phase3"} <= ran
