@@ -7,8 +7,8 @@ rlmt.temperature) on the first reward_gate.prefixes rows of data/chunks/gate.jso
 seed (params.seed) for every arm, judged by one reference judge (reference_judge) shared by all arms.
 
 Outputs
-- reports/reward_gate/<arm>.jsonl: every sample (prefix_id, sample_idx, thought, predicted_suffix,
-  reward, new_tokens, closed_by_model).
+- reports/reward_gate/samples/<arm>.jsonl (the folder is the DVC out): every sample (prefix_id,
+  sample_idx, thought, predicted_suffix, reward, new_tokens, closed_by_model).
 - reports/reward_gate/summary.json (DVC metrics): {"arms": per-arm group statistics + n,
   "comparisons": the six "<right>_minus_<left>" pairs, "go_no_go": four booleans}.
 
@@ -47,6 +47,7 @@ log = logging.getLogger("thinkmid.reward_gate")
 GATE = "data/chunks/gate.jsonl"
 OUT = "reports/reward_gate"
 SUMMARY = f"{OUT}/summary.json"
+SAMPLES = f"{OUT}/samples"  # one <arm>.jsonl per arm
 
 
 def gate_rows(params: Params) -> list[dict]:
@@ -87,7 +88,7 @@ def run(params: Params, arm: str | None) -> None:
             rg.free_memory()
             judge_groups(judge, rows, groups)
             stats = rg.arm_summary(groups)
-            path = f"{OUT}/{a}.jsonl"
+            path = f"{SAMPLES}/{a}.jsonl"
             write_jsonl(path, rg.sample_rows(rows, groups))
             tr.log_metrics({**stats, "wall_time_s": round(time.time() - t0, 2)})
             tr.log_artifact(path)

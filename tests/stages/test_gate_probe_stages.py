@@ -115,7 +115,8 @@ def test_reward_gate_stage(in_ws):
     for arm, a in summary["arms"].items():
         assert a["n"] == 3 * 2 and a["prefixes"] == 3 and a["invalid_rate"] == 0.0
         assert 0 <= a["reward_mean"] <= 1 and a["closed_think_rate"] == 1.0
-        rows = [json.loads(x) for x in (in_ws / f"reports/reward_gate/{arm}.jsonl").read_text().splitlines()]
+        lines = (in_ws / f"reports/reward_gate/samples/{arm}.jsonl").read_text().splitlines()
+        rows = [json.loads(x) for x in lines]
         assert len(rows) == 6 and [r["prefix_id"] for r in rows[:2]] == ["doc0#0", "doc0#0"]
         assert {"prefix_id", "sample_idx", "thought", "predicted_suffix", "reward", "new_tokens"} <= set(rows[0])
         assert sum(r["reward"] for r in rows) / 6 == pytest.approx(a["reward_mean"])

@@ -111,7 +111,7 @@ class StaticDecoder:
                 self.sample = torch.compile(nucleus_sample, dynamic=False, fullgraph=True)
             except Exception as e:  # pragma: no cover - depends on the toolchain
                 log.warning("torch.compile of the sampler failed (%s); eager sampling", e)
-        self._shape = None
+        self._shape, self.graphs = None, {}
 
     def _eff_ok(self) -> bool:
         try:
@@ -178,7 +178,8 @@ class StaticDecoder:
         pos = (self.plen + slot)[:, None]
         x = self.inner.embed_tokens(self.tok[:, None])
         cos, sin = self.inner.rotary_emb(x, pos)
-        gbias = torch.where(self.arange_g < self.step, 0.0, NEG)[None, None, None, :]
+        w = self.win  # attend over the first `w` generated slots only (one graph per window)
+        gbias = torch.where(self.arange_g[:w] < self.step, 0.0, NEG)[None, None, None, :]
         for li, layer in enumerate(self.layers):
             q, k, v = self._qkv(layer, x, cos, sin)  # q [B, H, 1, hd]
             self.kg[li].index_copy_(2, slot, k)
@@ -187,7 +188,7 @@ class StaticDecoder:
             o1, l1 = self.attn(qp, self.kp[li], self.vp[li], self.pbias, self.scale)
             o1 = o1.view(G, kvh, K, gq, hd).permute(0, 2, 1, 3, 4).reshape(B, kvh, gq, hd)
             l1 = l1.view(G, kvh, K, gq).permute(0, 2, 1, 3).reshape(B, kvh, gq)
-            o2, l2 = self.attn(q.view(B, kvh, gq, hd), self.kg[li], self.vg[li], gbias, self.scale)
+            o2, l2 = self.attn(q.view(B, kvh, gq, hd), self.kg[li, :, :, :w], self.vg[li, :, :, :w], gbias, self.scale)
             mx = torch.maximum(l1, l2)
             w1, w2 = (l1 - mx).exp()[..., None], (l2 - mx).exp()[..., None]
             o = ((o1 * w1 + o2 * w2) / (w1 + w2)).to(x.dtype)
@@ -227,7 +228,7 @@ class StaticDecoder:
         shape = (G, K, P, S)
         if self._shape == shape:
             return
-        self._shape, self.graph = None, None
+        self._shape, self.graphs = None, {}
         for name in ("kp", "vp", "kg", "vg", "rec_tok", "rec_lp", "rec_code"):
             setattr(self, name, None)
         if self.dev.type == "cuda":
@@ -249,21 +250,28 @@ class StaticDecoder:
         self.th_stop, self.su_stop = lng(8) - 1, lng(8) - 1
         self.rec_tok, self.rec_lp = lng(S + 1, B), z(S + 1, B, dt=torch.float32)
         self.rec_code = z(S + 1, B, dt=torch.int8)
+        # Windows over the generated-token cache: a step at slot s-1 uses the smallest window >= s.
+        self.windows = sorted({min(tg, 128 * i) for i in range(1, -(-tg // 128) + 1)})
         if self.use_graphs:
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(2):
-                    self.step.fill_(1)
+            pool = None
+            for w in reversed(self.windows):  # largest first: its pool fits the others
+                self.win = w
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for _ in range(2):
+                        self.step.fill_(1)
+                        self._decode_step()
+                torch.cuda.current_stream().wait_stream(s)
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g, pool=pool):
                     self._decode_step()
-            torch.cuda.current_stream().wait_stream(s)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self._decode_step()
+                pool = g.pool()
+                self.graphs[w] = g
         self._shape = shape
 
     def reset(self):
-        self._shape, self.graph = None, None
+        self._shape, self.graphs = None, {}
 
     @torch.no_grad()
     def run(self, prompts: list[list[int]], K: int, plan: dict) -> dict:
@@ -306,8 +314,9 @@ class StaticDecoder:
         for s in range(1, S):
             if s % self.check_every == 0 and bool(self.done.all()):
                 break
-            if self.graph is not None:
-                self.graph.replay()
+            self.win = next(w for w in self.windows if w >= s)
+            if self.graphs:
+                self.graphs[self.win].replay()
             else:
                 self._decode_step()
         return {"tok": self.rec_tok[:S].T.tolist(), "lp": self.rec_lp[:S].T.tolist(), "code": self.rec_code[:S].T.tolist()}
