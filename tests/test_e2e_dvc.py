@@ -94,3 +94,32 @@ def test_second_repro_is_a_noop_and_param_changes_are_scoped(micro_repo):
     ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
     assert "sft@think_base" not in ran and "self_improve" not in ran
     assert {"rlmt@think_base", "rlmt@think_phase3"} <= ran
+
+
+def test_mlflow_compare_view_shows_both_rlmt_arms(micro_repo, tmp_path):
+    """The compare view of the RLMT arms, rendered by a real `mlflow server` in headless Chromium."""
+    from tests.browser import chromium_or_skip, render_page
+    from thinkmid.engines.launcher import free_port
+
+    chrome = chromium_or_skip()
+    repo, env, _ = micro_repo
+    db = sqlite3.connect(repo / "mlflow.db")
+    runs = dict(db.execute("select name, run_uuid from runs where name like 'rlmt/%' and status = 'FINISHED'"))
+    exp_id = db.execute("select experiment_id from runs where name = 'rlmt/think_base'").fetchone()[0]
+    assert set(runs) == {"rlmt/think_base", "rlmt/think_phase3"}
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{repo / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        ids = ",".join(f'"{r}"' for r in runs.values())
+        url = f"http://127.0.0.1:{port}/#/compare-runs?runs=[{ids}]&experiments=[\"{exp_id}\"]"
+        shot = tmp_path / "compare.png"
+        dom = render_page(chrome, url, shot, health=f"http://127.0.0.1:{port}/health")
+        assert shot.exists() and shot.stat().st_size > 1000
+        assert "rlmt/think_base" in dom and "rlmt/think_phase3" in dom
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
