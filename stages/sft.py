@@ -5,10 +5,16 @@ Metrics are the results record's SFT columns plus thought-token NLL before and a
 Resumable from checkpoints/sft_<arm>. Output: models/sft_<arm>.
 
     python -m stages.sft --arm think_base
+    accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2 -m stages.sft --arm think_base
+
+Under `accelerate launch` each rank trains on its rows of every global batch (`sft.batch_size` stays
+the global batch, so the loss curve is the one-process curve); the main process alone writes metrics,
+MLflow, checkpoints and the model (thinkmid/train/dist.py).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from tqdm.auto import tqdm
@@ -17,13 +23,12 @@ from thinkmid import ARMS_SFT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.thoughts import validate_thought_text
-from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.engines.factory import engine_for
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
-from thinkmid.track import StageRun
 from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
+from thinkmid.train.dist import Dist
 from thinkmid.train.loop import ThroughputMeter, clip_and_step, min_available_mem_gib, num_sft_batches, sft_batches
-from thinkmid.train.losses import causal_lm_loss
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.sft import ARM_SOURCES, encode_rows, mean_nll, repetition_4gram_rate
 
@@ -35,14 +40,30 @@ def load_thought_rows(path: str) -> list[dict]:
     return rows
 
 
+log = logging.getLogger(__name__)
+
+
+def _final_model(dist: Dist, model, start_dir: str, dtype: str):
+    """The bare trained model on the main process (None elsewhere); FSDP gathers the full weights."""
+    if not dist.is_fsdp:
+        return dist.unwrap(model) if dist.is_main else None
+    full = dist.state_dict(model)  # a collective: every rank calls it
+    if not dist.is_main:
+        return None
+    bare, _ = load_model(start_dir, dtype=dtype)
+    bare.load_state_dict(full)
+    return bare.to(dist.device())
+
+
 def run(params: Params, arm: str | None) -> None:
     t0 = time.time()
     p = params.sft
     start_dir, field = ARM_SOURCES[arm]
     train = load_thought_rows("data/thoughts/train.jsonl")
     val = load_thought_rows("data/thoughts/val.jsonl")
+    dist = Dist()
     model, tok = load_model(start_dir, dtype=params.base.dtype)
-    model.to(pick_device())
+    model.to(dist.device())
     train_ids = encode_rows(tok, [r[field] for r in train], p.seq_len)
     val_ids = encode_rows(tok, [r[field] for r in val], p.seq_len)
     val_raw = encode_rows(tok, [r["original"] for r in val], p.seq_len)
@@ -52,30 +73,33 @@ def run(params: Params, arm: str | None) -> None:
     optimizer = make_optimizer(model, p.lr, p.weight_decay)
     scheduler = make_scheduler(optimizer, p.warmup_steps, total, p.min_lr_ratio)
     ckpt = f"checkpoints/sft_{arm}"
-    resumed = load_latest_checkpoint(ckpt, model, optimizer, scheduler)
+    if dist.is_fsdp:  # checkpoints hold whole tensors; FSDP's are sharded
+        log.warning("sft under FSDP: no mid-run checkpoints, a killed run starts over (use DDP to resume)")
+    resumed = None if dist.is_fsdp else load_latest_checkpoint(ckpt, model, optimizer, scheduler)
     step, extra = resumed if resumed else (0, {})
     history = extra.get("history", [])
     nll_before = extra.get("thought_token_nll_before")
     if nll_before is None:
-        nll_before = mean_nll(model, tok, val_think, p.batch_size, p.seq_len, thoughts_only=True)
+        nll_before = mean_nll(model, tok, val_think, p.batch_size, p.seq_len, thoughts_only=True, dist=dist)
+    model, optimizer = dist.prepare(model, optimizer)
+    eval_model = model if dist.is_fsdp else dist.unwrap(model)
     meter = ThroughputMeter(extra.get("tokens_seen", 0))
     min_available_mem_gib(reset=True)
-    with StageRun("sft", params, arm=arm) as tr:
+    with dist.tracker("sft", params, arm=arm) as tr:
         logged = tr.logged_steps("train_loss")
         model.train()
-        bar = tqdm(total=total, initial=step, desc=f"sft/{arm}", unit="step")
+        bar = tqdm(total=total, initial=step, desc=f"sft/{arm}", unit="step", disable=not dist.is_main)
         while step < total:
             epoch, start_batch = divmod(step, per_epoch)
             for batch in sft_batches(train_ids, p.seq_len, p.batch_size, params.seed, epoch, tok.pad_token_id,
                                      start_batch=start_batch):  # fmt: skip
-                dev = next(model.parameters()).device
-                logits = model(input_ids=batch["input_ids"].to(dev), attention_mask=batch["attention_mask"].to(dev)).logits
-                loss = causal_lm_loss(logits, batch["labels"].to(dev))
+                loss, loss_value, tokens = dist.lm_loss(model, batch)  # this rank's rows; global mean
                 loss.backward()
                 lr = scheduler.get_last_lr()[0]
-                gnorm = clip_and_step(model, optimizer, scheduler, p.max_grad_norm, loss=loss, step=step)
-                meter.add(int(batch["attention_mask"].sum()))
-                m = {"step": step, "train_loss": float(loss.detach()), "grad_norm": gnorm, "lr": lr,
+                gnorm = clip_and_step(model, optimizer, scheduler, p.max_grad_norm, loss=loss_value, step=step,
+                                      accelerator=dist.accelerator)  # fmt: skip
+                meter.add(tokens)
+                m = {"step": step, "train_loss": loss_value, "grad_norm": gnorm, "lr": lr,
                      "tokens_seen": meter.tokens_seen, "throughput_tok_s": meter.tokens_per_s}  # fmt: skip
                 history.append(m)
                 if step not in logged:
@@ -83,31 +107,37 @@ def run(params: Params, arm: str | None) -> None:
                 step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{m['train_loss']:.3f}")
-                if step % p.checkpoint_every == 0 and step < total:
+                if step % p.checkpoint_every == 0 and step < total and dist.is_main and not dist.is_fsdp:
                     save_checkpoint(ckpt, step, model, optimizer, scheduler, extra={
                         "history": history, "thought_token_nll_before": nll_before, "tokens_seen": meter.tokens_seen})
         bar.close()
-        val_loss = mean_nll(model, tok, val_ids, p.batch_size, p.seq_len)
+        val_loss = mean_nll(eval_model, tok, val_ids, p.batch_size, p.seq_len, dist=dist)
         metrics = {
             "arm": arm,
             "val_loss": val_loss,
-            "raw_val_loss": mean_nll(model, tok, val_raw, p.batch_size, p.seq_len),
+            "raw_val_loss": mean_nll(eval_model, tok, val_raw, p.batch_size, p.seq_len, dist=dist),
             "selected_metric": val_loss,  # checkpoint selection reads the arm's own val format
             "thought_token_nll_before": nll_before,
-            "thought_token_nll_after": mean_nll(model, tok, val_think, p.batch_size, p.seq_len, thoughts_only=True),
+            "thought_token_nll_after": mean_nll(eval_model, tok, val_think, p.batch_size, p.seq_len,
+                                                thoughts_only=True, dist=dist),  # fmt: skip
             "tokens_seen": meter.tokens_seen,
             "throughput_tok_s": meter.tokens_per_s,
             "min_available_mem_gib": min_available_mem_gib(),
             "steps": step,
         }
-        with engine_for(params.engine, model, tok, None, progress=False) as eng:
-            metrics["repetition_4gram_rate"] = repetition_4gram_rate(
-                eng, tok, val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed)
-        save_model(model, tok, f"models/sft_{arm}")
-        metrics["wall_time_s"] = round(time.time() - t0, 2)
-        write_json(f"reports/sft/{arm}_steps.json", history)
-        tr.write_metrics(f"reports/sft/{arm}.json", metrics)
-    clear_checkpoints(ckpt)
+        final = _final_model(dist, model, start_dir, params.base.dtype)
+        if dist.is_main:  # the others wait at the barrier below
+            with engine_for(params.engine, final, tok, None, progress=False) as eng:
+                metrics["repetition_4gram_rate"] = repetition_4gram_rate(
+                    eng, tok, val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed)
+            save_model(final, tok, f"models/sft_{arm}")
+            metrics["wall_time_s"] = round(time.time() - t0, 2)
+            write_json(f"reports/sft/{arm}_steps.json", history)
+            tr.write_metrics(f"reports/sft/{arm}.json", metrics)
+    if dist.is_main:
+        clear_checkpoints(ckpt)
+    dist.barrier()
+    dist.end()
 
 
 if __name__ == "__main__":

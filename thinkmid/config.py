@@ -7,11 +7,12 @@ file:line it sits on and what was expected (stages turn it into exit code 2).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from thinkmid.errors import InputError
 
@@ -66,6 +67,13 @@ class ServerParams(Section):
     port: int = Field(30000, ge=1024, le=65535)
     startup_timeout_s: float = Field(600.0, gt=0)
     extra_args: list[str] = []
+
+    @field_validator("extra_args")
+    @classmethod
+    def _loopback_only(cls, v: list[str]) -> list[str]:
+        if any(a == "--host" or a.startswith("--host=") for a in v):
+            raise ValueError("--host is not allowed: local servers bind 127.0.0.1 only")
+        return v
 
 
 class EndpointParams(Section):
@@ -264,6 +272,12 @@ def parse_params(text: str, source: str = PARAMS_FILE) -> Params:
         line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
         where = f"{source}:{line}" if line else source
         msg = err["msg"]
+        if err["type"] == "value_error":  # a cross-field check: point at the first key it names
+            msg = msg.removeprefix("Value error, ")
+            named = [tuple(k.split(".")) for k in re.findall(r"\b[a-z_]+(?:\.[a-z_]+)+\b", msg)]
+            if named:  # the message names its keys itself
+                line = next((lines[k] for k in named if k in lines), line)
+                raise InputError(f"{source}:{line}: {msg}" if line else f"{source}: {msg}") from None
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see thinkmid/config.py for the schema)"
         elif "input" in err and err["type"] not in ("value_error",):

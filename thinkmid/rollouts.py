@@ -59,8 +59,10 @@ def sample_groups(engine, tokenizer, rows: list[dict], k: int, thought_max: int,
     _, close_id = think_ids(tokenizer)
     eos = tuple(i for i in {tokenizer.eos_token_id} if i is not None)
     prompts = [thought_prompt(tokenizer, r["prefix_ids"]) for r in rows]
-    outs = two_stage(
-        engine, prompts,
+    # An engine with its own two-stage loop (the CUDA fast path) does both stages in one decode loop.
+    run = engine.two_stage if hasattr(engine, "two_stage") else (lambda *a: two_stage(engine, *a))
+    outs = run(
+        prompts,
         SamplingParams(max_new_tokens=thought_max, n=k, temperature=temperature, top_p=top_p,
                        stop_token_ids=(close_id,), seed=seed),
         SamplingParams(max_new_tokens=suffix_max, temperature=temperature, top_p=top_p,

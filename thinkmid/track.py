@@ -9,11 +9,18 @@ Secrets never reach MLflow: params whose key names a secret are dropped and valu
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (run one stage at a time there)
+    fcntl = None
 
 from thinkmid.config import Params, flatten
 from thinkmid.io import write_json
@@ -35,15 +42,41 @@ def _git_commit() -> str:
         return "unknown"
 
 
+_REGISTERED: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Scrub this value too (an API key read from an env var whose name does not look secret)."""
+    if value and len(value) >= 8:
+        _REGISTERED.add(value)
+
+
 def _secret_values() -> list[str]:
     """Values of environment variables that look like credentials, to scrub from anything logged."""
-    return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8]
+    found = {v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8} | _REGISTERED
+    return sorted(found, key=len, reverse=True)  # longest first, so no key is left half-replaced
 
 
 def scrub(text: str) -> str:
     for v in _secret_values():
         text = text.replace(v, "***")
     return text
+
+
+@contextlib.contextmanager
+def _setup_lock(uri: str):
+    """An inter-process lock per sqlite database: MLflow creates (migrates) the schema and the
+    experiment on first use, and two processes doing that at once break each other."""
+    if not uri.startswith("sqlite:") or fcntl is None:
+        yield
+        return
+    digest = hashlib.sha1(uri.encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"thinkmid-mlflow-{digest}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _finite(metrics: dict) -> dict[str, float]:
@@ -69,11 +102,13 @@ class StageRun:
         import mlflow
 
         self._mlflow = mlflow
-        mlflow.set_tracking_uri(tracking_uri())
-        mlflow.set_experiment(self.params.tracking.experiment)
-        # A resumed stage reuses its unfinished run, so steps are neither lost nor duplicated.
-        existing = self._find_unfinished()
-        run = mlflow.start_run(run_id=existing) if existing else mlflow.start_run(run_name=self.name)
+        uri = tracking_uri()
+        mlflow.set_tracking_uri(uri)
+        with _setup_lock(uri):  # stages running at once must not both create the schema/experiment
+            mlflow.set_experiment(self.params.tracking.experiment)
+            # A resumed stage reuses its unfinished run, so steps are neither lost nor duplicated.
+            existing = self._find_unfinished()
+            run = mlflow.start_run(run_id=existing) if existing else mlflow.start_run(run_name=self.name)
         self.run_id = run.info.run_id
         tags = {
             "stage": self.stage,

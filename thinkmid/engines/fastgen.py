@@ -51,16 +51,19 @@ def nucleus_sample(logits: torch.Tensor, temp: torch.Tensor, top_p: torch.Tensor
     lse = m.squeeze(-1) + (x - m).exp().sum(-1).log()
     inv_t = 1.0 / temp.clamp(min=1e-5)
     z = (x - m) * inv_t[:, None]
-    tot = z.exp().sum(-1)
+    ez = z.exp()
+    tot = ez.sum(-1)
     need = top_p * tot
     lo = torch.full_like(tot, -40.0)
     hi = torch.zeros_like(tot)
-    for _ in range(passes):
+    # On CPU a host check is free: skip the search when no row samples from a nucleus.
+    searching = x.device.type != "cpu" or bool(((top_p < 1.0) & (temp > 0)).any())
+    for _ in range(passes if searching else 0):
         width = (hi - lo) / ways
         new_lo = lo
         for j in range(1, ways):
             t = lo + width * j
-            mass = torch.where(z >= t[:, None], z.exp(), 0.0).sum(-1)
+            mass = torch.where(z >= t[:, None], ez, 0.0).sum(-1)
             new_lo = torch.where(mass >= need, t, new_lo)
         lo, hi = new_lo, torch.minimum(new_lo + width, hi)
     lo = torch.where(top_p >= 1.0, NEG, lo)
@@ -112,6 +115,16 @@ class StaticDecoder:
             except Exception as e:  # pragma: no cover - depends on the toolchain
                 log.warning("torch.compile of the sampler failed (%s); eager sampling", e)
         self._shape, self.graphs = None, {}
+        # Decode-step pieces around attention, fused by torch.compile on CUDA (thousands of tiny
+        # kernels a step otherwise); the cache writes and attention stay outside compiled code.
+        self._pre, self._post = self._qkv, self._merge_finish
+        if cuda if compile_sampler is None else compile_sampler:
+            cfg = torch._dynamo.config  # one graph per piece, but guards may see each layer once
+            for name in ("recompile_limit", "cache_size_limit"):
+                if hasattr(cfg, name):
+                    setattr(cfg, name, max(getattr(cfg, name), 4 * len(self.layers)))
+            self._pre = torch.compile(self._qkv, dynamic=False)
+            self._post = torch.compile(self._merge_finish, dynamic=False)
 
     def _eff_ok(self) -> bool:
         try:
@@ -181,19 +194,25 @@ class StaticDecoder:
         w = self.win  # attend over the first `w` generated slots only (one graph per window)
         gbias = torch.where(self.arange_g[:w] < self.step, 0.0, NEG)[None, None, None, :]
         for li, layer in enumerate(self.layers):
-            q, k, v = self._qkv(layer, x, cos, sin)  # q [B, H, 1, hd]
+            q, k, v = self._pre(layer, x, cos, sin)  # q [B, H, 1, hd]
             self.kg[li].index_copy_(2, slot, k)
             self.vg[li].index_copy_(2, slot, v)
             qp = q.view(G, K, kvh, gq, hd).permute(0, 2, 1, 3, 4).reshape(G, kvh, K * gq, hd)
             o1, l1 = self.attn(qp, self.kp[li], self.vp[li], self.pbias, self.scale)
-            o1 = o1.view(G, kvh, K, gq, hd).permute(0, 2, 1, 3, 4).reshape(B, kvh, gq, hd)
-            l1 = l1.view(G, kvh, K, gq).permute(0, 2, 1, 3).reshape(B, kvh, gq)
             o2, l2 = self.attn(q.view(B, kvh, gq, hd), self.kg[li, :, :, :w], self.vg[li, :, :, :w], gbias, self.scale)
-            mx = torch.maximum(l1, l2)
-            w1, w2 = (l1 - mx).exp()[..., None], (l2 - mx).exp()[..., None]
-            o = ((o1 * w1 + o2 * w2) / (w1 + w2)).to(x.dtype)
-            x = self._finish_layer(layer, x, o.reshape(B, 1, -1))
+            x = self._post(layer, x, o1, l1, o2, l2)
         return self._logits(x)
+
+    def _merge_finish(self, layer, x, o1, l1, o2, l2):
+        """Merge the prefix and generated-token attention parts by log-sum-exp, then o_proj + MLP."""
+        G, K, B = self.G, self.K, self.G * self.K
+        kvh, gq, hd = self.kvh, self.h // self.kvh, self.hd
+        o1 = o1.view(G, kvh, K, gq, hd).permute(0, 2, 1, 3, 4).reshape(B, kvh, gq, hd)
+        l1 = l1.view(G, kvh, K, gq).permute(0, 2, 1, 3).reshape(B, kvh, gq)
+        mx = torch.maximum(l1, l2)
+        w1, w2 = (l1 - mx).exp()[..., None], (l2 - mx).exp()[..., None]
+        o = ((o1 * w1 + o2 * w2) / (w1 + w2)).to(x.dtype)
+        return self._finish_layer(layer, x, o.reshape(B, 1, -1))
 
     def _advance(self, logits):
         """Sample token `step` for every row, record it, update the two-stage state."""
@@ -261,7 +280,14 @@ class StaticDecoder:
                 with torch.cuda.stream(s):
                     for _ in range(2):
                         self.step.fill_(1)
-                        self._decode_step()
+                        try:
+                            self._decode_step()
+                        except Exception as e:  # pragma: no cover - toolchain dependent
+                            if self._pre is self._qkv:
+                                raise
+                            log.warning("compiled decode step failed (%s); eager pieces", e)
+                            self._pre, self._post = self._qkv, self._merge_finish
+                            self._decode_step()
                 torch.cuda.current_stream().wait_stream(s)
                 g = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(g, pool=pool):

@@ -23,6 +23,8 @@ from typing import Literal
 
 import httpx
 
+from thinkmid.errors import InputError
+
 HOST = "127.0.0.1"  # never bind a public interface
 
 
@@ -57,6 +59,9 @@ class LocalServer:
     ):
         if kind not in ("sglang", "transformers"):
             raise ValueError(f"unknown server kind {kind!r} (expected 'sglang' or 'transformers')")
+        if any(a == "--host" or a.startswith("--host=") for a in extra_args):
+            raise InputError(f"server extra_args {list(extra_args)}: --host is not allowed; "
+                             f"local servers bind {HOST} only")  # fmt: skip
         self.kind = kind
         self.model_path = str(model_path)
         self.port = port or free_port()

@@ -46,6 +46,14 @@ def _scrub(text: str) -> str:
     return scrub(text)
 
 
+def _register_secret(value: str) -> None:
+    try:
+        from thinkmid.track import register_secret
+    except Exception:  # tracking deps missing: nothing is logged either
+        return
+    register_secret(value)
+
+
 class HTTPClient:
     """POST JSON with bounded retries; `retries` counts every retry made (for judge stats)."""
 
@@ -57,6 +65,7 @@ class HTTPClient:
         key = os.environ.get(api_key_env) if api_key_env else None  # the key only ever comes from the env
         if key:
             headers["Authorization"] = f"Bearer {key}"
+            _register_secret(key)  # scrubbed from errors even when the env var's name looks harmless
         self._http = httpx.Client(timeout=timeout_s, headers=headers,
                                   limits=httpx.Limits(max_connections=self.concurrency))  # fmt: skip
         self._lock = threading.Lock()

@@ -23,8 +23,17 @@ def encode_rows(tokenizer, texts: list[str], seq_len: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def mean_nll(model, tokenizer, rows: list[list[int]], batch_size: int, seq_len: int, thoughts_only: bool = False) -> float:
-    """Token-mean NLL over rows; with thoughts_only, over the tokens inside <think>...</think> only."""
+def mean_nll(model, tokenizer, rows: list[list[int]], batch_size: int, seq_len: int, thoughts_only: bool = False,
+             dist=None) -> float:  # fmt: skip
+    """Token-mean NLL over rows; with thoughts_only, over the tokens inside <think>...</think> only.
+
+    With a several-process `dist` (thinkmid.train.dist.Dist) under DDP, each rank scores its share of
+    the rows (pass the unwrapped model) and the sums are added over ranks; under FSDP every rank
+    scores all rows through the wrapped model, so the ranks' forward passes stay in step.
+    """
+    sharded = dist is not None and dist.enabled and not dist.is_fsdp
+    if sharded:
+        rows = dist.split(rows)
     was = model.training
     model.eval()
     total, count = 0.0, 0
@@ -39,6 +48,8 @@ def mean_nll(model, tokenizer, rows: list[list[int]], batch_size: int, seq_len: 
         total, count = total + float(s), count + c
     if was:
         model.train()
+    if sharded:
+        total, count = (float(x) for x in dist.sum(torch.tensor([total, float(count)], dtype=torch.float64)))
     return total / count if count else float("nan")
 
 
