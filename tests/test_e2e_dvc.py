@@ -96,6 +96,17 @@ def test_second_repro_is_a_noop_and_param_changes_are_scoped(micro_repo):
     assert {"rlmt@think_base", "rlmt@think_phase3"} <= ran
 
 
+def test_exp_run_sweeps_rlmt_only(micro_repo):
+    repo, env, _ = micro_repo
+    _sh(["git", "checkout", "--", "params.yaml"], repo, env)
+    out = _sh([sys.executable, "-m", "dvc", "exp", "run", "-n", "lr-sweep", "-S", "lr=1e-6"], repo, env).stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert {"rlmt@think_base", "rlmt@think_phase3"} <= ran
+    assert not ran & {"prepare_base", "prepare_chunks", "self_improve", "teacher_thoughts", "sft@think_base"}
+    shown = _sh([sys.executable, "-m", "dvc", "exp", "show", "--json"], repo, env).stdout
+    assert "lr-sweep" in shown and "avg_reward" in shown and "go_no_go" in shown
+
+
 def test_mlflow_compare_view_shows_both_rlmt_arms(micro_repo, tmp_path):
     """The compare view of the RLMT arms, rendered by a real `mlflow server` in headless Chromium."""
     from tests.browser import chromium_or_skip, render_page
