@@ -34,6 +34,7 @@ import time
 
 from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
+from thinkmid.judges.factory import reference_judge_for
 from thinkmid.config import Params
 from thinkmid.engines.factory import engine_for
 from thinkmid.errors import InputError
@@ -75,11 +76,8 @@ def sample_arm(params: Params, arm: str, rows: list[dict]):
 
 def run(params: Params, arm: str | None) -> None:
     rows = gate_rows(params)
-    missing = rg.missing_arm_dirs(ARMS_GATE)
-    if missing:
-        also = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
-        raise InputError(f"{missing[0]}: model dir not found{also}; run the sft and rlmt stages first")
-    judge = rg.reference_judge(params)
+    rg.require_arm_dirs(ARMS_GATE)
+    judge = reference_judge_for(params)
     groups_by_arm = {}
     for a in ARMS_GATE:
         t0 = time.time()

@@ -21,7 +21,7 @@ from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.factory import engine_for, pick_device
-from thinkmid.evals.reward_gate import reference_judge
+from thinkmid.judges.factory import reference_judge_for
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.rollouts import arm_model_dir
@@ -69,7 +69,7 @@ def run(params: Params, arm: str | None) -> None:
     ref_model = copy.deepcopy(policy)  # the frozen SFT weights (taken before a checkpoint is restored)
     policy.to(device)
     ref_model.to(device)
-    judge = reference_judge(params)  # the reward gate's judge: models/base for `lm`, never the policy
+    judge = reference_judge_for(params)  # the reward gate's judge: models/base for `lm`, never the policy
     server_engine = params.engine.backend != "hf"
     with StageRun("rlmt", params, arm) as tr, engine_for(params.engine, policy, tok, p["sft"]) as engine:
         push = _pusher(policy, engine, tok, params.engine.reload_every, Path(p["ckpt"]) / "policy")

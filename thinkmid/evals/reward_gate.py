@@ -178,20 +178,14 @@ def missing_arm_dirs(arms) -> list[str]:
     return [arm_model_dir(a) for a in arms if not (Path(arm_model_dir(a)) / "config.json").exists()]
 
 
-def reference_judge(params):
-    """The reference judge, built once and shared by every arm. An `lm` judge with `model: base` judges
-    with models/base, never with the arm being measured (the policy must not grade itself)."""
-    from thinkmid.judges.factory import make_reference_judge
+def require_arm_dirs(arms) -> None:
+    """One InputError naming every missing arm model dir, before any work."""
+    from thinkmid.errors import InputError
 
-    rj = params.reference_judge
-    model = tok = None
-    if rj.backend == "lm" and rj.model == "base":
-        from thinkmid.engines.factory import pick_device
-        from thinkmid.models.load import load_model
-
-        model, tok = load_model("models/base", dtype=params.base.dtype)
-        model.to(pick_device())
-    return make_reference_judge(rj, model, tok, concurrency=params.engine.batch_size)
+    missing = missing_arm_dirs(arms)
+    if missing:
+        also = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        raise InputError(f"{missing[0]}: model dir not found{also}; run the sft and rlmt stages first")
 
 
 def load_arm(params, arm: str):

@@ -57,3 +57,17 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
 
         return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency)
     raise InputError(f"unknown judge backend {backend!r}")
+
+
+def reference_judge_for(params):
+    """The reference judge, built once and shared by every arm. An `lm` judge with `model: base` judges
+    with models/base, never with the arm being measured (the policy must not grade itself)."""
+    rj = params.reference_judge
+    model = tok = None
+    if rj.backend == "lm" and rj.model == "base":
+        from thinkmid.engines.factory import pick_device
+        from thinkmid.models.load import load_model
+
+        model, tok = load_model("models/base", dtype=params.base.dtype)
+        model.to(pick_device())
+    return make_reference_judge(rj, model, tok, concurrency=params.engine.batch_size)
