@@ -4,6 +4,8 @@ baseline: HF forward with labels (full logits + HF loss), backward, fused AdamW.
 ours: `thinkmid.train.fast.causal_lm_loss_fast` (chunked fused linear + CE), optionally with every
 decoder layer torch.compile'd.
 Run: PYTHONPATH=. python benchmarks/bench_train.py [--batch 8] [--no-compile]
+     PYTHONPATH=. python benchmarks/bench_train.py --sweep  # larger batches, whole-model compile
+     (--tiny: a 2-layer, 1k-vocab model at seq 128, runs on the CPU as a smoke test)
 """
 
 from __future__ import annotations
@@ -18,11 +20,22 @@ from thinkmid.train.fast import causal_lm_loss_fast
 from thinkmid.train.optim import make_optimizer
 
 SEQ = 2048
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+TINY = {}
+
+
+def new_model():
+    if TINY:
+        from benchmarks.common import qwen3_06b as q
+
+        return q(device=DEV, dtype=torch.float32, layers=2).train()
+    return qwen3_06b().train()
 
 
 def bench(name, model, batch, loss_fn, steps=5):
     opt = make_optimizer(model, lr=1e-5)
-    ids = torch.randint(1000, 150000, (batch, SEQ), device="cuda")
+    vocab = model.config.vocab_size
+    ids = torch.randint(min(1000, vocab // 2), vocab - 1, (batch, SEQ), device=DEV)
 
     def step():
         loss = loss_fn(model, ids)
@@ -32,18 +45,21 @@ def bench(name, model, batch, loss_fn, steps=5):
 
     t0 = time.perf_counter()
     step()
-    torch.cuda.synchronize()
+    if DEV == "cuda":
+        torch.cuda.synchronize()
     first = time.perf_counter() - t0
     t = timed(step, repeat=steps, warmup=1)
     n = sum(p.numel() for p in model.parameters())
     tps = batch * SEQ / t
     mfu = 6 * n * tps / H100_BF16_DENSE
     emit(figure="train_sft", variant=name, seq=SEQ, batch=batch, tok_s=round(tps), mfu_6n=round(mfu, 4),
-         step_s=round(t, 3), first_step_s=round(first, 1), peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 1),
+         step_s=round(t, 3), first_step_s=round(first, 1), params=n,
+         peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 1) if DEV == "cuda" else None,
          mfu_peak_flops=H100_BF16_DENSE)  # fmt: skip
     del opt
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
+    if DEV == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     return mfu
 
 
@@ -51,16 +67,99 @@ def hf_loss(model, ids):
     return model(input_ids=ids, labels=ids).loss
 
 
+CHUNK = {"n": 4096}
+
+
 def fast_loss(model, ids):
-    return causal_lm_loss_fast(model, ids, ids)
+    return causal_lm_loss_fast(model, ids, ids, chunk=CHUNK["n"])
+
+
+def attn_micro(batch=16):
+    """fwd+bwd of causal GQA SDPA at the training shape, per backend (ms); informs the sweep."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q = torch.randn(batch, 16, SEQ, 128, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(batch, 8, SEQ, 128, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn_like(k, requires_grad=True)
+    go = torch.randn_like(q)
+    flops = 3.5 * 4 * batch * 16 * SEQ * SEQ * 128 / 2  # causal, fwd + bwd (2.5x fwd)
+    for name, be in (("default", None), ("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                     ("efficient", SDPBackend.EFFICIENT_ATTENTION)):  # fmt: skip
+        def f():
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+            o.backward(go)
+
+        try:
+            if be is None:
+                t = timed(f, repeat=5)
+            else:
+                with sdpa_kernel(be):
+                    t = timed(f, repeat=5)
+            emit(figure="attn_micro", backend=name, batch=batch, ms=round(t * 1e3, 2), tflops=round(flops / t / 1e12))
+        except Exception as e:  # noqa: BLE001 - a backend may not support the shape
+            emit(figure="attn_micro", backend=name, error=str(e)[:200])
+
+
+def sweep2(batches, mode):
+    """Compiled layers at larger batches / CE chunk sizes, then (last) a compile mode for the layers."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    for b, ch, md in [(b, c, None) for b, c in batches] + ([(batches[0][0], batches[0][1], mode)] if mode else []):
+        CHUNK["n"] = ch
+        model = new_model()
+        model.config.use_cache = False
+        for layer in model.model.layers:
+            layer.compile(dynamic=False, mode=md)
+        bench(f"fused_ce_compiled_chunk+compiled_layers,chunk={ch}" + (f",mode={md}" if md else ""), model, b, fast_loss)
+        del model
+
+
+def sweep(batches, whole):
+    """Fused loss (compiled chunk kernel) with eager layers, compiled layers, and the whole model compiled."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
+    if DEV == "cuda" and not TINY:
+        attn_micro()
+    for name, b in (("fused_ce_compiled_chunk", batches[0]),) + tuple(("+compiled_layers", b) for b in batches):
+        model = new_model()
+        model.config.use_cache = False
+        if name.startswith("+"):
+            name = "fused_ce_compiled_chunk+compiled_layers"
+            for layer in model.model.layers:
+                layer.compile(dynamic=False)
+        bench(name, model, b, fast_loss)
+        del model
+    for b in whole:
+        model = new_model()
+        model.config.use_cache = False
+        model.model.compile(dynamic=False)
+        bench("fused_ce_compiled_chunk+compiled_whole_model", model, b, fast_loss)
+        del model
 
 
 def main():
+    global SEQ
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--batches", default="8,16")
+    ap.add_argument("--whole", default="16", help="batches for the whole-model compile ('' = none)")
+    ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--sweep2", default="", help="batch:chunk pairs with compiled layers, e.g. 24:8192,16:8192")
+    ap.add_argument("--mode", default="", help="torch.compile mode for one more run of the first pair")
     a = ap.parse_args()
-    model = qwen3_06b().train()
+    if a.tiny:
+        TINY["on"] = True
+        SEQ = 128
+    if a.sweep2:  # "24:8192,16:8192"
+        pairs = [tuple(int(y) for y in x.split(":")) for x in a.sweep2.split(",")]
+        return sweep2(pairs, a.mode)
+    if a.sweep:
+        ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+        return sweep(ints(a.batches), ints(a.whole))
+    model = new_model()
     model.config.use_cache = False
     base = bench("baseline_hf_loss", model, a.batch, hf_loss)
     ours = bench("fused_linear_ce", model, a.batch, fast_loss)

@@ -91,8 +91,11 @@ def _attn_eff(q, k, v, bias, scale):
 class StaticDecoder:
     """Decodes batches of G groups x K rows with shared prefix KV; CUDA graphs when on CUDA."""
 
-    def __init__(self, model, check_every: int = 16, use_graphs: bool | None = None, compile_sampler: bool | None = None):
+    def __init__(self, model, check_every: int = 16, use_graphs: bool | None = None, compile_sampler: bool | None = None,
+                 window: int = 128):  # fmt: skip
+        """window: granularity of the generated-token attention windows (one CUDA graph per window)."""
         self.model = model
+        self.window = window
         self.inner = model.model
         self.layers = list(self.inner.layers)
         cfg = model.config
@@ -270,7 +273,8 @@ class StaticDecoder:
         self.rec_tok, self.rec_lp = lng(S + 1, B), z(S + 1, B, dt=torch.float32)
         self.rec_code = z(S + 1, B, dt=torch.int8)
         # Windows over the generated-token cache: a step at slot s-1 uses the smallest window >= s.
-        self.windows = sorted({min(tg, 128 * i) for i in range(1, -(-tg // 128) + 1)})
+        ws = self.window
+        self.windows = sorted({min(tg, ws * i) for i in range(1, -(-tg // ws) + 1)})
         if self.use_graphs:
             pool = None
             for w in reversed(self.windows):  # largest first: its pool fits the others
