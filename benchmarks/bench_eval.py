@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import time
 
@@ -27,7 +28,9 @@ def main():
     ap.add_argument("--questions", type=int, default=128)
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--windows", default="128", help="generated-token attention window granularities to time")
+    ap.add_argument("--attn", default="triton", help="decode attention kernel: triton or eff")
     a = ap.parse_args()
+    os.environ["THINKMID_DECODE_ATTN"] = a.attn
     m = qwen3_06b()
     eng = HFEngine(m, FakeTok(), batch_size=a.batch)
     r = random.Random(0)
@@ -68,7 +71,7 @@ def run_one(eng, ps, sp, a, window):
     total_q = sum(COUNTS.values())
     est = t / math.ceil(a.questions * K / a.batch) * math.ceil(total_q * K / a.batch)
     per_bench = t / math.ceil(a.questions * K / a.batch) * sum(math.ceil(c * K / a.batch) for c in COUNTS.values())
-    emit(figure="reasoning_eval_s", questions_timed=a.questions, batch=a.batch, window=window, timed_s=round(t, 2),
+    emit(figure="reasoning_eval_s", decode_attention=a.attn, questions_timed=a.questions, batch=a.batch, window=window, timed_s=round(t, 2),
          tok_s=round(toks / t), questions_full=total_q, samples=K, max_new_tokens=NEW,
          est_full_eval_s=round(est, 1), est_per_benchmark_calls_s=round(per_bench, 1), target_s=300,
          peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 1) if torch.cuda.is_available() else None)  # fmt: skip

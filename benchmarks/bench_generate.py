@@ -8,6 +8,7 @@ Run: PYTHONPATH=. python benchmarks/bench_generate.py [--batches 32 256 1024] [-
 from __future__ import annotations
 
 import argparse
+import os
 import random
 
 import torch
@@ -53,6 +54,21 @@ def ours(m, b):
     return toks / t, t, eng
 
 
+def profile_decode(eng, b):
+    """Kernel time of one decode step at batch b (eager launches of the same compiled pieces)."""
+    from benchmarks.common import profile_top
+
+    dec = eng._fast_decoder()
+    dec.win = max(dec.windows)
+
+    def steps():
+        dec.step.fill_(100)  # mid-sequence, inside the record buffers
+        for _ in range(5):
+            dec._decode_step()
+
+    profile_top(f"decode-{os.environ.get('THINKMID_DECODE_ATTN', 'default')}-b{b}", steps, steps=2)
+
+
 def baseline(m, b, new_tokens):
     ids = torch.tensor(prompts_for(b // K), device="cuda").repeat_interleave(K, 0)
 
@@ -64,8 +80,8 @@ def baseline(m, b, new_tokens):
     return b * new_tokens / t
 
 
-def correctness(m, eng):
-    """bf16 on GPU: greedy agreement with transformers and engine vs teacher-forced log-probs."""
+def correctness(m, eng, label="bf16"):
+    """On GPU: greedy agreement with transformers and engine vs teacher-forced log-probs."""
     ps = prompts_for(16, seed=1)
     ps = [p[: 64 + 12 * i] for i, p in enumerate(ps)]  # varied lengths, left padding inside a batch
     outs = eng.generate(ps, SamplingParams(max_new_tokens=64, temperature=0))
@@ -88,7 +104,8 @@ def correctness(m, eng):
                 diffs.append((ref - torch.tensor(c.logprobs, device="cuda")).abs())
     d = torch.cat(diffs)
     n = 64 * len(ps)
-    emit(figure="gpu_correctness_bf16", greedy_token_match_rate=same / n, greedy_prefix_match_rate=prefix / n,
+    emit(figure=f"gpu_correctness_{label}", decode_attention=os.environ.get("THINKMID_DECODE_ATTN"),
+         greedy_token_match_rate=same / n, greedy_prefix_match_rate=prefix / n,
          logprob_abs_diff_mean=d.mean().item(), logprob_abs_diff_max=d.max().item())  # fmt: skip
 
 
@@ -97,14 +114,20 @@ def main():
     ap.add_argument("--batches", type=int, nargs="+", default=[32, 256, 1024])
     ap.add_argument("--baseline-batches", type=int, nargs="*", default=[32, 256])
     ap.add_argument("--baseline-new-tokens", type=int, default=48)
+    ap.add_argument("--attn", default="triton", help="decode attention kernels to time (triton,eff)")
+    ap.add_argument("--profile", type=int, nargs="*", default=[], help="batches to profile a decode step at")
+    ap.add_argument("--no-correctness", action="store_true")
     a = ap.parse_args()
     m = qwen3_06b()
     bw = copy_bandwidth()
     eng = None
-    for b in a.batches:
+    for attn, b in [(x, b) for x in a.attn.split(",") for b in a.batches]:
+        os.environ["THINKMID_DECODE_ATTN"] = attn
         tps, t, eng = ours(m, b)
+        if b in a.profile:
+            profile_decode(eng, b)
         base = baseline(m, b, a.baseline_new_tokens) if b in a.baseline_batches else None
-        emit(figure="generate_tok_s", batch=b, workload=f"prefix{PREFIX}+{THOUGHT}+1+{SUFFIX},K={K},top_p=0.95",
+        emit(figure="generate_tok_s", batch=b, decode_attention=attn, workload=f"prefix{PREFIX}+{THOUGHT}+1+{SUFFIX},K={K},top_p=0.95",
              ours_tok_s=round(tps), seconds=round(t, 3),
              baseline="transformers generate, dynamic cache" if base else None,
              baseline_tok_s=round(base) if base else None, ratio_to_baseline=round(tps / base, 2) if base else None,
@@ -114,7 +137,10 @@ def main():
         del eng
         sync()
         torch.cuda.empty_cache()
-    correctness(m, HFEngine(m, FakeTok(), batch_size=64))
+    if not a.no_correctness:
+        correctness(m, HFEngine(m, FakeTok(), batch_size=64))
+        m32 = m.float()  # fp32: no rounding ties, so any disagreement would be a bug
+        correctness(m32, HFEngine(m32, FakeTok(), batch_size=64), label="fp32")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 import torch
 
 from benchmarks.common import H100_BF16_DENSE, emit, qwen3_06b, timed
-from thinkmid.train.fast import causal_lm_loss_fast
+from thinkmid.train.fast import _ce_chunk, causal_lm_loss_fast, causal_lm_loss_fused
 from thinkmid.train.optim import make_optimizer
 
 SEQ = 2048
@@ -72,6 +72,74 @@ CHUNK = {"n": 4096}
 
 def fast_loss(model, ids):
     return causal_lm_loss_fast(model, ids, ids, chunk=CHUNK["n"])
+
+
+def fused_loss(model, ids):
+    return causal_lm_loss_fused(model, ids, ids, chunk=CHUNK["n"], compiled=DEV == "cuda")
+
+
+def ce_ab():
+    """The compiled CE chunk kernel against the eager formula on the GPU: loss, gradient, time."""
+    g = torch.Generator(device=DEV).manual_seed(0)
+    x = (torch.randn(4096, 151936, device=DEV, generator=g) * 4).to(torch.bfloat16)
+    t = torch.randint(0, 151936, (4096,), device=DEV, generator=g)
+    v = torch.rand(4096, device=DEV, generator=g) > 0.1
+    n = v.sum().float()
+    comp = torch.compile(_ce_chunk, dynamic=False)
+    (l1, g1), (l2, g2) = _ce_chunk(x, t, v, n), comp(x, t, v, n)
+    te, tc = timed(lambda: _ce_chunk(x, t, v, n), repeat=10), timed(lambda: comp(x, t, v, n), repeat=10)
+    emit(figure="ce_chunk_ab", rows=4096, loss_eager=l1.item(), loss_compiled=l2.item(),
+         loss_rel_diff=abs(l1.item() - l2.item()) / abs(l1.item()),
+         grad_max_abs_diff=(g1.float() - g2.float()).abs().max().item(), grad_max_abs=g1.float().abs().max().item(),
+         eager_ms=round(te * 1e3, 2), compiled_ms=round(tc * 1e3, 2))  # fmt: skip
+
+
+def experiments(batches):
+    """CE kernel A/B, then per batch: compiled HF layers vs the fused (qkv, gate/up) layers; profiles."""
+    from benchmarks.common import profile_top
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    ce_ab()
+    for b in batches:
+        for name, fn in (("fused_ce+compiled_hf_layers", fast_loss), ("fused_ce+fused_compiled_layers", fused_loss)):
+            model = new_model()
+            model.config.use_cache = False
+            if fn is fast_loss:
+                for layer in model.model.layers:
+                    layer.compile(dynamic=False)
+            bench(name, model, b, fn)
+            if b == batches[0]:
+                opt = make_optimizer(model, lr=1e-5)
+                ids = torch.randint(1000, 150000, (b, SEQ), device=DEV)
+
+                def step():
+                    fn(model, ids).backward()
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+
+                profile_top(f"train-{name}-b{b}", step, steps=2)
+                del opt
+            del model
+            torch.cuda.empty_cache()
+
+
+def attn_mha_micro(batch=16):
+    """fwd+bwd of causal attention: GQA (enable_gqa) vs K/V repeated to 16 heads (plain MHA)."""
+    import torch.nn.functional as F
+
+    q = torch.randn(batch, 16, SEQ, 128, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    k = torch.randn(batch, 8, SEQ, 128, device=DEV, dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn_like(k, requires_grad=True)
+    go = torch.randn_like(q)
+    for name in ("gqa", "mha_repeat"):
+        def f():
+            if name == "gqa":
+                o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+            else:
+                o = F.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), is_causal=True)
+            o.backward(go)
+
+        emit(figure="attn_gqa_vs_mha", variant=name, batch=batch, ms=round(timed(f, repeat=10) * 1e3, 2))
 
 
 def attn_micro(batch=16):
@@ -149,7 +217,14 @@ def main():
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--sweep2", default="", help="batch:chunk pairs with compiled layers, e.g. 24:8192,16:8192")
     ap.add_argument("--mode", default="", help="torch.compile mode for one more run of the first pair")
+    ap.add_argument("--experiments", default="", help="batches for: CE kernel A/B, HF vs fused layers, profiles")
+    ap.add_argument("--exp2", type=int, default=0, help="batch for: GQA vs MHA attention")
     a = ap.parse_args()
+    if a.exp2:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        return attn_mha_micro(a.exp2)
+    if a.experiments:
+        return experiments([int(x) for x in a.experiments.split(",")])
     if a.tiny:
         TINY["on"] = True
         SEQ = 128

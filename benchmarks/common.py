@@ -75,3 +75,21 @@ def emit(**fields):
     if out:
         with open(out, "a") as f:
             f.write(line + "\n")
+
+
+def profile_top(name: str, fn, steps: int = 3, rows: int = 25) -> None:
+    """Print (and save under $OUT, if set) the kernels that take the most GPU time over `steps` calls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    sync()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            fn()
+        sync()
+    table = prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=rows, max_name_column_width=70)
+    print(f"== profile {name} ({steps} calls)\n{table}", flush=True)
+    out = os.environ.get("OUT")
+    if out:
+        with open(os.path.join(out, f"profile-{name}.txt"), "w") as f:
+            f.write(table)

@@ -17,9 +17,12 @@ per pass), then a Gumbel-max draw; log-probs are of the raw model (temperature 1
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 import torch.nn.functional as F
+
+from thinkmid.engines.decode_attn import decode_attention
 
 log = logging.getLogger(__name__)
 NEG = float("-inf")
@@ -109,7 +112,10 @@ class StaticDecoder:
         cuda = self.dev.type == "cuda"
         self.use_graphs = cuda if use_graphs is None else use_graphs
         self.attn = _attn_math
-        if cuda and self._eff_ok():
+        # THINKMID_DECODE_ATTN=triton|eff|math picks the kernel (for A/B runs); default: the best that works.
+        want = os.environ.get("THINKMID_DECODE_ATTN", "triton" if cuda else "math")
+        self.triton = want == "triton" and self._triton_ok()
+        if not self.triton and want != "math" and cuda and self._eff_ok():
             self.attn = _attn_eff
         self.sample = nucleus_sample
         if cuda if compile_sampler is None else compile_sampler:
@@ -128,6 +134,27 @@ class StaticDecoder:
                     setattr(cfg, name, max(getattr(cfg, name), 4 * len(self.layers)))
             self._pre = torch.compile(self._qkv, dynamic=False)
             self._post = torch.compile(self._merge_finish, dynamic=False)
+
+    def _triton_ok(self) -> bool:
+        from thinkmid.engines import decode_attn
+
+        if not decode_attn.available() or self.hd & (self.hd - 1):
+            return False
+        try:
+            g = torch.Generator(device=self.dev).manual_seed(0)
+            q, k, v = (torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (3, 80, 80))
+            bias = torch.zeros(2, 80, device=self.dev)
+            bias[0, :50] = NEG
+            n = torch.tensor([70], device=self.dev)
+            o1, l1 = decode_attn.decode_attention(q, k, v, self.scale, bias=bias, length=n)
+            o2, l2 = _attn_math(q, k[:, :, :70], v[:, :, :70], bias[:, None, None, :70], self.scale)
+            ok = (o1 - o2).abs().max().item() < 3e-2 and (l1 - l2).abs().max().item() < 1e-2
+        except Exception as e:  # noqa: BLE001  # pragma: no cover - toolchain dependent
+            log.warning("Triton decode attention unavailable (%s)", e)
+            return False
+        if not ok:  # pragma: no cover
+            log.warning("Triton decode attention disagrees with math attention; not used")
+        return ok
 
     def _eff_ok(self) -> bool:
         try:
@@ -195,14 +222,19 @@ class StaticDecoder:
         x = self.inner.embed_tokens(self.tok[:, None])
         cos, sin = self.inner.rotary_emb(x, pos)
         w = self.win  # attend over the first `w` generated slots only (one graph per window)
-        gbias = torch.where(self.arange_g[:w] < self.step, 0.0, NEG)[None, None, None, :]
+        gbias = None if self.triton else torch.where(self.arange_g[:w] < self.step, 0.0, NEG)[None, None, None, :]
         for li, layer in enumerate(self.layers):
             q, k, v = self._pre(layer, x, cos, sin)  # q [B, H, 1, hd]
             self.kg[li].index_copy_(2, slot, k)
             self.vg[li].index_copy_(2, slot, v)
             qp = q.view(G, K, kvh, gq, hd).permute(0, 2, 1, 3, 4).reshape(G, kvh, K * gq, hd)
-            o1, l1 = self.attn(qp, self.kp[li], self.vp[li], self.pbias, self.scale)
-            o2, l2 = self.attn(q.view(B, kvh, gq, hd), self.kg[li, :, :, :w], self.vg[li, :, :, :w], gbias, self.scale)
+            if self.triton:  # exact filled length, read on the GPU: one graph for every step
+                o1, l1 = decode_attention(qp, self.kp[li], self.vp[li], self.scale, bias=self.pbias.view(G, -1))
+                o2, l2 = decode_attention(q.reshape(B, kvh, gq, hd), self.kg[li], self.vg[li], self.scale, length=self.step)
+            else:
+                o1, l1 = self.attn(qp, self.kp[li], self.vp[li], self.pbias, self.scale)
+                kg, vg = self.kg[li, :, :, :w], self.vg[li, :, :, :w]
+                o2, l2 = self.attn(q.view(B, kvh, gq, hd), kg, vg, gbias, self.scale)
             x = self._post(layer, x, o1, l1, o2, l2)
         return self._logits(x)
 
@@ -273,7 +305,7 @@ class StaticDecoder:
         self.rec_tok, self.rec_lp = lng(S + 1, B), z(S + 1, B, dt=torch.float32)
         self.rec_code = z(S + 1, B, dt=torch.int8)
         # Windows over the generated-token cache: a step at slot s-1 uses the smallest window >= s.
-        ws = self.window
+        ws = tg if self.triton else self.window
         self.windows = sorted({min(tg, ws * i) for i in range(1, -(-tg // ws) + 1)})
         if self.use_graphs:
             pool = None

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import torch
 
+from thinkmid.train.fast import sft_loss_fast, use_fast_sft
 from thinkmid.train.losses import IGNORE_INDEX, causal_lm_loss, causal_lm_nll_sum
 
 
@@ -133,6 +134,9 @@ class Dist:
         """
         dev = next(model.parameters()).device
         shard = self.shard(batch)
+        if not self.enabled and use_fast_sft(model):  # one GPU: fused layers + chunked CE, no [b, L, V] logits
+            loss = sft_loss_fast(model, shard["input_ids"].to(dev), shard["labels"].to(dev))
+            return loss, float(loss.detach()), int(batch["attention_mask"].sum())
         logits = model(input_ids=shard["input_ids"].to(dev), attention_mask=shard["attention_mask"].to(dev)).logits
         if not self.enabled:
             loss = causal_lm_loss(logits, shard["labels"].to(dev))
