@@ -12,7 +12,7 @@ import time
 
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
-from thinkmid.models.load import load_base, save_model
+from thinkmid.models.load import base_identity, load_base, save_model
 from thinkmid.models.tokenizer import ensure_think_tokens, think_ids
 from thinkmid.track import StageRun
 
@@ -32,6 +32,7 @@ def run(params: Params, arm: str | None) -> None:
             "vocab_size": len(tok),
             "added_think_tokens": added,
             "model_type": model.config.model_type,
+            "source": base_identity(params.base, model),  # the resolved hub commit, not just "main"
             "wall_time_s": round(time.time() - t0, 2),
         }
         tr.write_metrics(METRICS, metrics)

