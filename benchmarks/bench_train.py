@@ -123,6 +123,28 @@ def experiments(batches):
             torch.cuda.empty_cache()
 
 
+def profile_fused(batch, rows, cdt):
+    """The shipped training path (fused layers) at one batch: step time, then a long kernel table;
+    with cdt, inductor's coordinate-descent tuning of its own kernels first."""
+    from benchmarks.common import profile_top
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    if cdt:
+        torch._inductor.config.coordinate_descent_tuning = True
+    model = new_model()
+    model.config.use_cache = False
+    bench("fused_ce+fused_compiled_layers" + (",coordinate_descent_tuning" if cdt else ""), model, batch, fused_loss)
+    opt = make_optimizer(model, lr=1e-5)
+    ids = torch.randint(1000, 150000, (batch, SEQ), device=DEV)
+
+    def step():
+        fused_loss(model, ids).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    profile_top(f"train-fused-b{batch}" + ("-cdt" if cdt else ""), step, steps=2, rows=rows)
+
+
 def attn_mha_micro(batch=16):
     """fwd+bwd of causal attention: GQA (enable_gqa) vs K/V repeated to 16 heads (plain MHA)."""
     import torch.nn.functional as F
@@ -219,7 +241,12 @@ def main():
     ap.add_argument("--mode", default="", help="torch.compile mode for one more run of the first pair")
     ap.add_argument("--experiments", default="", help="batches for: CE kernel A/B, HF vs fused layers, profiles")
     ap.add_argument("--exp2", type=int, default=0, help="batch for: GQA vs MHA attention")
+    ap.add_argument("--profile-fused", type=int, default=0, help="batch: time + long kernel table of the fused path")
+    ap.add_argument("--rows", type=int, default=80)
+    ap.add_argument("--cdt", action="store_true", help="with --profile-fused: inductor coordinate-descent tuning")
     a = ap.parse_args()
+    if a.profile_fused:
+        return profile_fused(a.profile_fused, a.rows, a.cdt)
     if a.exp2:
         torch.backends.cuda.matmul.allow_tf32 = True
         return attn_mha_micro(a.exp2)

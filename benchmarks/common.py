@@ -91,5 +91,5 @@ def profile_top(name: str, fn, steps: int = 3, rows: int = 25) -> None:
     print(f"== profile {name} ({steps} calls)\n{table}", flush=True)
     out = os.environ.get("OUT")
     if out:
-        with open(os.path.join(out, f"profile-{name}.txt"), "w") as f:
+        with open(os.path.join(out, f"profile-{name.replace('+', '_')}.txt"), "w") as f:
             f.write(table)
