@@ -4,7 +4,8 @@ benchmark subset; the reference run scored 220 of them, so set `limit` to match 
 Paper profile only.
 
 Gold is `final_answer` (a list of LaTeX strings, usually `$...$`); several answers are joined with
-commas so math-verify compares them as a tuple. Offline, `load` raises one InputError.
+commas so math-verify compares them as a tuple. Offline, `load` raises one InputError. The columns
+used (`question`, `final_answer` as a list, `id`) match public loaders of this config; not yet run here.
 """
 
 from __future__ import annotations
