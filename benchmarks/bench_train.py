@@ -145,6 +145,26 @@ def profile_fused(batch, rows, cdt):
     profile_top(f"train-fused-b{batch}" + ("-cdt" if cdt else ""), step, steps=2, rows=rows)
 
 
+def final(batches):
+    """The table's rows: HF baseline (full logits, eager) at the first batch, then the path SFT ships
+    on CUDA (fused compiled layers + chunked CE, `sft_loss_fast`) at each batch."""
+    from thinkmid.train.fast import sft_loss_fast
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    model = new_model()
+    model.config.use_cache = False
+    base = bench("baseline_hf_loss", model, batches[0], hf_loss)
+    del model
+    torch.cuda.empty_cache()
+    for b in batches:
+        model = new_model()
+        model.config.use_cache = False
+        ours = bench("shipped: fused compiled layers + chunked CE", model, b, lambda m, ids: sft_loss_fast(m, ids, ids))
+        emit(figure="train_sft_ratio", batch=b, ratio_to_baseline=round(ours / base, 2))
+        del model
+        torch.cuda.empty_cache()
+
+
 def attn_mha_micro(batch=16):
     """fwd+bwd of causal attention: GQA (enable_gqa) vs K/V repeated to 16 heads (plain MHA)."""
     import torch.nn.functional as F
@@ -244,6 +264,7 @@ def main():
     ap.add_argument("--profile-fused", type=int, default=0, help="batch: time + long kernel table of the fused path")
     ap.add_argument("--rows", type=int, default=80)
     ap.add_argument("--cdt", action="store_true", help="with --profile-fused: inductor coordinate-descent tuning")
+    ap.add_argument("--final", default="", help="batches: HF baseline at the first, the shipped path at each")
     a = ap.parse_args()
     if a.profile_fused:
         return profile_fused(a.profile_fused, a.rows, a.cdt)
@@ -255,6 +276,8 @@ def main():
     if a.tiny:
         TINY["on"] = True
         SEQ = 128
+    if a.final:
+        return final([int(x) for x in a.final.split(",")])
     if a.sweep2:  # "24:8192,16:8192"
         pairs = [tuple(int(y) for y in x.split(":")) for x in a.sweep2.split(",")]
         return sweep2(pairs, a.mode)
