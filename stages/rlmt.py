@@ -4,9 +4,11 @@ Starts from the arm's SFT model (models/sft_<arm>), trains it with rewards from 
 on data/chunks/rl.jsonl (see thinkmid/train/rlmt.py for one step), keeps the SFT model frozen as
 the KL reference, and writes models/<arm>_rlmt, reports/rlmt/<arm>.json (the RLMT table row) and
 reports/rlmt/<arm>_steps.json (per-step metrics). Resumes from checkpoints/rlmt_<arm> after a kill.
-The learning rate is the top-level `lr` (`dvc exp run -S lr=1e-6`).
+The learning rate is the top-level `lr` (`dvc exp run -S lr=1e-6`). Under `accelerate launch` (DDP,
+in-process `hf` engine) each process samples and judges its share of each step's groups.
 
     python -m stages.rlmt --arm think_base
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m stages.rlmt --arm think_base
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from pathlib import Path
 from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
-from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.engines.factory import engine_for
+from thinkmid.errors import InputError
 from thinkmid.judges.factory import reference_judge_for
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
 from thinkmid.train.checkpoint import clear_checkpoints
+from thinkmid.train.dist import Dist
 from thinkmid.train.loop import NonFiniteLossError
 from thinkmid.train.rlmt import RlmtTrainer, summarize
 
@@ -64,20 +68,26 @@ def run(params: Params, arm: str | None) -> None:
     rows = read_jsonl(RL_ROWS, ROW_KEYS)
     if not rows:
         raise RuntimeError(f"{RL_ROWS} has no rows")
-    device = pick_device()
+    server_engine = params.engine.backend != "hf"
+    dist = Dist()  # first: under accelerate it selects this process's GPU for everything below
+    if dist.enabled and server_engine:
+        raise InputError("engine.backend: several rlmt processes need the in-process `hf` engine; "
+                         "scale a server engine with its own data parallelism instead")  # fmt: skip
+    device = dist.device()
     policy, tok = load_model(p["sft"], dtype=params.base.dtype)
     ref_model = copy.deepcopy(policy)  # the frozen SFT weights (taken before a checkpoint is restored)
     policy.to(device)
     ref_model.to(device)
     judge = reference_judge_for(params)  # the reward gate's judge: models/base for `lm`, never the policy
-    server_engine = params.engine.backend != "hf"
-    with StageRun("rlmt", params, arm) as tr, engine_for(params.engine, policy, tok, p["sft"]) as engine:
+    with dist.tracker("rlmt", params, arm) as tr, engine_for(params.engine, policy, tok, p["sft"],
+                                                             progress=dist.is_main) as engine:  # fmt: skip
         push = _pusher(policy, engine, tok, params.engine.reload_every, Path(p["ckpt"]) / "policy")
         trainer = RlmtTrainer(
             policy, ref_model, tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,
             max_invalid_rate=params.reference_judge.max_invalid_rate,
             micro_batch=params.engine.batch_size, after_update=push if server_engine else None,
             fingerprint={"reference_judge": params.reference_judge.model_dump(exclude={"endpoint"}), "arm": arm},
+            dist=dist,
         )  # fmt: skip
         start = trainer.restore(p["ckpt"])
         if start:
@@ -90,14 +100,19 @@ def run(params: Params, arm: str | None) -> None:
                 tr.log_metrics(_step_metrics(h), step=h["step"])
         setup_s = time.time() - t_start
         try:
-            _loop(trainer, tr, rp, start, logged, p)
+            _loop(trainer, tr, rp, start, logged, p, dist.is_main)
         except RuntimeError as e:  # NonFiniteLossError, too many invalid verdicts: report, keep checkpoints
-            _report(tr, trainer, arm, p, f"{type(e).__name__}: {e}", setup_s)
+            if dist.is_main:
+                _report(tr, trainer, arm, p, f"{type(e).__name__}: {e}", setup_s)
             log.error("rlmt/%s stopped at step %d (checkpoints kept in %s)", arm, trainer.next_step, p["ckpt"])
             raise
-        _report(tr, trainer, arm, p, None, setup_s)
-        save_model(policy, tok, p["out"])
-    clear_checkpoints(p["ckpt"])
+        if dist.is_main:
+            _report(tr, trainer, arm, p, None, setup_s)
+            save_model(policy, tok, p["out"])
+    if dist.is_main:
+        clear_checkpoints(p["ckpt"])
+    dist.barrier()
+    dist.end()
 
 
 def _step_metrics(h: dict) -> dict:
@@ -113,16 +128,17 @@ def _report(tr: StageRun, trainer: RlmtTrainer, arm: str, p: dict, stopped: str 
     tr.log_artifact(p["steps"])
 
 
-def _loop(trainer: RlmtTrainer, tr: StageRun, rp, start: int, logged: set[int], p: dict) -> None:
+def _loop(trainer: RlmtTrainer, tr: StageRun, rp, start: int, logged: set[int], p: dict, main: bool = True) -> None:
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(start, rp.steps), initial=start, total=rp.steps, desc=f"rlmt/{tr.arm}", unit="step")
+    bar = tqdm(range(start, rp.steps), initial=start, total=rp.steps, desc=f"rlmt/{tr.arm}" if main else "rlmt",
+               unit="step", disable=not main)  # fmt: skip
     for step in bar:
         m = trainer.step(step)
         if step not in logged:  # a resumed MLflow run may hold steps that were redone after a kill
             tr.log_metrics(_step_metrics(m), step=step)
         bar.set_postfix(reward=f"{m['reward_mean']:.3f}", kl=f"{m['kl'] or 0:.2g}")
-        if (step + 1) % rp.checkpoint_every == 0 and step + 1 < rp.steps:
+        if (step + 1) % rp.checkpoint_every == 0 and step + 1 < rp.steps and main:
             trainer.save(p["ckpt"])
             write_json(p["steps"], trainer.history)
 

@@ -31,15 +31,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _single(out: Path) -> None:
-    res = subprocess.run([sys.executable, str(WORKER), str(out)], env=_env(), capture_output=True, text=True, timeout=120)
+def _single(out: Path, worker: Path = WORKER) -> None:
+    res = subprocess.run([sys.executable, str(worker), str(out)], env=_env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-def _ddp(out: Path, world: int = 2) -> None:
+def _ddp(out: Path, world: int = 2, worker: Path = WORKER) -> None:
     port = str(_free_port())
     procs = [
-        subprocess.Popen([sys.executable, str(WORKER), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        subprocess.Popen([sys.executable, str(worker), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(world),
                                              LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
         for r in range(world)

@@ -11,6 +11,7 @@ run resumed from a checkpoint is step-for-step the run that was never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -21,10 +22,11 @@ from pathlib import Path
 import torch
 
 from thinkmid.errors import InputError
-from thinkmid.judges.base import check_invalid_rate
+from thinkmid.judges.base import JudgeStats, check_invalid_rate
 from thinkmid.models.tokenizer import think_ids
 from thinkmid.rollouts import Sample, group_stats, judge_groups, sample_groups
 from thinkmid.train.checkpoint import load_latest_checkpoint, save_checkpoint
+from thinkmid.train.dist import Dist
 from thinkmid.train.logprobs import sequence_logprobs
 from thinkmid.train.loop import clip_and_step
 from thinkmid.train.losses import group_advantages, rlmt_loss
@@ -92,15 +94,23 @@ def _frozen_logprobs(model, prompts, comps, masks, pad_id, parts) -> list[torch.
 
 
 def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sample]], close_id: int, pad_id: int,
-                  rp, step: int, micro_batch: int = 16) -> dict[str, float]:  # fmt: skip
-    """Advantages, old/ref log-probs, the clipped loss (accumulated over micro-batches), one step."""
+                  rp, step: int, micro_batch: int = 16, dist: Dist | None = None) -> dict[str, float]:  # fmt: skip
+    """Advantages, old/ref log-probs, the clipped loss (accumulated over micro-batches), one step.
+
+    Under DDP (`dist` of several processes, `policy` wrapped) each rank passes its own whole groups;
+    the loss is weighted so the averaged gradient is the one-process gradient of all ranks' samples,
+    and the returned metrics are over all of them.
+    """
+    dist = dist if dist is not None else Dist()
+    world = dist.world_size
+    frozen = dist.unwrap(policy)
     samples = [s for g in groups for s in g]
     adv = group_advantages(reward_matrix(groups), mode=rp.advantage).reshape(-1)
     prompts = [s.prompt_ids for s in samples]
     built = [build_completion(s.thought_ids, s.suffix_ids, close_id) for s in samples]
     comps, masks = [c for c, _ in built], [m for _, m in built]
     parts = _chunks(len(samples), micro_batch)
-    old = _frozen_logprobs(policy, prompts, comps, masks, pad_id, parts)
+    old = _frozen_logprobs(frozen, prompts, comps, masks, pad_id, parts)
     ref = _frozen_logprobs(ref_model, prompts, comps, masks, pad_id, parts) if rp.kl_coef > 0 else None
 
     # How far the engine's sampling log-probs are from the teacher-forced ones on trained tokens.
@@ -119,39 +129,59 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
         log.warning("step %d: engine log-probs differ from the policy's by up to %.3g", step, mismatch)
 
     policy.train()
-    n = len(samples)
+    n = int(dist.sum(torch.tensor([float(len(samples))]))[0]) if world > 1 else len(samples)
     lr = float(scheduler.get_last_lr()[0]) if scheduler is not None else float(optimizer.param_groups[0]["lr"])
     total, acc, n_tok, clipped = 0.0, {"pg_loss": 0.0, "kl": 0.0}, 0.0, 0.0
     for i, p in enumerate(parts):
-        new, mask = sequence_logprobs(policy, prompts[p], comps[p], pad_id, masks[p], micro_batch=p.stop - p.start)
-        loss, met = rlmt_loss(
-            new, old[i], ref[i] if ref is not None else None, mask, adv[p].to(new.device),
-            clip_eps=rp.clip_eps, kl_coef=rp.kl_coef, mode=rp.advantage, token_budget=token_budget(rp),
-        )  # fmt: skip
-        w = (p.stop - p.start) / n  # the loss is a mean over sequences: micro-batches add up to it
-        (loss * w).backward()
+        # Under DDP only the last micro-batch all-reduces, so ranks with different counts stay in step.
+        last = i == len(parts) - 1
+        sync = dist.accelerator.no_sync(policy) if world > 1 and not last else contextlib.nullcontext()
+        with sync:
+            new, mask = sequence_logprobs(policy, prompts[p], comps[p], pad_id, masks[p], micro_batch=p.stop - p.start)
+            loss, met = rlmt_loss(
+                new, old[i], ref[i] if ref is not None else None, mask, adv[p].to(new.device),
+                clip_eps=rp.clip_eps, kl_coef=rp.kl_coef, mode=rp.advantage, token_budget=token_budget(rp),
+            )  # fmt: skip
+            w = (p.stop - p.start) / n  # the loss is a mean over all sequences: micro-batches add up to it
+            (loss * (w * world)).backward()  # DDP averages over ranks: x world makes it a sum
         total += float(loss.detach()) * w
         acc["pg_loss"] += met["pg_loss"] * w
         acc["kl"] += met["kl"] * w
         tok = float(mask.sum())
         n_tok += tok
         clipped += met["clip_frac"] * tok
-    grad_norm = clip_and_step(policy, optimizer, scheduler, rp.max_grad_norm, loss=total, step=step)
+    if world > 1:
+        sums = dist.sum(torch.tensor([total, acc["pg_loss"], acc["kl"], clipped, n_tok], dtype=torch.float64))
+        total, acc["pg_loss"], acc["kl"], clipped, n_tok = (float(x) for x in sums)
+        seen = [x for x in dist.gather_objects([mismatch])]
+        mismatch = math.nan if any(math.isnan(x) for x in seen) else max(seen)
+    grad_norm = clip_and_step(policy, optimizer, scheduler, rp.max_grad_norm, loss=total, step=step,
+                              accelerator=dist.accelerator)  # fmt: skip
     return {"loss": total, **acc, "clip_frac": clipped / max(n_tok, 1.0), "grad_norm": grad_norm, "lr": lr,
             "logprob_mismatch": mismatch}  # fmt: skip
 
 
 def sample_and_judge(engine, tokenizer, judge, rows: list[dict], rp, seed: int, max_invalid_rate: float,
-                     step: int) -> tuple[list[list[Sample]], dict[str, float]]:  # fmt: skip
-    """Sample K two-stage completions per row and judge them; stops on too many invalid verdicts."""
+                     step: int, dist: Dist | None = None) -> tuple[list[list[Sample]], dict[str, float]]:  # fmt: skip
+    """Sample K two-stage completions per row and judge them; stops on too many invalid verdicts.
+
+    Under several processes each rank passes its own rows (whole groups) and gets its own groups
+    back; the statistics and the invalid-verdict check are over every rank's groups, so all ranks
+    report, and stop, alike.
+    """
     t0 = time.perf_counter()
     groups = sample_groups(engine, tokenizer, rows, rp.k, rp.thought_max_tokens, rp.suffix_max_tokens,
                            rp.temperature, seed)  # fmt: skip
     t1 = time.perf_counter()
     judge_groups(judge, rows, groups)
     t2 = time.perf_counter()
-    check_invalid_rate(judge.stats, max_invalid_rate, what=f"rlmt reference judge (step {step})")
-    stats = group_stats(groups)
+    every, jstats = groups, judge.stats
+    if dist is not None and dist.enabled:
+        every = dist.gather_objects(groups)
+        counts = dist.gather_objects([(jstats.calls, jstats.invalid, jstats.retries)])
+        jstats = JudgeStats(*(sum(c) for c in zip(*counts)))
+    check_invalid_rate(jstats, max_invalid_rate, what=f"rlmt reference judge (step {step})")
+    stats = group_stats(every)
     metrics = {k: stats[k] for k in ("reward_mean", "mixed_groups", "near_zero_groups", "all_zero_groups",
                                      "all_one_groups", "avg_total_new_tokens", "artifact_rate")}  # fmt: skip
     metrics.update(invalid_judge_rate=stats["invalid_rate"], gen_time_s=t1 - t0, judge_time_s=t2 - t1)
@@ -168,8 +198,15 @@ class RlmtTrainer:
 
     def __init__(self, policy, ref_model, tokenizer, engine, judge, rows: list[dict], rp, lr: float, seed: int,
                  max_invalid_rate: float = 1.0, micro_batch: int = 16,
-                 after_update: Callable[[int], None] | None = None, fingerprint: dict | None = None):  # fmt: skip
+                 after_update: Callable[[int], None] | None = None, fingerprint: dict | None = None,
+                 dist: Dist | None = None):  # fmt: skip
         self.policy, self.ref, self.tok, self.engine, self.judge = policy, ref_model, tokenizer, engine, judge
+        self.dist = dist if dist is not None else Dist()
+        if self.dist.is_fsdp:
+            raise InputError("rlmt runs under DDP or in one process; FSDP is for sft (configs/accelerate/ddp.yaml)")
+        if self.dist.world_size > rp.prefixes_per_step:
+            raise InputError(f"rlmt.prefixes_per_step: {rp.prefixes_per_step} groups cannot be split over "
+                             f"{self.dist.world_size} processes; use at least one per process")  # fmt: skip
         self.rows, self.rp, self.seed = rows, rp, seed
         self.max_invalid_rate, self.micro_batch, self.after_update = max_invalid_rate, micro_batch, after_update
         self.close_id = think_ids(tokenizer)[1]
@@ -179,6 +216,8 @@ class RlmtTrainer:
         ref_model.eval()
         self.optimizer = make_optimizer(policy, lr=lr)
         self.scheduler = make_scheduler(self.optimizer, rp.warmup_steps, rp.steps, rp.min_lr_ratio)
+        # The engine samples from `policy` itself; the update goes through the (DDP-)wrapped `model`.
+        self.model, self.optimizer = self.dist.prepare(policy, self.optimizer)
         self.history: list[dict] = []
         self.wall_time_s = 0.0  # summed over the processes of a resumed run
         run = {k: v for k, v in rp.model_dump().items() if k != "checkpoint_every"}
@@ -193,12 +232,13 @@ class RlmtTrainer:
         if step != self.next_step:
             raise ValueError(f"step {step} out of order; next is {self.next_step}")
         t0 = time.perf_counter()
-        rows = step_rows(self.rows, step, self.rp.prefixes_per_step)
+        rows = self.dist.split(step_rows(self.rows, step, self.rp.prefixes_per_step))  # whole groups per rank
         groups, m = sample_and_judge(self.engine, self.tok, self.judge, rows, self.rp,
-                                     step_seed(self.seed, step), self.max_invalid_rate, step)  # fmt: skip
+                                     self.dist.rank_seed(step_seed(self.seed, step)), self.max_invalid_rate, step,
+                                     self.dist)  # fmt: skip
         t1 = time.perf_counter()
-        m.update(policy_update(self.policy, self.ref, self.optimizer, self.scheduler, groups, self.close_id,
-                               self.pad_id, self.rp, step, self.micro_batch))  # fmt: skip
+        m.update(policy_update(self.model, self.ref, self.optimizer, self.scheduler, groups, self.close_id,
+                               self.pad_id, self.rp, step, self.micro_batch, self.dist))  # fmt: skip
         if self.after_update is not None:
             self.after_update(step)
         t2 = time.perf_counter()
