@@ -24,6 +24,8 @@ import time
 
 for _k, _v in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1")):
     os.environ.setdefault(_k, _v)  # NVLink multicast stays off on shared hosts
+# One process on CUDA would take the fused training path, which DDP does not take yet: compare like with like.
+os.environ.setdefault("THINKMID_FAST_TRAIN", "0")
 
 import torch  # noqa: E402
 
