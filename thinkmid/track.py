@@ -51,9 +51,20 @@ def register_secret(value: str | None) -> None:
         _REGISTERED.add(value)
 
 
+def _environ() -> list[tuple[str, str]]:
+    """os.environ's items, read again if another thread (MLflow's telemetry) removes a variable mid-read."""
+    for attempt in range(5):
+        try:
+            return list(os.environ.items())
+        except KeyError:
+            if attempt == 4:
+                raise
+    return []  # pragma: no cover - unreachable
+
+
 def _secret_values() -> list[str]:
     """Values of environment variables that look like credentials, to scrub from anything logged."""
-    found = {v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8} | _REGISTERED
+    found = {v for k, v in _environ() if _SECRET_KEY.search(k) and len(v) >= 8} | _REGISTERED
     return sorted(found, key=len, reverse=True)  # longest first, so no key is left half-replaced
 
 
