@@ -1,5 +1,6 @@
 """thinkmid.track helpers that the reliability tests do not cover."""
 
+
 def test_secret_scan_survives_a_variable_removed_while_reading(monkeypatch):
     """MLflow's telemetry thread deletes a variable; iterating os.environ then raises KeyError once."""
     import os

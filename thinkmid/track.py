@@ -28,6 +28,8 @@ from thinkmid.io import write_json
 REPO_ROOT = Path(os.environ.get("THINKMID_ROOT", Path.cwd()))
 _SECRET_KEY = re.compile(r"(api_key|token|secret|password)(?!_env)", re.I)
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+# An offline lab sends nothing out: MLflow's usage telemetry is off unless the user turns it on.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def tracking_uri() -> str:
