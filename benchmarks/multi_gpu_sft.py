@@ -24,8 +24,6 @@ import time
 
 for _k, _v in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1")):
     os.environ.setdefault(_k, _v)  # NVLink multicast stays off on shared hosts
-# One process on CUDA would take the fused training path, which DDP does not take yet: compare like with like.
-os.environ.setdefault("THINKMID_FAST_TRAIN", "0")
 
 import torch  # noqa: E402
 
@@ -72,7 +70,7 @@ def train(args) -> None:
     rows = make_rows(args.batch * args.steps, args.seq, vocab)
     opt = make_optimizer(model, args.lr, 0.1)
     sched = make_scheduler(opt, 2, args.steps, 0.1)
-    model, opt = dist.prepare(model, opt)
+    model, opt = dist.prepare(model, opt, lm_loss=True)  # the sft stage's path (fused on CUDA)
     losses, times, tokens = [], [], []
     sync = torch.cuda.synchronize if on_gpu else (lambda: None)
     for step, batch in enumerate(sft_batches(rows, args.seq, args.batch, seed=0, epoch=0, pad_id=0)):

@@ -81,7 +81,7 @@ def run(params: Params, arm: str | None) -> None:
     nll_before = extra.get("thought_token_nll_before")
     if nll_before is None:
         nll_before = mean_nll(model, tok, val_think, p.batch_size, p.seq_len, thoughts_only=True, dist=dist)
-    model, optimizer = dist.prepare(model, optimizer)
+    model, optimizer = dist.prepare(model, optimizer, lm_loss=True)  # DDP takes the fused loss path too
     eval_model = model if dist.is_fsdp else dist.unwrap(model)
     meter = ThroughputMeter(extra.get("tokens_seen", 0))
     min_available_mem_gib(reset=True)

@@ -39,8 +39,10 @@ def main(out: str) -> None:
     rows = [torch.randint(1, VOCAB, (n,), generator=gen).tolist() for n in lengths]
     opt = make_optimizer(model, lr=1e-2, weight_decay=0.1)
     sched = make_scheduler(opt, 0, 2, 0.1)
-    model, opt = dist.prepare(model, opt)
-    result: dict = {"world_size": dist.world_size, "losses": [], "tokens": [], "grad_norms": []}
+    model, opt = dist.prepare(model, opt, lm_loss=True)
+    inner = dist.accelerator.unwrap_model(model) if dist.enabled else model
+    result: dict = {"world_size": dist.world_size, "losses": [], "tokens": [], "grad_norms": [],
+                    "trains": type(inner).__name__}  # fmt: skip
     grads = {}
     for step, batch in enumerate(sft_batches(rows, 16, 5, seed=0, epoch=0, pad_id=PAD)):
         loss, value, tokens = dist.lm_loss(model, batch)

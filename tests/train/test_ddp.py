@@ -31,17 +31,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _single(out: Path, worker: Path = WORKER) -> None:
-    res = subprocess.run([sys.executable, str(worker), str(out)], env=_env(), capture_output=True, text=True, timeout=120)
+def _single(out: Path, worker: Path = WORKER, **env) -> None:
+    res = subprocess.run([sys.executable, str(worker), str(out)], env=_env(**env), capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-def _ddp(out: Path, world: int = 2, worker: Path = WORKER) -> None:
+def _ddp(out: Path, world: int = 2, worker: Path = WORKER, **env) -> None:
     port = str(_free_port())
     procs = [
         subprocess.Popen([sys.executable, str(worker), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, env=_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(world),
-                                             LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=port))
+                                             LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
+                                             **env))
         for r in range(world)
     ]  # fmt: skip
     errs = []
@@ -56,12 +58,17 @@ def _ddp(out: Path, world: int = 2, worker: Path = WORKER) -> None:
         assert rc == 0, err[-3000:]
 
 
-def test_two_process_ddp_step_matches_one_process(tmp_path):
-    _single(tmp_path / "one")
-    _ddp(tmp_path / "two")
+@pytest.mark.parametrize("path", ["plain", "fused"])
+def test_two_process_ddp_step_matches_one_process(tmp_path, path):
+    """plain: HF forward + full-logit loss; fused: the fused layers + chunked CE that CUDA takes (forced on
+    the CPU here), under DDP through the FusedLoss wrapper."""
+    env = {"THINKMID_FAST_TRAIN": "force" if path == "fused" else "0"}
+    _single(tmp_path / "one", **env)
+    _ddp(tmp_path / "two", **env)
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())
     assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert two["trains"] == ("FusedLoss" if path == "fused" else "Qwen3ForCausalLM")
     assert one["tokens"] == two["tokens"] and sum(one["tokens"]) == 51 and len(one["tokens"]) == 2
     assert two["losses"] == pytest.approx(one["losses"], rel=1e-5)
     assert two["grad_norms"] == pytest.approx(one["grad_norms"], rel=1e-4)

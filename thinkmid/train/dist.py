@@ -27,6 +27,20 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+class FusedLoss(torch.nn.Module):
+    """A model with its fused training loss as one module: DDP must wrap the module whose forward
+    computes the loss (calling the inner model past the wrapper would skip DDP's forward hooks).
+    The inner model sits at `.module`, so checkpoint code that peels wrappers reaches it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.module = model
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        count = (labels[:, 1:] != IGNORE_INDEX).sum()
+        return sft_loss_fast(self.module, input_ids, labels) * count, count  # (summed NLL, target tokens)
+
+
 class NullRun:
     """What non-main ranks get instead of a StageRun: logs and writes nothing."""
 
@@ -95,19 +109,27 @@ class Dist:
         return int(seed) + 1_000_003 * self.rank
 
     # -- wrapping -----------------------------------------------------------------------------
-    def prepare(self, model, optimizer):
-        """Wrap for DDP/FSDP (the scheduler stays ours: accelerate's would step once per process)."""
+    def prepare(self, model, optimizer, lm_loss: bool = False):
+        """Wrap for DDP/FSDP (the scheduler stays ours: accelerate's would step once per process).
+        lm_loss: the model will train through `lm_loss`; under DDP it then takes the fused path too."""
         if not self.enabled:
             return model, optimizer
+        if lm_loss and not self.is_fsdp and use_fast_sft(model):
+            model = FusedLoss(model)
         return self.accelerator.prepare(model, optimizer)
 
     def unwrap(self, model):
-        return self.accelerator.unwrap_model(model) if self.enabled else model
+        if not self.enabled:
+            return model
+        bare = self.accelerator.unwrap_model(model)
+        return bare.module if isinstance(bare, FusedLoss) else bare
 
     def state_dict(self, model) -> dict | None:
         """Full state dict (gathered under FSDP) on every rank that needs it; call on all ranks."""
         if not self.enabled:
             return model.state_dict()
+        if isinstance(self.accelerator.unwrap_model(model), FusedLoss):
+            return self.unwrap(model).state_dict()
         return self.accelerator.get_state_dict(model)
 
     # -- batches and losses -------------------------------------------------------------------
@@ -137,11 +159,15 @@ class Dist:
         if not self.enabled and use_fast_sft(model):  # one GPU: fused layers + chunked CE, no [b, L, V] logits
             loss = sft_loss_fast(model, shard["input_ids"].to(dev), shard["labels"].to(dev))
             return loss, float(loss.detach()), int(batch["attention_mask"].sum())
-        logits = model(input_ids=shard["input_ids"].to(dev), attention_mask=shard["attention_mask"].to(dev)).logits
-        if not self.enabled:
-            loss = causal_lm_loss(logits, shard["labels"].to(dev))
-            return loss, float(loss.detach()), int(batch["attention_mask"].sum())
-        total, count = causal_lm_nll_sum(logits, shard["labels"].to(dev))
+        if self.enabled and isinstance(self.accelerator.unwrap_model(model), FusedLoss):  # DDP, fused path
+            total, count = model(shard["input_ids"].to(dev), shard["labels"].to(dev))
+            count = int(count)
+        else:
+            logits = model(input_ids=shard["input_ids"].to(dev), attention_mask=shard["attention_mask"].to(dev)).logits
+            if not self.enabled:
+                loss = causal_lm_loss(logits, shard["labels"].to(dev))
+                return loss, float(loss.detach()), int(batch["attention_mask"].sum())
+            total, count = causal_lm_nll_sum(logits, shard["labels"].to(dev))
         sums = self.sum(torch.tensor([float(total.detach()), float(count)], dtype=torch.float64))
         global_count = max(int(sums[1].item()), 1)
         loss = total * (self.world_size / global_count)

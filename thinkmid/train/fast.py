@@ -186,16 +186,18 @@ def causal_lm_loss_fused(model, input_ids: torch.Tensor, labels: torch.Tensor, c
 
 def use_fast_sft(model) -> bool:
     """The fused path applies: a CUDA model of the supported shape (THINKMID_FAST_TRAIN=0 turns it off)."""
-    if os.environ.get("THINKMID_FAST_TRAIN", "1") == "0":
+    mode = os.environ.get("THINKMID_FAST_TRAIN", "1")
+    if mode == "0":
         return False
     try:
         on_cuda = next(model.parameters()).is_cuda
     except StopIteration:
         return False
-    return on_cuda and fused_supported(model)
+    return (on_cuda or mode == "force") and fused_supported(model)  # force: the CPU tests of this path
 
 
-def sft_loss_fast(model, input_ids: torch.Tensor, labels: torch.Tensor, bucket: int = 256) -> torch.Tensor:
+def sft_loss_fast(model, input_ids: torch.Tensor, labels: torch.Tensor, bucket: int = 256,
+                  compiled: bool | None = None) -> torch.Tensor:  # fmt: skip
     """Token-mean SFT loss of a right-padded batch through the compiled fused layers.
 
     The width is padded up to a multiple of `bucket` (padding has no targets and, being after every
@@ -207,4 +209,4 @@ def sft_loss_fast(model, input_ids: torch.Tensor, labels: torch.Tensor, bucket: 
     if pad:
         input_ids = F.pad(input_ids, (0, pad), value=0)
         labels = F.pad(labels, (0, pad), value=IGNORE_INDEX)
-    return causal_lm_loss_fused(model, input_ids, labels, compiled=True)
+    return causal_lm_loss_fused(model, input_ids, labels, compiled=input_ids.is_cuda if compiled is None else compiled)
