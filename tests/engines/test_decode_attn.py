@@ -25,12 +25,14 @@ for seed, (n, kvh, m, hd, t, blk) in enumerate([(3, 2, 5, 32, 70, 64), (2, 1, 16
     bias[0, : t - 3] = NEG  # left padding longer than a block: a fully masked block first
     o, lse = decode_attention(q, k, v, 0.3, bias=bias, block_n=blk)
     ro, rl = _attn_math(q, k, v, bias[:, None, None, :], 0.3)
-    assert torch.allclose(o, ro, atol=1e-5) and torch.allclose(lse, rl, atol=1e-5), (seed, "bias")
+    assert torch.allclose(o, ro, atol=1e-5) and torch.allclose(lse, rl, atol=1e-5), (
+        seed, "bias", (o - ro).abs().max().item(), (lse - rl).abs().max().item())
     cache = torch.randn(2, n, kvh, t + 9, hd, generator=g)  # strided slices of a bigger cache
     filled = torch.tensor([t - 5])
     o, lse = decode_attention(q, cache[0], cache[1], 0.3, length=filled, block_n=blk)
     ro, rl = _attn_math(q, cache[0][:, :, : t - 5], cache[1][:, :, : t - 5], 0.0, 0.3)
-    assert torch.allclose(o, ro, atol=1e-5) and torch.allclose(lse, rl, atol=1e-5), (seed, "length")
+    assert torch.allclose(o, ro, atol=1e-5) and torch.allclose(lse, rl, atol=1e-5), (
+        seed, "length", (o - ro).abs().max().item(), (lse - rl).abs().max().item())
 print("ok")
 """
 
