@@ -94,6 +94,19 @@ def ce_ab():
          eager_ms=round(te * 1e3, 2), compiled_ms=round(tc * 1e3, 2))  # fmt: skip
 
 
+def train_step(model, loss_fn, batch):
+    """One optimizer step on a fixed random batch, as a closure (for the profiler)."""
+    opt = make_optimizer(model, lr=1e-5)
+    ids = torch.randint(1000, 150000, (batch, SEQ), device=DEV)
+
+    def step():
+        loss_fn(model, ids).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
 def experiments(batches):
     """CE kernel A/B, then per batch: compiled HF layers vs the fused (qkv, gate/up) layers; profiles."""
     from benchmarks.common import profile_top
@@ -109,16 +122,7 @@ def experiments(batches):
                     layer.compile(dynamic=False)
             bench(name, model, b, fn)
             if b == batches[0]:
-                opt = make_optimizer(model, lr=1e-5)
-                ids = torch.randint(1000, 150000, (b, SEQ), device=DEV)
-
-                def step():
-                    fn(model, ids).backward()
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-
-                profile_top(f"train-{name}-b{b}", step, steps=2)
-                del opt
+                profile_top(f"train-{name}-b{b}", train_step(model, fn, b), steps=2)
             del model
             torch.cuda.empty_cache()
 
@@ -134,15 +138,8 @@ def profile_fused(batch, rows, cdt):
     model = new_model()
     model.config.use_cache = False
     bench("fused_ce+fused_compiled_layers" + (",coordinate_descent_tuning" if cdt else ""), model, batch, fused_loss)
-    opt = make_optimizer(model, lr=1e-5)
-    ids = torch.randint(1000, 150000, (batch, SEQ), device=DEV)
-
-    def step():
-        fused_loss(model, ids).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    profile_top(f"train-fused-b{batch}" + ("-cdt" if cdt else ""), step, steps=2, rows=rows)
+    profile_top(f"train-fused-b{batch}" + ("-cdt" if cdt else ""), train_step(model, fused_loss, batch), steps=2,
+                rows=rows)  # fmt: skip
 
 
 def final(batches):

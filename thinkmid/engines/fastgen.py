@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from thinkmid.engines.decode_attn import decode_attention
+from thinkmid.models.rope import apply_rotary
 
 log = logging.getLogger(__name__)
 NEG = float("-inf")
@@ -183,9 +184,7 @@ class StaticDecoder:
             q, k = a.q_norm(q), a.k_norm(k)
         q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = a.v_proj(hn).view(b, s, -1, self.hd).transpose(1, 2)
-        c, sn = cos.unsqueeze(1), sin.unsqueeze(1)
-        q = q * c + _rot(q) * sn
-        k = k * c + _rot(k) * sn
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         return q, k, v
 
     def _finish_layer(self, layer, x, o):
@@ -382,11 +381,6 @@ class StaticDecoder:
             else:
                 self._decode_step()
         return {"tok": self.rec_tok[:S].T.tolist(), "lp": self.rec_lp[:S].T.tolist(), "code": self.rec_code[:S].T.tolist()}
-
-
-def _rot(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
 def split_rows(rec: dict, th_stop, su_stop):

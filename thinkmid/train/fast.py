@@ -12,6 +12,8 @@ import os
 
 import torch
 
+from thinkmid.models.rope import apply_rotary
+
 IGNORE_INDEX = -100
 
 
@@ -120,11 +122,6 @@ def fused_supported(model) -> bool:
     return all(hasattr(mlp, n) and getattr(mlp, n).bias is None for n in ("gate_proj", "up_proj", "down_proj"))
 
 
-def _rotate(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
-
-
 def fused_layer(layer, x, cos, sin):
     """One decoder layer (pre-norm attention + SwiGLU MLP) on x [b, s, d], causal, no cache."""
     import torch.nn.functional as F
@@ -140,8 +137,7 @@ def fused_layer(layer, x, cos, sin):
     if hasattr(a, "q_norm"):
         q, k = a.q_norm(q), a.k_norm(k)
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-    c, sn = cos.unsqueeze(1), sin.unsqueeze(1)
-    q, k = q * c + _rotate(q) * sn, k * c + _rotate(k) * sn
+    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
     o = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=a.scaling, enable_gqa=q.shape[1] != k.shape[1])
     x = x + a.o_proj(o.transpose(1, 2).reshape(b, s, -1))
     h = layer.post_attention_layernorm(x)
