@@ -1,0 +1,208 @@
+"""One forward over a forest of token blocks: prompts that share prefixes, each shared block computed once.
+
+A batch is a list of nodes (blocks of token ids), each with a parent that comes before it. Nodes are
+packed one after the other into one sequence; a token sees its ancestors' tokens and the tokens of
+its own node up to itself, nothing else (a tree attention mask). RoPE positions continue along
+each root-to-node path, so the last token of a node gets the hidden state that a plain causal
+forward of its whole path would give. Only the requested rows go through the final norm and the
+LM head (no logits anywhere else).
+
+Attention: on CUDA, FlexAttention (compiled) with a block-sparse mask built from the node spans, so
+a key block that no query of a query block can see is never read; elsewhere (the CPU tests) SDPA
+with the dense token mask. Both use the same mask rule (`visible`). The linear layers see exactly
+the packed tokens (no padding); attention pads to a bucket so the compiled kernel is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from thinkmid.models.rope import apply_rotary
+
+log = logging.getLogger(__name__)
+BLOCK = 128  # FlexAttention block size (query and key)
+BUCKET = 16384  # attention length is padded to a multiple of this (one compiled kernel per bucket)
+
+
+@dataclass
+class Packed:
+    ids: torch.Tensor  # [T] token ids
+    pos: torch.Tensor  # [T] RoPE positions (along each token's root-to-node path)
+    node: torch.Tensor  # [T] node index of each token
+    depth: torch.Tensor  # [T] depth of that node (roots: 0)
+    anc: torch.Tensor  # [D, T] anc[d, t] = the depth-d ancestor of t's node (-1 below its depth)
+    spans: list[tuple[int, int]]  # per node: [start, end) in the packed sequence
+    paths: list[list[int]]  # per node: its ancestors from the root, itself last
+    rows: torch.Tensor  # [n_out] packed rows whose logits are wanted
+
+    @property
+    def tokens(self) -> int:
+        return int(self.ids.numel())
+
+
+def pack(nodes: list[tuple[int, list[int]]], out_nodes: list[int]) -> Packed:
+    """nodes: (parent index or -1, token ids), parents before children; out_nodes: nodes whose LAST
+    token's logits are wanted, in the order wanted."""
+    ids, pos, node, depth, spans, paths, ends = [], [], [], [], [], [], []
+    cur = 0
+    for i, (parent, toks) in enumerate(nodes):
+        if not toks:
+            raise ValueError(f"node {i} has no tokens")
+        if parent >= i:
+            raise ValueError(f"node {i}: parent {parent} does not come before it")
+        p0 = ends[parent] if parent >= 0 else 0
+        paths.append((paths[parent] if parent >= 0 else []) + [i])
+        spans.append((cur, cur + len(toks)))
+        ends.append(p0 + len(toks))
+        ids.extend(toks)
+        pos.extend(range(p0, p0 + len(toks)))
+        node.extend([i] * len(toks))
+        depth.extend([len(paths[-1]) - 1] * len(toks))
+        cur += len(toks)
+    D = max(len(p) for p in paths)
+    anc = np.full((D, cur), -1, dtype=np.int64)
+    for i, (s, e) in enumerate(spans):
+        anc[: len(paths[i]), s:e] = np.asarray(paths[i])[:, None]
+    as_t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.int64))  # noqa: E731
+    rows = as_t([spans[n][1] - 1 for n in out_nodes])
+    return Packed(as_t(ids), as_t(pos), as_t(node), as_t(depth), torch.from_numpy(anc), spans, paths, rows)
+
+
+def visible(q, k, node, depth, anc):
+    """Token k is visible from token q: k is not after q and k's node is on q's root-to-node path."""
+    return (k <= q) & (anc[depth[k], q] == node[k])
+
+
+def dense_mask(p: Packed) -> torch.Tensor:
+    t = torch.arange(p.tokens)
+    return visible(t[:, None], t[None, :], p.node, p.depth, p.anc)
+
+
+def kv_blocks(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query block of a sequence padded to `length` (tokens from p.tokens on form one more
+    node, a causal block of its own): the key blocks holding any visible token. (counts [nq], indices [nq, nq])."""
+    nq = -(-length // block)
+    starts = np.array([s for s, _ in p.spans] + [p.tokens])
+    spans = p.spans + [(p.tokens, length)]
+    paths = p.paths + [[len(p.spans)]]
+    idx = np.zeros((nq, nq), dtype=np.int32)
+    cnt = np.zeros(nq, dtype=np.int32)
+    for qb in range(nq):
+        qs, qe = qb * block, min(length, (qb + 1) * block)
+        first = int(np.searchsorted(starts, qs, "right")) - 1
+        last = int(np.searchsorted(starts, qe - 1, "right")) - 1
+        seen = set()
+        for n in range(first, last + 1):
+            for a in paths[n][:-1]:
+                s, e = spans[a]
+                seen.update(range(s // block, (e - 1) // block + 1))
+            s, e = spans[n]
+            seen.update(range(s // block, (min(e, qe) - 1) // block + 1))
+        b = sorted(seen)
+        cnt[qb] = len(b)
+        idx[qb, : len(b)] = b
+    return torch.from_numpy(cnt), torch.from_numpy(idx)
+
+
+def _padded(p: Packed, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """node/depth/anc over `length` tokens: the padding is one more root node."""
+    extra = length - p.tokens
+    pad_node = len(p.spans)
+    node = torch.cat([p.node, torch.full((extra,), pad_node)])
+    depth = torch.cat([p.depth, torch.zeros(extra, dtype=torch.long)])
+    anc = torch.cat([p.anc, torch.full((p.anc.shape[0], extra), -1)], 1)
+    anc[0, p.tokens :] = pad_node
+    return node, depth, anc
+
+
+class TreeForward:
+    """Runs a Qwen/Llama-style decoder (see fastgen.supported) over a Packed forest."""
+
+    def __init__(self, model, attn: str | None = None, mlp_chunk: int = 65536):
+        """attn: 'flex' (CUDA default) or 'dense' (SDPA with the full token mask; the CPU default)."""
+        self.model, self.inner = model, model.model
+        self.layers = list(self.inner.layers)
+        cfg = model.config
+        a = self.layers[0].self_attn
+        self.hd = getattr(a, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.h, self.kvh = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.scale = getattr(a, "scaling", self.hd**-0.5)
+        self.dev = next(model.parameters()).device
+        self.attn = attn or ("flex" if self.dev.type == "cuda" else "dense")
+        self.mlp_chunk = mlp_chunk
+        self._flex = None
+
+    def _flex_fn(self):
+        if self._flex is None:
+            from torch.nn.attention.flex_attention import flex_attention
+
+            self._flex = torch.compile(flex_attention, dynamic=False) if self.dev.type == "cuda" else flex_attention
+        return self._flex
+
+    def _mask(self, p: Packed):
+        """What attention needs for this batch: (kind, mask or block mask, padded length)."""
+        dev = self.dev
+        if self.attn == "dense":
+            return dense_mask(p).to(dev)[None, None], p.tokens
+        from torch.nn.attention.flex_attention import BlockMask
+
+        length = -(-p.tokens // BUCKET) * BUCKET if self.dev.type == "cuda" else -(-p.tokens // BLOCK) * BLOCK
+        node, depth, anc = (t.to(dev) for t in _padded(p, length))
+
+        def mask_mod(b, h, q, k):
+            return visible(q, k, node, depth, anc)
+
+        cnt, idx = kv_blocks(p, length)
+        bm = BlockMask.from_kv_blocks(cnt[None, None].to(dev), idx[None, None].to(dev), BLOCK_SIZE=BLOCK,
+                                      mask_mod=mask_mod, seq_lengths=(length, length))  # fmt: skip
+        return bm, length
+
+    def _attend(self, q, k, v, mask, length):
+        t = q.shape[2]
+        if self.attn == "dense":
+            rep = self.h // self.kvh
+            k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        pad = (0, 0, 0, length - t)
+        q, k, v = F.pad(q, pad), F.pad(k, pad), F.pad(v, pad)
+        o = self._flex_fn()(q, k, v, block_mask=mask, scale=self.scale, enable_gqa=self.h != self.kvh)
+        return o[:, :, :t]
+
+    def _mlp(self, layer, x):
+        """x + MLP(norm(x)), over token chunks: the intermediate activations stay bounded."""
+        out = torch.empty_like(x)
+        for s in range(0, x.shape[1], self.mlp_chunk):
+            xs = x[:, s : s + self.mlp_chunk]
+            out[:, s : s + self.mlp_chunk] = xs + layer.mlp(layer.post_attention_layernorm(xs))
+        return out
+
+    @torch.no_grad()
+    def __call__(self, p: Packed) -> torch.Tensor:
+        """Float32 logits [len(p.rows), vocab] at the requested rows."""
+        dev, hd = self.dev, self.hd
+        mask, length = self._mask(p)
+        ids, pos = p.ids.to(dev)[None], p.pos.to(dev)[None]
+        x = self.inner.embed_tokens(ids)
+        cos, sin = self.inner.rotary_emb(x, pos)
+        t = ids.shape[1]
+        for layer in self.layers:
+            a = layer.self_attn
+            hn = layer.input_layernorm(x)
+            q = a.q_proj(hn).view(1, t, -1, hd)
+            k = a.k_proj(hn).view(1, t, -1, hd)
+            if hasattr(a, "q_norm"):
+                q, k = a.q_norm(q), a.k_norm(k)
+            q, k = apply_rotary(q.transpose(1, 2), cos, sin), apply_rotary(k.transpose(1, 2), cos, sin)
+            v = a.v_proj(hn).view(1, t, -1, hd).transpose(1, 2)
+            del hn
+            o = self._attend(q, k, v, mask, length)
+            x = x + a.o_proj(o.transpose(1, 2).reshape(1, t, -1))
+            del q, k, v, o
+            x = self._mlp(layer, x)
+        h = self.inner.norm(x[0, p.rows.to(dev)])
+        return self.model.lm_head(h).float()
