@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from thinkmid.engines.treeforward import TreeForward, dense_mask, kv_blocks, pack
+from thinkmid.engines.treeforward import TreeForward, dense_mask, kv_blocks, pack, padded, visible
 from thinkmid.judges.inprocess import (
     InprocessPairwiseJudge, InprocessReferenceJudge, make_layout, verdict_probs,
 )  # fmt: skip
@@ -133,9 +133,9 @@ def test_kv_block_lists_are_exactly_the_visible_blocks():
     p = pack(_forest(), [0])
     bs, length = 16, -(-p.tokens // 16) * 16 + 16
     cnt, idx = kv_blocks(p, length, block=bs)
-    m = torch.zeros(length, length, dtype=torch.bool)
-    m[: p.tokens, : p.tokens] = dense_mask(p)
-    m[p.tokens :, p.tokens :] = torch.ones(length - p.tokens, length - p.tokens, dtype=torch.bool).tril()
+    t = torch.arange(length)
+    m = visible(t[:, None], t[None, :], *padded(p, length, bs))  # the rule flex applies inside blocks
+    assert torch.equal(m[: p.tokens, : p.tokens], dense_mask(p))
     want = m.view(length // bs, bs, length // bs, bs).any(3).any(1)
     for qb in range(length // bs):
         assert sorted(idx[qb, : cnt[qb]].tolist()) == want[qb].nonzero().flatten().tolist()
@@ -146,8 +146,9 @@ def test_flex_path_equals_dense_path(model):
     leaves = [i for i in range(len(nodes)) if all(par != i for par, _ in nodes)]
     p = pack(nodes, leaves)
     dense = TreeForward(model, attn="dense")(p)
-    flex = TreeForward(model, attn="flex")(p)
-    torch.testing.assert_close(flex, dense, rtol=1e-4, atol=1e-5)
+    for pad_to in (None, 700):  # None: to a multiple of BLOCK; 700: to 768
+        flex = TreeForward(model, attn="flex")(p, pad_to)
+        torch.testing.assert_close(flex, dense, rtol=1e-4, atol=1e-5)
     for n, row in zip(leaves, dense):  # and every leaf equals a plain forward of its path
         path = [t for a in p.paths[n] for t in nodes[a][1]]
         with torch.no_grad():

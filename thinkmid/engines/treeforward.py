@@ -10,7 +10,8 @@ LM head (no logits anywhere else).
 Attention: on CUDA, FlexAttention (compiled) with a block-sparse mask built from the node spans, so
 a key block that no query of a query block can see is never read; elsewhere (the CPU tests) SDPA
 with the dense token mask. Both use the same mask rule (`visible`). The linear layers see exactly
-the packed tokens (no padding); attention pads to a bucket so the compiled kernel is reused.
+the packed tokens (no padding); attention pads to a fixed length (padding blocks only see
+themselves), so one compiled kernel serves every batch of a judge.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from thinkmid.models.rope import apply_rotary
 
 log = logging.getLogger(__name__)
 BLOCK = 128  # FlexAttention block size (query and key)
-BUCKET = 16384  # attention length is padded to a multiple of this (one compiled kernel per bucket)
+BUCKET = 16384  # past `pad_to`, the attention length is padded to a multiple of this
 
 
 @dataclass
@@ -83,17 +84,25 @@ def dense_mask(p: Packed) -> torch.Tensor:
     return visible(t[:, None], t[None, :], p.node, p.depth, p.anc)
 
 
+def _pad_nodes(p: Packed, length: int, block: int) -> list[tuple[int, int]]:
+    """Spans of the padding up to `length`: one root node per block, so a padding query block only
+    ever reads its own block (padding costs no attention beyond the diagonal)."""
+    return [(max(p.tokens, b * block), (b + 1) * block) for b in range(p.tokens // block, length // block)
+            if (b + 1) * block > p.tokens]  # fmt: skip
+
+
 def kv_blocks(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each query block of a sequence padded to `length` (tokens from p.tokens on form one more
-    node, a causal block of its own): the key blocks holding any visible token. (counts [nq], indices [nq, nq])."""
-    nq = -(-length // block)
-    starts = np.array([s for s, _ in p.spans] + [p.tokens])
-    spans = p.spans + [(p.tokens, length)]
-    paths = p.paths + [[len(p.spans)]]
+    """For each query block of the sequence padded to `length` (a multiple of `block`): the key
+    blocks that hold any token visible from it. (counts [nq], indices [nq, nq])."""
+    nq = length // block
+    pads = _pad_nodes(p, length, block)
+    spans = p.spans + pads
+    paths = p.paths + [[len(p.spans) + i] for i in range(len(pads))]
+    starts = np.array([s for s, _ in spans])
     idx = np.zeros((nq, nq), dtype=np.int32)
     cnt = np.zeros(nq, dtype=np.int32)
     for qb in range(nq):
-        qs, qe = qb * block, min(length, (qb + 1) * block)
+        qs, qe = qb * block, (qb + 1) * block
         first = int(np.searchsorted(starts, qs, "right")) - 1
         last = int(np.searchsorted(starts, qe - 1, "right")) - 1
         seen = set()
@@ -109,14 +118,14 @@ def kv_blocks(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor,
     return torch.from_numpy(cnt), torch.from_numpy(idx)
 
 
-def _padded(p: Packed, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """node/depth/anc over `length` tokens: the padding is one more root node."""
-    extra = length - p.tokens
-    pad_node = len(p.spans)
-    node = torch.cat([p.node, torch.full((extra,), pad_node)])
-    depth = torch.cat([p.depth, torch.zeros(extra, dtype=torch.long)])
-    anc = torch.cat([p.anc, torch.full((p.anc.shape[0], extra), -1)], 1)
-    anc[0, p.tokens :] = pad_node
+def padded(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """node/depth/anc over `length` tokens, the padding as the root nodes of _pad_nodes."""
+    node = torch.cat([p.node, torch.empty(length - p.tokens, dtype=torch.long)])
+    depth = torch.cat([p.depth, torch.zeros(length - p.tokens, dtype=torch.long)])
+    anc = torch.cat([p.anc, torch.full((p.anc.shape[0], length - p.tokens), -1)], 1)
+    for i, (s, e) in enumerate(_pad_nodes(p, length, block)):
+        node[s:e] = len(p.spans) + i
+        anc[0, s:e] = len(p.spans) + i
     return node, depth, anc
 
 
@@ -144,15 +153,17 @@ class TreeForward:
             self._flex = torch.compile(flex_attention, dynamic=False) if self.dev.type == "cuda" else flex_attention
         return self._flex
 
-    def _mask(self, p: Packed):
-        """What attention needs for this batch: (kind, mask or block mask, padded length)."""
+    def _mask(self, p: Packed, pad_to: int | None):
+        """(dense mask or block mask, attention length). Flex pads to `pad_to` (or, past it, to the
+        next multiple of BUCKET), so batches of one judge reuse one compiled kernel."""
         dev = self.dev
         if self.attn == "dense":
             return dense_mask(p).to(dev)[None, None], p.tokens
         from torch.nn.attention.flex_attention import BlockMask
 
-        length = -(-p.tokens // BUCKET) * BUCKET if self.dev.type == "cuda" else -(-p.tokens // BLOCK) * BLOCK
-        node, depth, anc = (t.to(dev) for t in _padded(p, length))
+        up = lambda n, m: -(-n // m) * m  # noqa: E731
+        length = up(pad_to, BLOCK) if pad_to and p.tokens <= pad_to else up(p.tokens, BUCKET if pad_to else BLOCK)
+        node, depth, anc = (t.to(dev) for t in padded(p, length))
 
         def mask_mod(b, h, q, k):
             return visible(q, k, node, depth, anc)
@@ -182,10 +193,10 @@ class TreeForward:
         return out
 
     @torch.no_grad()
-    def __call__(self, p: Packed) -> torch.Tensor:
+    def __call__(self, p: Packed, pad_to: int | None = None) -> torch.Tensor:
         """Float32 logits [len(p.rows), vocab] at the requested rows."""
         dev, hd = self.dev, self.hd
-        mask, length = self._mask(p)
+        mask, length = self._mask(p, pad_to)
         ids, pos = p.ids.to(dev)[None], p.pos.to(dev)[None]
         x = self.inner.embed_tokens(ids)
         cos, sin = self.inner.rotary_emb(x, pos)

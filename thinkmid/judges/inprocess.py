@@ -240,7 +240,8 @@ class _TreeJudge:
                 local = [(batch.get(nodes[n][0], -1), nodes[n][1]) for n in batch]
                 leaves = [n for n in batch if not children[n + 1]]
                 p = pack(local, [batch[n] for n in leaves])
-                probs = verdict_probs(self.forward(p), opts, self.temperature, self.top_p).cpu().numpy()
+                pad = self.max_batch_tokens if self.forward.attn == "flex" else None
+                probs = verdict_probs(self.forward(p, pad), opts, self.temperature, self.top_p).cpu().numpy()
                 per_leaf.update(zip(leaves, probs))
                 self.last_batches.append({"tokens": p.tokens, "nodes": len(local), "leaves": len(leaves)})
         finally:
