@@ -100,29 +100,25 @@ def plain_probs(model, full, opts, batch):
     return torch.cat(out)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tiny", action="store_true")
-    ap.add_argument("--deadline", type=float, default=420.0, help="skip later parts past this many seconds")
-    ap.add_argument("--max-batch-tokens", type=int, default=131072)
-    ap.add_argument("--repeat", type=int, default=2)
-    a = ap.parse_args()
-    t0 = time.perf_counter()
-    left = lambda: a.deadline - (time.perf_counter() - t0)  # noqa: E731
-    dev = "cpu" if a.tiny else "cuda"
-    tok = qwen3_tokenizer()
-    words = word_pieces(tok)
-    model = judge_model(a.tiny, dev)
-    plen, clen = (48, 16) if a.tiny else (384, 128)
-    n_pref = 2 if a.tiny else PREFIXES
-    rng = random.Random(0)
-    fpt, lm = flops_per_token(model), 2.0 * model.lm_head.weight.numel()
-    env = {"torch": torch.__version__, "tiny": a.tiny, "prefix_tokens": plen, "candidate_tokens": clen,
-           "pool": POOL, "prefixes_per_step": n_pref, "params_b": sum(p.numel() for p in model.parameters()) / 1e9}  # fmt: skip
+def ours_step(model, tok, vals, full_tokens, share, comp, a, env, fpt, lm, n_pref, dev):
+    jd = InprocessPairwiseJudge(model, tok, share=share, max_batch_tokens=a.max_batch_tokens, compile=comp)
+    jd.probabilities(vals)  # warm-up: compiles the attention kernel
+    s = timed_calls(lambda: jd.probabilities(vals), a.repeat)
+    packed = sum(b["tokens"] for b in jd.last_batches)
+    nodes, children, leaf = jd._forest(vals)
+    vis = 0.0  # visible keys summed over packed tokens = sum of (RoPE position + 1), per forward
+    for batch in jd._batches(nodes, children):
+        p = pack([(batch.get(nodes[n][0], -1), nodes[n][1]) for n in batch], [])
+        vis += float((p.pos + 1).sum())
+    fl = fpt * packed + attn_flops(model, vis) + lm * len(set(leaf))
+    emit(bench="judge_ours", **env, share=share, compiled=comp, max_batch_tokens=a.max_batch_tokens, step_s=s,
+         forwards=len(jd.last_batches), packed_tokens=packed, full_prompt_tokens=full_tokens,
+         verdicts_per_s=len(vals) / s, prompt_tok_per_s=full_tokens / s, packed_tok_per_s=packed / s,
+         tflops=fl / s / 1e12, mfu=fl / s / PEAK, projected_full_h=STEPS_FULL * s * PREFIXES / n_pref / 3600,
+         peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9 if dev == "cuda" else 0.0)  # fmt: skip
 
-    # --- correctness on this device: tree forward (flex) vs dense mask vs plain transformers forward
-    judge = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens)
-    opts = [t for t, _ in judge.layout.options]
+
+def check(model, tok, judge, opts, words, plen, clen, env):
     small = step_items(words, random.Random(1), plen, clen, n_prefixes=2, pool=5)
     vals = [{"prefix": p, "a": x, "b": y} for p, x, y in small]
     full = [judge.prompt_ids(v) for v in vals]
@@ -137,53 +133,19 @@ def main():
          same_more_likely_verdict=float(np.mean((pa(ours) > 0.5) == (pa(plain) > 0.5))),
          invalid_share_mean=float(1 - ours.sum(1).mean()))  # fmt: skip
 
-    # --- the workload: one step = 16 prefixes x 136 pairs
-    items = step_items(words, rng, plen, clen, n_prefixes=n_pref)
-    vals = [{"prefix": p, "a": x, "b": y} for p, x, y in items]
-    full_tokens = sum(len(judge.prompt_ids(v)) for v in vals)
-    t = time.perf_counter()
-    nodes, children, leaf = judge._forest(vals)
-    judge._batches(nodes, children)
-    host_s = time.perf_counter() - t
-    blk = [len(judge._tok(b)) for b in judge._blocks(vals[0])]
-    emit(bench="judge_layout", **env, blocks_tokens_first_pair=blk, full_prompt_tokens_per_step=full_tokens,
-         verdicts_per_step=len(vals), host_forest_s=host_s)  # fmt: skip
-    for share in ("all", "head"):
-        if left() < 60 and share != "all":
-            emit(bench="judge_ours", share=share, skipped="deadline")
-            continue
-        jd = InprocessPairwiseJudge(model, tok, share=share, max_batch_tokens=a.max_batch_tokens)
-        jd.probabilities(vals)  # warm-up: compiles the attention kernel
-        s = timed_calls(lambda: jd.probabilities(vals), a.repeat)
-        packed = sum(b["tokens"] for b in jd.last_batches)
-        nodes, children, leaf = jd._forest(vals)
-        vis = 0.0  # visible keys summed over packed tokens = sum of (RoPE position + 1), per forward
-        for batch in jd._batches(nodes, children):
-            p = pack([(batch.get(nodes[n][0], -1), nodes[n][1]) for n in batch], [])
-            vis += float((p.pos + 1).sum())
-        fl = fpt * packed + attn_flops(model, vis) + lm * len(set(leaf))
-        emit(bench="judge_ours", **env, share=share, max_batch_tokens=a.max_batch_tokens, step_s=s,
-             forwards=len(jd.last_batches), packed_tokens=packed, full_prompt_tokens=full_tokens,
-             verdicts_per_s=len(vals) / s, prompt_tok_per_s=full_tokens / s, packed_tok_per_s=packed / s,
-             tflops=fl / s / 1e12, mfu=fl / s / PEAK, projected_full_h=STEPS_FULL * s * PREFIXES / n_pref / 3600,
-             peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9 if dev == "cuda" else 0.0)  # fmt: skip
-        del jd
 
-    # --- plain batched transformers forward on full prompts (no sharing), one prefix's 136 pairs
-    one = [judge.prompt_ids(v) for v in vals[:136]]
-    for batch in (32,):
-        plain_probs(model, one[:batch], opts, batch)
-        s = timed_calls(lambda: plain_probs(model, one, opts, batch), a.repeat)
-        toks = sum(map(len, one))
-        fl = fpt * toks + attn_flops(model, sum(n * (n + 1) / 2 for n in map(len, one))) + lm * len(one)
-        emit(bench="judge_plain_forward", **env, batch=batch, pairs=len(one), s=s, verdicts_per_s=len(one) / s,
-             prompt_tok_per_s=toks / s, tflops=fl / s / 1e12, mfu=fl / s / PEAK,
-             projected_full_h=STEPS_FULL * PREFIXES * 136 / (len(one) / s) / 3600)  # fmt: skip
+def plain(model, one, opts, a, env, fpt, lm):
+    batch = 32
+    plain_probs(model, one[:batch], opts, batch)
+    s = timed_calls(lambda: plain_probs(model, one, opts, batch), a.repeat)
+    toks = sum(map(len, one))
+    fl = fpt * toks + attn_flops(model, sum(n * (n + 1) / 2 for n in map(len, one))) + lm * len(one)
+    emit(bench="judge_plain_forward", **env, batch=batch, pairs=len(one), s=s, verdicts_per_s=len(one) / s,
+         prompt_tok_per_s=toks / s, tflops=fl / s / 1e12, mfu=fl / s / PEAK,
+         projected_full_h=STEPS_FULL * PREFIXES * 136 / (len(one) / s) / 3600)  # fmt: skip
 
-    # --- our engine generating the verdict text (fast static-cache decoder, no prefix sharing across pairs)
-    if left() < 90:
-        emit(bench="judge_engine_generate", skipped="deadline")
-        return
+
+def engine(model, tok, judge, one, a, env, dev):
     from thinkmid.engines import fastgen
     from thinkmid.engines.base import SamplingParams
     from thinkmid.engines.hf import HFEngine
@@ -198,6 +160,70 @@ def main():
     s = timed_calls(lambda: eng.generate(chat_only, sp), a.repeat)
     emit(bench="judge_engine_generate", **env, pairs=n, new_tokens=7, s=s, verdicts_per_s=n / s,
          prompt_tok_per_s=sum(map(len, chat_only)) / s, projected_full_h=STEPS_FULL * PREFIXES * 136 / (n / s) / 3600)  # fmt: skip
+
+
+def guarded(name, fn):
+    """Run one part; a failure is reported as a JSON line and the run goes on."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001
+        import traceback
+
+        emit(bench=name, error=f"{type(e).__name__}: {e}"[:1500], where=traceback.format_exc()[-1500:])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--deadline", type=float, default=420.0, help="skip later parts past this many seconds")
+    ap.add_argument("--max-batch-tokens", type=int, default=131072)
+    ap.add_argument("--repeat", type=int, default=2)
+    a = ap.parse_args()
+    t0 = time.perf_counter()
+    left = lambda: a.deadline - (time.perf_counter() - t0)  # noqa: E731
+    dev = "cpu" if a.tiny else "cuda"
+    tok = qwen3_tokenizer()
+    words = word_pieces(tok)
+    model = judge_model(a.tiny, dev)
+    plen, clen = (48, 16) if a.tiny else (384, 128)
+    n_pref = 1 if a.tiny else PREFIXES
+    rng = random.Random(0)
+    fpt, lm = flops_per_token(model), 2.0 * model.lm_head.weight.numel()
+    env = {"torch": torch.__version__, "tiny": a.tiny, "prefix_tokens": plen, "candidate_tokens": clen,
+           "pool": 6 if a.tiny else POOL, "prefixes_per_step": n_pref, "params_b": sum(p.numel() for p in model.parameters()) / 1e9}  # fmt: skip
+
+    # --- correctness on this device: tree forward (flex) vs dense mask vs plain transformers forward
+    judge = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens)
+    opts = [t for t, _ in judge.layout.options]
+    guarded("judge_check", lambda: check(model, tok, judge, opts, words, plen, clen, env))
+
+    # --- the workload: one step = 16 prefixes x 136 pairs
+    items = step_items(words, rng, plen, clen, n_prefixes=n_pref, pool=6 if a.tiny else POOL)
+    vals = [{"prefix": p, "a": x, "b": y} for p, x, y in items]
+    full_tokens = sum(len(judge.prompt_ids(v)) for v in vals)
+    t = time.perf_counter()
+    nodes, children, leaf = judge._forest(vals)
+    judge._batches(nodes, children)
+    host_s = time.perf_counter() - t
+    blk = [len(judge._tok(b)) for b in judge._blocks(vals[0])]
+    emit(bench="judge_layout", **env, blocks_tokens_first_pair=blk, full_prompt_tokens_per_step=full_tokens,
+         verdicts_per_step=len(vals), host_forest_s=host_s)  # fmt: skip
+    ours = lambda share, comp: ours_step(model, tok, vals, full_tokens, share, comp, a, env, fpt, lm, n_pref, dev)  # noqa: E731
+    guarded("judge_ours", lambda: ours("all", True))
+
+    # --- plain batched transformers forward on full prompts (no sharing), one prefix's 136 pairs
+    one = [judge.prompt_ids(v) for v in vals[:136]]
+    guarded("judge_plain_forward", lambda: plain(model, one, opts, a, env, fpt, lm))
+
+    # --- our engine generating the verdict text (fast static-cache decoder, no prefix sharing across pairs)
+    guarded("judge_engine_generate", lambda: engine(model, tok, judge, one, a, env, dev))
+
+    # --- variants, while time is left: eager layer pieces; sharing the head only
+    for share, comp in (("all", False), ("head", True)):
+        if left() < 100:
+            emit(bench="judge_ours", share=share, compiled=comp, skipped="deadline")
+            continue
+        guarded("judge_ours", lambda: ours(share, comp))
 
 
 if __name__ == "__main__":

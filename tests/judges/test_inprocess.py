@@ -142,18 +142,22 @@ def test_kv_block_lists_are_exactly_the_visible_blocks():
 
 
 def test_flex_path_equals_dense_path(model):
-    nodes = _forest(1)
-    leaves = [i for i in range(len(nodes)) if all(par != i for par, _ in nodes)]
-    p = pack(nodes, leaves)
-    dense = TreeForward(model, attn="dense")(p)
-    for pad_to in (None, 700):  # None: to a multiple of BLOCK; 700: to 768
-        flex = TreeForward(model, attn="flex")(p, pad_to)
-        torch.testing.assert_close(flex, dense, rtol=1e-4, atol=1e-5)
-    for n, row in zip(leaves, dense):  # and every leaf equals a plain forward of its path
-        path = [t for a in p.paths[n] for t in nodes[a][1]]
-        with torch.no_grad():
-            want = model(torch.tensor([path]), logits_to_keep=1).logits[0, -1]
-        torch.testing.assert_close(row, want, rtol=1e-4, atol=1e-5)
+    flex = TreeForward(model, attn="flex")
+    for seed, pad_to in ((1, None), (1, 1000), (2, 1000)):  # the last reuses the mask buffers of the second
+        nodes = _forest(seed)
+        leaves = [i for i in range(len(nodes)) if all(par != i for par, _ in nodes)]
+        p = pack(nodes, leaves)
+        dense = TreeForward(model, attn="dense")(p)
+        torch.testing.assert_close(flex(p, pad_to), dense, rtol=1e-4, atol=1e-5)
+        modules = TreeForward(model, attn="dense")
+        assert modules.functional  # Qwen3 layers run as functions of their weights; the module path agrees
+        modules.functional = False
+        torch.testing.assert_close(modules(p), dense, rtol=1e-5, atol=1e-6)
+        for n, row in zip(leaves, dense):  # and every leaf equals a plain forward of its path
+            path = [t for a in p.paths[n] for t in nodes[a][1]]
+            with torch.no_grad():
+                want = model(torch.tensor([path]), logits_to_keep=1).logits[0, -1]
+            torch.testing.assert_close(row, want, rtol=1e-4, atol=1e-5)
 
 
 def test_verdict_probs_temperature_and_top_p():

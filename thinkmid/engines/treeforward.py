@@ -129,10 +129,63 @@ def padded(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, to
     return node, depth, anc
 
 
+_MASKS: dict = {}
+
+
+def _mask_buffers(dev: str, length: int, depth: int):
+    """Persistent node/depth/ancestor buffers and the one mask_mod reading them, per (device, length,
+    depth): batches refill the buffers, so the compiled attention kernel is traced once per shape."""
+    key = (dev, length, depth)
+    if key not in _MASKS:
+        nb = torch.empty(length, dtype=torch.long, device=dev)
+        db = torch.empty(length, dtype=torch.long, device=dev)
+        ab = torch.empty(depth * length, dtype=torch.long, device=dev)
+
+        def mask_mod(b, h, q, k):  # `visible`, with the ancestor table flattened
+            return (k <= q) & (ab[db[k] * length + q] == nb[k])
+
+        _MASKS[key] = ((nb, db, ab), mask_mod)
+    return _MASKS[key]
+
+
+_FLEX: dict = {}
+_COMPILED: dict = {}
+
+
+def _flex_attention(cuda: bool):
+    if cuda not in _FLEX:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _FLEX[cuda] = torch.compile(flex_attention, dynamic=False) if cuda else flex_attention
+    return _FLEX[cuda]
+
+
+def _rms(x, w, eps):
+    """Qwen3RMSNorm: in fp32, back to x's dtype, then the weight."""
+    xf = x.float()
+    return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+
+
+def _qkv(x, ln, wq, wk, wv, qn, kn, cos, sin, eps: float, hd: int):
+    """Norm, q/k/v projections, q/k norms, RoPE: [1, heads, T, hd] each."""
+    t = x.shape[1]
+    h = _rms(x, ln, eps)
+    q = _rms((h @ wq.T).view(1, t, -1, hd), qn, eps).transpose(1, 2)
+    k = _rms((h @ wk.T).view(1, t, -1, hd), kn, eps).transpose(1, 2)
+    v = (h @ wv.T).view(1, t, -1, hd).transpose(1, 2)
+    return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
+
+
+def _mlp(x, ln, wg, wu, wd, eps: float):
+    """x + SwiGLU MLP of its norm."""
+    h = _rms(x, ln, eps)
+    return x + (F.silu(h @ wg.T) * (h @ wu.T)) @ wd.T
+
+
 class TreeForward:
     """Runs a Qwen/Llama-style decoder (see fastgen.supported) over a Packed forest."""
 
-    def __init__(self, model, attn: str | None = None, mlp_chunk: int = 65536):
+    def __init__(self, model, attn: str | None = None, mlp_chunk: int = 65536, compile: bool = True):
         """attn: 'flex' (CUDA default) or 'dense' (SDPA with the full token mask; the CPU default)."""
         self.model, self.inner = model, model.model
         self.layers = list(self.inner.layers)
@@ -144,34 +197,49 @@ class TreeForward:
         self.dev = next(model.parameters()).device
         self.attn = attn or ("flex" if self.dev.type == "cuda" else "dense")
         self.mlp_chunk = mlp_chunk
-        self._flex = None
+        # Qwen3 layers (no projection biases, q/k norms, SiLU) run as functions of their weights, so
+        # one compiled graph (dynamic in T) serves all layers on CUDA; other models use their modules.
+        self.functional = all(
+            hasattr(L.self_attn, "q_norm") and getattr(L.self_attn.q_proj, "bias", None) is None
+            and getattr(L.mlp, "act_fn", None).__class__.__name__ == "SiLUActivation" for L in self.layers
+        )  # fmt: skip
+        self.eps = getattr(cfg, "rms_norm_eps", 1e-6)
+        self._qkv_fn, self._mlp_fn = _qkv, _mlp
+        if self.dev.type == "cuda":
+            dc = torch._dynamo.config  # several judges / shapes in one process: room for their graphs
+            for name in ("recompile_limit", "cache_size_limit"):
+                if hasattr(dc, name):
+                    setattr(dc, name, max(getattr(dc, name), 64))
+        if self.functional and self.dev.type == "cuda" and compile:
+            if not _COMPILED:  # one compiled graph of each piece for the process (dynamic in T)
+                _COMPILED.update(qkv=torch.compile(_qkv, dynamic=True), mlp=torch.compile(_mlp, dynamic=True))
+            self._qkv_fn, self._mlp_fn = _COMPILED["qkv"], _COMPILED["mlp"]
 
-    def _flex_fn(self):
-        if self._flex is None:
-            from torch.nn.attention.flex_attention import flex_attention
-
-            self._flex = torch.compile(flex_attention, dynamic=False) if self.dev.type == "cuda" else flex_attention
-        return self._flex
-
-    def _mask(self, p: Packed, pad_to: int | None):
-        """(dense mask or block mask, attention length). Flex pads to `pad_to` (or, past it, to the
-        next multiple of BUCKET), so batches of one judge reuse one compiled kernel."""
-        dev = self.dev
+    def prepare(self, p: Packed, pad_to: int | None = None) -> dict:
+        """The host-side work of a batch (masks, block lists), before any device work. Flex pads to
+        `pad_to` (or, past it, to the next multiple of BUCKET): one compiled kernel for a judge's batches."""
         if self.attn == "dense":
-            return dense_mask(p).to(dev)[None, None], p.tokens
-        from torch.nn.attention.flex_attention import BlockMask
-
+            return {"p": p, "length": p.tokens, "mask": dense_mask(p)}
         up = lambda n, m: -(-n // m) * m  # noqa: E731
         length = up(pad_to, BLOCK) if pad_to and p.tokens <= pad_to else up(p.tokens, BUCKET if pad_to else BLOCK)
-        node, depth, anc = (t.to(dev) for t in padded(p, length))
-
-        def mask_mod(b, h, q, k):
-            return visible(q, k, node, depth, anc)
-
+        node, depth, anc = padded(p, length)
         cnt, idx = kv_blocks(p, length)
-        bm = BlockMask.from_kv_blocks(cnt[None, None].to(dev), idx[None, None].to(dev), BLOCK_SIZE=BLOCK,
-                                      mask_mod=mask_mod, seq_lengths=(length, length))  # fmt: skip
-        return bm, length
+        return {"p": p, "length": length, "node": node, "depth": depth, "anc": anc, "cnt": cnt, "idx": idx}
+
+    def _mask(self, prep: dict):
+        """(dense mask or block mask) on the device."""
+        dev, length = self.dev, prep["length"]
+        if self.attn == "dense":
+            return prep["mask"].to(dev)[None, None]
+        from torch.nn.attention.flex_attention import BlockMask
+
+        (nb, db, ab), mask_mod = _mask_buffers(str(dev), length, prep["anc"].shape[0])
+        nb.copy_(prep["node"])  # stream-ordered: after the previous batch's kernels
+        db.copy_(prep["depth"])
+        ab.copy_(prep["anc"].reshape(-1))
+        cnt, idx = prep["cnt"], prep["idx"]
+        return BlockMask.from_kv_blocks(cnt[None, None].to(dev), idx[None, None].to(dev), BLOCK_SIZE=BLOCK,
+                                        mask_mod=mask_mod, seq_lengths=(length, length))  # fmt: skip
 
     def _attend(self, q, k, v, mask, length):
         t = q.shape[2]
@@ -181,38 +249,52 @@ class TreeForward:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         pad = (0, 0, 0, length - t)
         q, k, v = F.pad(q, pad), F.pad(k, pad), F.pad(v, pad)
-        o = self._flex_fn()(q, k, v, block_mask=mask, scale=self.scale, enable_gqa=self.h != self.kvh)
+        o = _flex_attention(self.dev.type == "cuda")(q, k, v, block_mask=mask, scale=self.scale, enable_gqa=self.h != self.kvh)
         return o[:, :, :t]
 
     def _mlp(self, layer, x):
         """x + MLP(norm(x)), over token chunks: the intermediate activations stay bounded."""
         out = torch.empty_like(x)
+        m, ln = layer.mlp, layer.post_attention_layernorm
         for s in range(0, x.shape[1], self.mlp_chunk):
             xs = x[:, s : s + self.mlp_chunk]
-            out[:, s : s + self.mlp_chunk] = xs + layer.mlp(layer.post_attention_layernorm(xs))
+            if self.functional:
+                ys = self._mlp_fn(xs, ln.weight, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight, self.eps)
+            else:
+                ys = xs + m(ln(xs))
+            out[:, s : s + self.mlp_chunk] = ys
         return out
 
-    @torch.no_grad()
+    def _project(self, layer, x, cos, sin):
+        a = layer.self_attn
+        if self.functional:
+            return self._qkv_fn(x, layer.input_layernorm.weight, a.q_proj.weight, a.k_proj.weight, a.v_proj.weight,
+                                a.q_norm.weight, a.k_norm.weight, cos, sin, self.eps, self.hd)  # fmt: skip
+        t, hd = x.shape[1], self.hd
+        hn = layer.input_layernorm(x)
+        q = a.q_proj(hn).view(1, t, -1, hd)
+        k = a.k_proj(hn).view(1, t, -1, hd)
+        if hasattr(a, "q_norm"):
+            q, k = a.q_norm(q), a.k_norm(k)
+        v = a.v_proj(hn).view(1, t, -1, hd).transpose(1, 2)
+        return apply_rotary(q.transpose(1, 2), cos, sin), apply_rotary(k.transpose(1, 2), cos, sin), v
+
     def __call__(self, p: Packed, pad_to: int | None = None) -> torch.Tensor:
         """Float32 logits [len(p.rows), vocab] at the requested rows."""
-        dev, hd = self.dev, self.hd
-        mask, length = self._mask(p, pad_to)
+        return self.run(self.prepare(p, pad_to))
+
+    @torch.no_grad()
+    def run(self, prep: dict) -> torch.Tensor:
+        dev, p, length = self.dev, prep["p"], prep["length"]
+        mask = self._mask(prep)
         ids, pos = p.ids.to(dev)[None], p.pos.to(dev)[None]
         x = self.inner.embed_tokens(ids)
         cos, sin = self.inner.rotary_emb(x, pos)
         t = ids.shape[1]
         for layer in self.layers:
-            a = layer.self_attn
-            hn = layer.input_layernorm(x)
-            q = a.q_proj(hn).view(1, t, -1, hd)
-            k = a.k_proj(hn).view(1, t, -1, hd)
-            if hasattr(a, "q_norm"):
-                q, k = a.q_norm(q), a.k_norm(k)
-            q, k = apply_rotary(q.transpose(1, 2), cos, sin), apply_rotary(k.transpose(1, 2), cos, sin)
-            v = a.v_proj(hn).view(1, t, -1, hd).transpose(1, 2)
-            del hn
+            q, k, v = self._project(layer, x, cos, sin)
             o = self._attend(q, k, v, mask, length)
-            x = x + a.o_proj(o.transpose(1, 2).reshape(1, t, -1))
+            x = x + layer.self_attn.o_proj(o.transpose(1, 2).reshape(1, t, -1))
             del q, k, v, o
             x = self._mlp(layer, x)
         h = self.inner.norm(x[0, p.rows.to(dev)])

@@ -131,14 +131,15 @@ class _TreeJudge:
     """Shared machinery: items -> blocks -> a forest of token blocks -> option probabilities."""
 
     def __init__(self, model, tokenizer, prompt: str, kind: str, temperature: float = 0.7, top_p: float = 0.6,
-                 share: str = "all", max_batch_tokens: int = 131072, seed: int = 0, attn: str | None = None):  # fmt: skip
+                 share: str = "all", max_batch_tokens: int = 131072, seed: int = 0, attn: str | None = None,
+                 compile: bool = True):  # fmt: skip
         if share not in ("all", "head", "none"):
             raise ValueError(f"share must be all, head or none, got {share!r}")
         self.model, self.tokenizer = model, tokenizer
         self.layout = make_layout(load_prompt(prompt), tokenizer, kind)
         self.temperature, self.top_p, self.share = temperature, top_p, share
         self.max_batch_tokens, self.seed = max_batch_tokens, seed
-        self.forward = TreeForward(model, attn=attn)
+        self.forward = TreeForward(model, attn=attn, compile=compile)
         self.stats = JudgeStats()
         self.invalid_mass = 0.0  # summed invalid share over every item judged by the model
         self.calls = 0
@@ -152,23 +153,32 @@ class _TreeJudge:
             ids = self._ids[text] = self.tokenizer.encode(text, add_special_tokens=False)
         return ids
 
-    def _clean_cut(self, before: str, after: str) -> bool:
-        """Is the start of `after` a token boundary when it follows `before`?"""
-        tail = before[-32:]
-        key = (tail, after)
-        ok = self._cut_ok.get(key)
-        if ok is None:
-            whole = self.tokenizer.encode(tail + after, add_special_tokens=False)
-            ok = self._cut_ok[key] = whole == self._tok(tail) + self._tok(after)
-        return ok
+    def _encode_many(self, texts) -> None:
+        """Tokenize the texts not seen yet in one batched call (the Rust tokenizer runs it in parallel)."""
+        new = list({t for t in texts if t not in self._ids})
+        if new:
+            for t, ids in zip(new, self.tokenizer(new, add_special_tokens=False)["input_ids"]):
+                self._ids[t] = list(ids)
 
-    def _blocks(self, values: dict[str, str]) -> list[str]:
-        out = []
-        for b in self.layout.blocks(values, self.share):
-            if out and not self._clean_cut(out[-1], b):
-                out[-1] += b
-            else:
+    @staticmethod
+    def _cuts(raw: list[str]) -> list[tuple[str, str]]:
+        """(text before the cut, last 32 characters of it) for cuts 1.. of raw blocks."""
+        return [(b, "".join(raw[:j])[-32:]) for j, b in enumerate(raw) if j]
+
+    def _blocks(self, values: dict[str, str], raw: list[str] | None = None) -> list[str]:
+        """Blocks, a block joined to the one before it where its cut is not a token boundary of the
+        whole prompt (checked on the 32 characters before the cut and the 64 after it)."""
+        raw = raw if raw is not None else self.layout.blocks(values, self.share)
+        out = [raw[0]]
+        for b, tail in self._cuts(raw):
+            head = b[:64]  # the tokens at a cut depend on the text near it only
+            ok = self._cut_ok.get((tail, head))
+            if ok is None:
+                ok = self._cut_ok[(tail, head)] = self._tok(tail + head) == self._tok(tail) + self._tok(head)
+            if ok:
                 out.append(b)
+            else:
+                out[-1] += b
         return out
 
     def prompt_ids(self, values: dict[str, str]) -> list[int]:
@@ -178,9 +188,17 @@ class _TreeJudge:
     def _forest(self, items: list[dict[str, str]]):
         """Nodes (parent, ids), children lists, and the leaf node of each item."""
         nodes, key_of, children, leaf = [], {}, [[]], []
-        for values in items:
+        raws = [self.layout.blocks(v, self.share) for v in items]
+        texts = set()
+        for raw in raws:
+            texts.update(raw)
+            for b, tail in self._cuts(raw):
+                if (tail, b[:64]) not in self._cut_ok:
+                    texts.update((tail, b[:64], tail + b[:64]))
+        self._encode_many(texts)
+        for values, raw in zip(items, raws):
             parent = -1
-            blocks = self._blocks(values)
+            blocks = self._blocks(values, raw)
             for j, b in enumerate(blocks):
                 last = j == len(blocks) - 1
                 key = (parent, b, last)
@@ -236,14 +254,18 @@ class _TreeJudge:
         per_leaf = {}
         self.last_batches = []
         try:
+            pad = self.max_batch_tokens if self.forward.attn == "flex" else None
+            pending = []
             for batch in self._batches(nodes, children):
                 local = [(batch.get(nodes[n][0], -1), nodes[n][1]) for n in batch]
                 leaves = [n for n in batch if not children[n + 1]]
                 p = pack(local, [batch[n] for n in leaves])
-                pad = self.max_batch_tokens if self.forward.attn == "flex" else None
-                probs = verdict_probs(self.forward(p, pad), opts, self.temperature, self.top_p).cpu().numpy()
-                per_leaf.update(zip(leaves, probs))
+                ready = self.forward.prepare(p, pad)  # host work, while the GPU runs the previous batch
+                probs = verdict_probs(self.forward.run(ready), opts, self.temperature, self.top_p)
+                pending.append((leaves, probs))
                 self.last_batches.append({"tokens": p.tokens, "nodes": len(local), "leaves": len(leaves)})
+            for leaves, probs in pending:
+                per_leaf.update(zip(leaves, probs.cpu().numpy()))
         finally:
             if was_training:
                 self.model.train()
