@@ -81,7 +81,7 @@ def timed_calls(fn, repeat):
     return float(np.median(ts))
 
 
-def plain_probs(model, full, opts, batch):
+def plain_probs(model, full, opts, batch, temperature=0.7, top_p=0.6):
     """Plain batched transformers forward on full prompts (left-padded, sdpa): hidden states, LM head
     at the last position only; the verdict probabilities as the judge computes them."""
     dev = next(model.parameters()).device
@@ -97,12 +97,15 @@ def plain_probs(model, full, opts, batch):
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad():
             h = model.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev)).last_hidden_state
-            out.append(verdict_probs(model.lm_head(h[:, -1]).float(), opts, 0.7, 0.6))
+            out.append(verdict_probs(model.lm_head(h[:, -1]).float(), opts, temperature, top_p))
     return torch.cat(out)
 
 
-def ours_step(model, tok, vals, full_tokens, share, comp, a, env, fpt, lm, n_pref, dev):
-    jd = InprocessPairwiseJudge(model, tok, share=share, max_batch_tokens=a.max_batch_tokens, compile=comp)
+def ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, share="all", comp=True, mbt=None,
+              full_blocks=True, fp8=False, profile=False):
+    mbt = mbt or a.max_batch_tokens
+    jd = InprocessPairwiseJudge(model, tok, share=share, max_batch_tokens=mbt, compile=comp, fp8=fp8)
+    jd.forward.full_blocks = full_blocks
     jd.probabilities(vals)  # warm-up: compiles the attention kernel
     s = timed_calls(lambda: jd.probabilities(vals), a.repeat)
     packed = sum(b["tokens"] for b in jd.last_batches)
@@ -112,27 +115,42 @@ def ours_step(model, tok, vals, full_tokens, share, comp, a, env, fpt, lm, n_pre
         p = pack([(batch.get(nodes[n][0], -1), nodes[n][1]) for n in batch], [])
         vis += float((p.pos + 1).sum())
     fl = fpt * packed + attn_flops(model, vis) + lm * len(set(leaf))
-    emit(bench="judge_ours", **env, share=share, compiled=comp, max_batch_tokens=a.max_batch_tokens, step_s=s,
+    if profile:
+        from benchmarks.common import profile_top
+
+        profile_top("judge_ours", lambda: jd.probabilities(vals), steps=1, rows=30)
+    emit(bench="judge_ours", **env, share=share, compiled=comp, max_batch_tokens=mbt, full_blocks=full_blocks, fp8=fp8, step_s=s,
          forwards=len(jd.last_batches), packed_tokens=packed, full_prompt_tokens=full_tokens,
          verdicts_per_s=len(vals) / s, prompt_tok_per_s=full_tokens / s, packed_tok_per_s=packed / s,
          tflops=fl / s / 1e12, mfu=fl / s / PEAK, projected_full_h=STEPS_FULL * s * PREFIXES / n_pref / 3600,
          peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9 if dev == "cuda" else 0.0)  # fmt: skip
 
 
-def check(model, tok, judge, opts, words, plen, clen, env):
-    small = step_items(words, random.Random(1), plen, clen, n_prefixes=2, pool=5)
+def check(model, tok, words, plen, clen, env, mbt):
+    """On this device, bf16: the option tokens' probabilities (temperature 1, no top_p, so every pair
+    has a number to compare) from our tree forward (flex), the same forest with a dense mask, a plain
+    transformers forward on each whole prompt, and our forward with fp8 linear layers."""
+    small = step_items(words, random.Random(1), plen, clen, n_prefixes=2, pool=POOL)
     vals = [{"prefix": p, "a": x, "b": y} for p, x, y in small]
+    mk = lambda **kw: InprocessPairwiseJudge(model, tok, temperature=1.0, top_p=1.0, max_batch_tokens=mbt, **kw)  # noqa: E731
+    judge = mk()
     full = [judge.prompt_ids(v) for v in vals]
     ours = judge.probabilities(vals)
-    dense = InprocessPairwiseJudge(model, tok, attn="dense").probabilities(vals)
-    plain = plain_probs(model, full, opts, 16).cpu().numpy()
-    pa = lambda x: x[:, 0] / np.maximum(x.sum(1), 1e-30)  # noqa: E731  P(A | a verdict token)
-    emit(bench="judge_check", **env, pairs=len(vals), prompt_tokens_mean=float(np.mean([len(f) for f in full])),
-         max_abs_pA_ours_vs_plain=float(np.abs(pa(ours) - pa(plain)).max()),
-         max_abs_pA_flex_vs_dense=float(np.abs(pa(ours) - pa(dense)).max()),
-         max_rel_mass_ours_vs_plain=float((np.abs(ours - plain) / np.maximum(plain, 1e-30)).max()),
-         same_more_likely_verdict=float(np.mean((pa(ours) > 0.5) == (pa(plain) > 0.5))),
-         invalid_share_mean=float(1 - ours.sum(1).mean()))  # fmt: skip
+    dense = mk(attn="dense").probabilities(vals[:20])
+    plain = plain_probs(model, full, [t for t, _ in judge.layout.options], 16, 1.0, 1.0).cpu().numpy()
+    fp8 = guarded("judge_check_fp8", lambda: mk(fp8=True).probabilities(vals))
+    pa = lambda x: x[:, 0] / x.sum(1)  # noqa: E731  P(A | A or B)
+    lg = lambda x: np.log(x)  # noqa: E731
+    row = dict(pairs=len(vals), prompt_tokens_mean=float(np.mean([len(f) for f in full])),
+               max_abs_logp_ours_vs_plain=float(np.abs(lg(ours) - lg(plain)).max()),
+               max_abs_logp_flex_vs_dense=float(np.abs(lg(ours[:20]) - lg(dense)).max()),
+               max_abs_pA_ours_vs_plain=float(np.abs(pa(ours) - pa(plain)).max()),
+               same_likelier_verdict_ours_vs_plain=float(np.mean((pa(ours) > 0.5) == (pa(plain) > 0.5))),
+               pA_spread=float(np.std(pa(plain))), ab_mass_mean=float(plain.sum(1).mean()))  # fmt: skip
+    if fp8 is not None:
+        row.update(max_abs_pA_fp8_vs_bf16=float(np.abs(pa(fp8) - pa(ours)).max()),
+                   same_likelier_verdict_fp8_vs_bf16=float(np.mean((pa(fp8) > 0.5) == (pa(ours) > 0.5))))  # fmt: skip
+    emit(bench="judge_check", **env, **row)
 
 
 def plain(model, one, opts, a, env, fpt, lm):
@@ -206,7 +224,7 @@ def main():
     # --- correctness on this device: tree forward (flex) vs dense mask vs plain transformers forward
     judge = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens)
     opts = [t for t, _ in judge.layout.options]
-    guarded("judge_check", lambda: check(model, tok, judge, opts, words, plen, clen, env))
+    guarded("judge_check", lambda: check(model, tok, words, plen, clen, env, a.max_batch_tokens))
 
     # --- the workload: one step = 16 prefixes x 136 pairs
     items = step_items(words, rng, plen, clen, n_prefixes=n_pref, pool=6 if a.tiny else POOL)
@@ -219,8 +237,8 @@ def main():
     blk = [len(judge._tok(b)) for b in judge._blocks(vals[0])]
     emit(bench="judge_layout", **env, blocks_tokens_first_pair=blk, full_prompt_tokens_per_step=full_tokens,
          verdicts_per_step=len(vals), host_forest_s=host_s)  # fmt: skip
-    ours = lambda share, comp: ours_step(model, tok, vals, full_tokens, share, comp, a, env, fpt, lm, n_pref, dev)  # noqa: E731
-    guarded("judge_ours", lambda: ours("all", True))
+    ours = lambda **kw: ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, **kw)  # noqa: E731
+    guarded("judge_ours", lambda: ours())
 
     # --- plain batched transformers forward on full prompts (no sharing), one prefix's 136 pairs
     one = [judge.prompt_ids(v) for v in vals[:136]]
@@ -229,12 +247,13 @@ def main():
     # --- our engine generating the verdict text (fast static-cache decoder, no prefix sharing across pairs)
     guarded("judge_engine_generate", lambda: engine(model, tok, judge, one, a, env, dev))
 
-    # --- variants, while time is left: eager layer pieces; sharing the head only
-    for share, comp in (("all", False), ("head", True)):
-        if left() < 100:
-            emit(bench="judge_ours", share=share, compiled=comp, skipped="deadline")
+    # --- variants, while time is left
+    variants = [dict(fp8=True), dict(profile=True), dict(mbt=2 * a.max_batch_tokens), dict(full_blocks=False)]
+    for kw in variants[:2] if a.tiny else variants:
+        if left() < 45:
+            emit(bench="judge_ours", skipped="deadline", **{k: v for k, v in kw.items()})
             continue
-        guarded("judge_ours", lambda: ours(share, comp))
+        guarded("judge_ours", lambda: ours(**kw))
 
 
 if __name__ == "__main__":

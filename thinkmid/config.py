@@ -104,6 +104,7 @@ class InprocessJudgeParams(Section):
     prompt: str | None = None  # prompts/<name>.txt; None: pairwise_quality / reference_match
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"  # when loaded from model_path
     seed: int = 0
+    fp8: bool = False  # fp8 linear layers (CUDA sm89+); only once verdicts match bf16 on a check set
 
 
 class JudgeParams(Section):

@@ -132,13 +132,19 @@ def _forest(seed=0):
 def test_kv_block_lists_are_exactly_the_visible_blocks():
     p = pack(_forest(), [0])
     bs, length = 16, -(-p.tokens // 16) * 16 + 16
-    cnt, idx = kv_blocks(p, length, block=bs)
+    cnt, idx, fcnt, fidx = kv_blocks(p, length, block=bs)
     t = torch.arange(length)
     m = visible(t[:, None], t[None, :], *padded(p, length, bs))  # the rule flex applies inside blocks
     assert torch.equal(m[: p.tokens, : p.tokens], dense_mask(p))
-    want = m.view(length // bs, bs, length // bs, bs).any(3).any(1)
+    blocks = m.view(length // bs, bs, length // bs, bs)
+    want, whole = blocks.any(3).any(1), blocks.all(3).all(1)
+    n_full = 0
     for qb in range(length // bs):
-        assert sorted(idx[qb, : cnt[qb]].tolist()) == want[qb].nonzero().flatten().tolist()
+        part, full = idx[qb, : cnt[qb]].tolist(), fidx[qb, : fcnt[qb]].tolist()
+        assert sorted(part + full) == want[qb].nonzero().flatten().tolist()
+        assert all(whole[qb, kb] for kb in full)  # a block that skips the mask is visible throughout
+        n_full += len(full)
+    assert n_full > 0
 
 
 def test_flex_path_equals_dense_path(model):
@@ -149,6 +155,9 @@ def test_flex_path_equals_dense_path(model):
         p = pack(nodes, leaves)
         dense = TreeForward(model, attn="dense")(p)
         torch.testing.assert_close(flex(p, pad_to), dense, rtol=1e-4, atol=1e-5)
+        flex.full_blocks = False  # every block through the mask: the same numbers
+        torch.testing.assert_close(flex(p, pad_to), dense, rtol=1e-4, atol=1e-5)
+        flex.full_blocks = True
         modules = TreeForward(model, attn="dense")
         assert modules.functional  # Qwen3 layers run as functions of their weights; the module path agrees
         modules.functional = False
@@ -218,3 +227,16 @@ def test_factory_and_params(model, chat_tok):
     assert isinstance(rj, InprocessReferenceJudge)
     with pytest.raises(ValidationError):
         JudgeParams(backend="inprocess", inprocess={"top_p": 0})
+
+
+def test_fp8_linear_layers_stay_close(model):
+    """The fp8 option (fp8 weights with row scales, per-token fp8 activations) tracks the fp32 forward."""
+    nodes = _forest(3)
+    leaves = [i for i in range(len(nodes)) if all(par != i for par, _ in nodes)]
+    p = pack(nodes, leaves)
+    ref = TreeForward(model, attn="dense")(p)
+    fp8 = TreeForward(model, attn="dense", fp8=True)
+    assert fp8.w8[0]["q_proj"][0].dtype == torch.float8_e4m3fn
+    got = fp8(p)
+    cos = torch.nn.functional.cosine_similarity(got - got.mean(-1, keepdim=True), ref - ref.mean(-1, keepdim=True), -1)
+    assert cos.min() > 0.98 and not torch.equal(got, ref)

@@ -91,31 +91,48 @@ def _pad_nodes(p: Packed, length: int, block: int) -> list[tuple[int, int]]:
             if (b + 1) * block > p.tokens]  # fmt: skip
 
 
-def kv_blocks(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+def kv_blocks(p: Packed, length: int, block: int = BLOCK):
     """For each query block of the sequence padded to `length` (a multiple of `block`): the key
-    blocks that hold any token visible from it. (counts [nq], indices [nq, nq])."""
+    blocks that hold any token visible from it, split into partial blocks (the mask is applied
+    inside) and full blocks (every key visible from every query: a strict ancestor of every node in
+    the query block, or an earlier block of the one node the query block lies in), which skip the mask.
+    Returns (counts [nq], indices [nq, nq]) for partial, then for full blocks."""
     nq = length // block
     pads = _pad_nodes(p, length, block)
     spans = p.spans + pads
     paths = p.paths + [[len(p.spans) + i] for i in range(len(pads))]
     starts = np.array([s for s, _ in spans])
-    idx = np.zeros((nq, nq), dtype=np.int32)
-    cnt = np.zeros(nq, dtype=np.int32)
+    idx, fidx = np.zeros((nq, nq), dtype=np.int32), np.zeros((nq, nq), dtype=np.int32)
+    cnt, fcnt = np.zeros(nq, dtype=np.int32), np.zeros(nq, dtype=np.int32)
+
+    def nodes_in(b0):  # node indices overlapping block b0
+        first = int(np.searchsorted(starts, b0 * block, "right")) - 1
+        last = int(np.searchsorted(starts, (b0 + 1) * block - 1, "right")) - 1
+        return range(first, last + 1)
+
     for qb in range(nq):
-        qs, qe = qb * block, (qb + 1) * block
-        first = int(np.searchsorted(starts, qs, "right")) - 1
-        last = int(np.searchsorted(starts, qe - 1, "right")) - 1
+        qn = nodes_in(qb)
         seen = set()
-        for n in range(first, last + 1):
+        common = None  # strict ancestors shared by every node of this query block
+        for n in qn:
+            anc = set(paths[n][:-1])
+            common = anc if common is None else common & anc
             for a in paths[n][:-1]:
                 s, e = spans[a]
                 seen.update(range(s // block, (e - 1) // block + 1))
             s, e = spans[n]
-            seen.update(range(s // block, (min(e, qe) - 1) // block + 1))
-        b = sorted(seen)
-        cnt[qb] = len(b)
-        idx[qb, : len(b)] = b
-    return torch.from_numpy(cnt), torch.from_numpy(idx)
+            seen.update(range(s // block, (min(e, (qb + 1) * block) - 1) // block + 1))
+        part, full = [], []
+        for kb in sorted(seen):
+            kn = nodes_in(kb)
+            if all(n in common for n in kn) or (len(qn) == 1 and list(kn) == list(qn) and kb < qb):
+                full.append(kb)
+            else:
+                part.append(kb)
+        cnt[qb], fcnt[qb] = len(part), len(full)
+        idx[qb, : len(part)], fidx[qb, : len(full)] = part, full
+    t = torch.from_numpy
+    return t(cnt), t(idx), t(fcnt), t(fidx)
 
 
 def padded(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -160,32 +177,68 @@ def _flex_attention(cuda: bool):
     return _FLEX[cuda]
 
 
+def _merge(cnt, idx, fcnt, fidx):
+    """Partial + full block lists as partial lists only (the mask is applied everywhere)."""
+    n = idx.shape[-1]
+    both = torch.cat([idx, fidx], -1)
+    ar = torch.arange(n, device=idx.device)
+    take = torch.cat([ar < cnt[..., None], ar < fcnt[..., None]], -1)
+    key = torch.where(take, both, n + 1)
+    merged = key.sort(-1).values[..., :n]
+    return cnt + fcnt, torch.where(merged > n, 0, merged).to(idx.dtype), None, None
+
+
 def _rms(x, w, eps):
     """Qwen3RMSNorm: in fp32, back to x's dtype, then the weight."""
     xf = x.float()
     return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
-def _qkv(x, ln, wq, wk, wv, qn, kn, cos, sin, eps: float, hd: int):
+def _lin(h, w, s):
+    """h @ w.T; with `s` (w in fp8 e4m3, one scale per output row), h is quantized per token to fp8
+    on the fly and multiplied by torch._scaled_mm (row-wise scales), output in bf16."""
+    if s is None:
+        return h @ w.T
+    shape = h.shape
+    h2 = h.reshape(-1, shape[-1])
+    hs = (h2.abs().amax(-1, keepdim=True).float() / 448.0).clamp(min=1e-12)
+    h8 = (h2.float() / hs).to(torch.float8_e4m3fn)
+    out = torch._scaled_mm(h8, w.t(), scale_a=hs, scale_b=s[None], out_dtype=torch.bfloat16)
+    return out.view(*shape[:-1], -1).to(h.dtype)
+
+
+def _qkv(x, ln, wq, wk, wv, qn, kn, cos, sin, eps: float, hd: int, sq=None, sk=None, sv=None):
     """Norm, q/k/v projections, q/k norms, RoPE: [1, heads, T, hd] each."""
     t = x.shape[1]
     h = _rms(x, ln, eps)
-    q = _rms((h @ wq.T).view(1, t, -1, hd), qn, eps).transpose(1, 2)
-    k = _rms((h @ wk.T).view(1, t, -1, hd), kn, eps).transpose(1, 2)
-    v = (h @ wv.T).view(1, t, -1, hd).transpose(1, 2)
+    q = _rms(_lin(h, wq, sq).view(1, t, -1, hd), qn, eps).transpose(1, 2)
+    k = _rms(_lin(h, wk, sk).view(1, t, -1, hd), kn, eps).transpose(1, 2)
+    v = _lin(h, wv, sv).view(1, t, -1, hd).transpose(1, 2)
     return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
 
 
-def _mlp(x, ln, wg, wu, wd, eps: float):
+def _out(x, o, wo, so=None):
+    """x + o_proj(attention output [1, heads, T, hd])."""
+    return x + _lin(o.transpose(1, 2).reshape(1, o.shape[2], -1), wo, so)
+
+
+def _mlp(x, ln, wg, wu, wd, eps: float, sg=None, su=None, sd=None):
     """x + SwiGLU MLP of its norm."""
     h = _rms(x, ln, eps)
-    return x + (F.silu(h @ wg.T) * (h @ wu.T)) @ wd.T
+    return x + _lin(F.silu(_lin(h, wg, sg)) * _lin(h, wu, su), wd, sd)
+
+
+def fp8_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w in float8 e4m3, fp32 scale per output row) with w ~= w8 * scale."""
+    s = (w.abs().amax(1).float() / 448.0).clamp(min=1e-12)
+    return (w.float() / s[:, None]).to(torch.float8_e4m3fn), s
 
 
 class TreeForward:
     """Runs a Qwen/Llama-style decoder (see fastgen.supported) over a Packed forest."""
 
-    def __init__(self, model, attn: str | None = None, mlp_chunk: int = 65536, compile: bool = True):
+    def __init__(self, model, attn: str | None = None, mlp_chunk: int = 65536, compile: bool = True,
+                 full_blocks: bool = True, fp8: bool = False):
         """attn: 'flex' (CUDA default) or 'dense' (SDPA with the full token mask; the CPU default)."""
         self.model, self.inner = model, model.model
         self.layers = list(self.inner.layers)
@@ -196,7 +249,7 @@ class TreeForward:
         self.scale = getattr(a, "scaling", self.hd**-0.5)
         self.dev = next(model.parameters()).device
         self.attn = attn or ("flex" if self.dev.type == "cuda" else "dense")
-        self.mlp_chunk = mlp_chunk
+        self.mlp_chunk, self.full_blocks = mlp_chunk, full_blocks
         # Qwen3 layers (no projection biases, q/k norms, SiLU) run as functions of their weights, so
         # one compiled graph (dynamic in T) serves all layers on CUDA; other models use their modules.
         self.functional = all(
@@ -204,7 +257,14 @@ class TreeForward:
             and getattr(L.mlp, "act_fn", None).__class__.__name__ == "SiLUActivation" for L in self.layers
         )  # fmt: skip
         self.eps = getattr(cfg, "rms_norm_eps", 1e-6)
-        self._qkv_fn, self._mlp_fn = _qkv, _mlp
+        self._qkv_fn, self._mlp_fn, self._out_fn = _qkv, _mlp, _out
+        self.w8 = None  # per layer: {name: (fp8 weight, row scales)}: fp8 linear layers (CUDA, sm89+)
+        if fp8:
+            if not self.functional:
+                raise ValueError("fp8 needs the functional (Qwen3) layer path")
+            names = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+            self.w8 = [{n: fp8_weights(getattr(L.self_attn if n[0] in "qkvo" else L.mlp, n).weight.detach())
+                        for n in names} for L in self.layers]  # fmt: skip
         if self.dev.type == "cuda":
             dc = torch._dynamo.config  # several judges / shapes in one process: room for their graphs
             for name in ("recompile_limit", "cache_size_limit"):
@@ -212,8 +272,8 @@ class TreeForward:
                     setattr(dc, name, max(getattr(dc, name), 64))
         if self.functional and self.dev.type == "cuda" and compile:
             if not _COMPILED:  # one compiled graph of each piece for the process (dynamic in T)
-                _COMPILED.update(qkv=torch.compile(_qkv, dynamic=True), mlp=torch.compile(_mlp, dynamic=True))
-            self._qkv_fn, self._mlp_fn = _COMPILED["qkv"], _COMPILED["mlp"]
+                _COMPILED.update({k: torch.compile(f, dynamic=True) for k, f in (("qkv", _qkv), ("mlp", _mlp), ("out", _out))})
+            self._qkv_fn, self._mlp_fn, self._out_fn = _COMPILED["qkv"], _COMPILED["mlp"], _COMPILED["out"]
 
     def prepare(self, p: Packed, pad_to: int | None = None) -> dict:
         """The host-side work of a batch (masks, block lists), before any device work. Flex pads to
@@ -223,8 +283,8 @@ class TreeForward:
         up = lambda n, m: -(-n // m) * m  # noqa: E731
         length = up(pad_to, BLOCK) if pad_to and p.tokens <= pad_to else up(p.tokens, BUCKET if pad_to else BLOCK)
         node, depth, anc = padded(p, length)
-        cnt, idx = kv_blocks(p, length)
-        return {"p": p, "length": length, "node": node, "depth": depth, "anc": anc, "cnt": cnt, "idx": idx}
+        cnt, idx, fcnt, fidx = kv_blocks(p, length)
+        return {"p": p, "length": length, "node": node, "depth": depth, "anc": anc, "blocks": (cnt, idx, fcnt, fidx)}
 
     def _mask(self, prep: dict):
         """(dense mask or block mask) on the device."""
@@ -237,9 +297,11 @@ class TreeForward:
         nb.copy_(prep["node"])  # stream-ordered: after the previous batch's kernels
         db.copy_(prep["depth"])
         ab.copy_(prep["anc"].reshape(-1))
-        cnt, idx = prep["cnt"], prep["idx"]
-        return BlockMask.from_kv_blocks(cnt[None, None].to(dev), idx[None, None].to(dev), BLOCK_SIZE=BLOCK,
-                                        mask_mod=mask_mod, seq_lengths=(length, length))  # fmt: skip
+        cnt, idx, fcnt, fidx = (x[None, None].to(dev) for x in prep["blocks"])
+        if not self.full_blocks:  # every block through the mask (for A/B runs)
+            cnt, idx, fcnt, fidx = _merge(cnt, idx, fcnt, fidx)
+        return BlockMask.from_kv_blocks(cnt, idx, fcnt, fidx, BLOCK_SIZE=BLOCK, mask_mod=mask_mod,
+                                        seq_lengths=(length, length))  # fmt: skip
 
     def _attend(self, q, k, v, mask, length):
         t = q.shape[2]
@@ -252,21 +314,30 @@ class TreeForward:
         o = _flex_attention(self.dev.type == "cuda")(q, k, v, block_mask=mask, scale=self.scale, enable_gqa=self.h != self.kvh)
         return o[:, :, :t]
 
-    def _mlp(self, layer, x):
+    def _mlp(self, layer, x, layer_i: int = 0):
         """x + MLP(norm(x)), over token chunks: the intermediate activations stay bounded."""
         out = torch.empty_like(x)
         m, ln = layer.mlp, layer.post_attention_layernorm
         for s in range(0, x.shape[1], self.mlp_chunk):
             xs = x[:, s : s + self.mlp_chunk]
-            if self.functional:
+            if self.w8 is not None:
+                w = self.w8[layer_i]
+                (g, sg), (u, su), (d, sd) = w["gate_proj"], w["up_proj"], w["down_proj"]
+                ys = self._mlp_fn(xs, ln.weight, g, u, d, self.eps, sg, su, sd)
+            elif self.functional:
                 ys = self._mlp_fn(xs, ln.weight, m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight, self.eps)
             else:
                 ys = xs + m(ln(xs))
             out[:, s : s + self.mlp_chunk] = ys
         return out
 
-    def _project(self, layer, x, cos, sin):
+    def _project(self, layer, x, cos, sin, layer_i: int = 0):
         a = layer.self_attn
+        if self.w8 is not None:
+            w = self.w8[layer_i]
+            (q, sq), (k, sk), (v, sv) = w["q_proj"], w["k_proj"], w["v_proj"]
+            return self._qkv_fn(x, layer.input_layernorm.weight, q, k, v, a.q_norm.weight, a.k_norm.weight, cos, sin,
+                                self.eps, self.hd, sq, sk, sv)  # fmt: skip
         if self.functional:
             return self._qkv_fn(x, layer.input_layernorm.weight, a.q_proj.weight, a.k_proj.weight, a.v_proj.weight,
                                 a.q_norm.weight, a.k_norm.weight, cos, sin, self.eps, self.hd)  # fmt: skip
@@ -291,11 +362,16 @@ class TreeForward:
         x = self.inner.embed_tokens(ids)
         cos, sin = self.inner.rotary_emb(x, pos)
         t = ids.shape[1]
-        for layer in self.layers:
-            q, k, v = self._project(layer, x, cos, sin)
+        for i, layer in enumerate(self.layers):
+            q, k, v = self._project(layer, x, cos, sin, i)
             o = self._attend(q, k, v, mask, length)
-            x = x + layer.self_attn.o_proj(o.transpose(1, 2).reshape(1, t, -1))
+            if self.w8 is not None:
+                x = self._out_fn(x, o, *self.w8[i]["o_proj"])
+            elif self.functional:
+                x = self._out_fn(x, o, layer.self_attn.o_proj.weight)
+            else:
+                x = x + layer.self_attn.o_proj(o.transpose(1, 2).reshape(1, t, -1))
             del q, k, v, o
-            x = self._mlp(layer, x)
+            x = self._mlp(layer, x, i)
         h = self.inner.norm(x[0, p.rows.to(dev)])
         return self.model.lm_head(h).float()

@@ -132,14 +132,14 @@ class _TreeJudge:
 
     def __init__(self, model, tokenizer, prompt: str, kind: str, temperature: float = 0.7, top_p: float = 0.6,
                  share: str = "all", max_batch_tokens: int = 131072, seed: int = 0, attn: str | None = None,
-                 compile: bool = True):  # fmt: skip
+                 compile: bool = True, fp8: bool = False):  # fmt: skip
         if share not in ("all", "head", "none"):
             raise ValueError(f"share must be all, head or none, got {share!r}")
         self.model, self.tokenizer = model, tokenizer
         self.layout = make_layout(load_prompt(prompt), tokenizer, kind)
         self.temperature, self.top_p, self.share = temperature, top_p, share
         self.max_batch_tokens, self.seed = max_batch_tokens, seed
-        self.forward = TreeForward(model, attn=attn, compile=compile)
+        self.forward = TreeForward(model, attn=attn, compile=compile, fp8=fp8)
         self.stats = JudgeStats()
         self.invalid_mass = 0.0  # summed invalid share over every item judged by the model
         self.calls = 0
@@ -359,7 +359,7 @@ def from_params(kind: str, judge_params, model, tokenizer):
 
         raise InputError("judge backend 'inprocess' with model 'base' needs the base model and tokenizer")
     kw = dict(temperature=ip.temperature, top_p=ip.top_p, share=ip.share, max_batch_tokens=ip.max_batch_tokens,
-              seed=ip.seed)  # fmt: skip
+              seed=ip.seed, fp8=ip.fp8)  # fmt: skip
     if ip.prompt:
         kw["prompt"] = ip.prompt
     cls = InprocessPairwiseJudge if kind == "pairwise" else InprocessReferenceJudge
