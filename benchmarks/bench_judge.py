@@ -96,7 +96,8 @@ def plain_probs(model, full, opts, batch, temperature=0.7, top_p=0.6):
             mask[r, w - len(x) :] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad():
-            h = model.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev)).last_hidden_state
+            out_ = model.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev))
+            h = out_.last_hidden_state
             out.append(verdict_probs(model.lm_head(h[:, -1]).float(), opts, temperature, top_p))
     return torch.cat(out)
 
@@ -119,7 +120,8 @@ def ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, share
         from benchmarks.common import profile_top
 
         profile_top("judge_ours", lambda: jd.probabilities(vals), steps=1, rows=30)
-    emit(bench="judge_ours", **env, share=share, compiled=comp, max_batch_tokens=mbt, full_blocks=full_blocks, fp8=fp8, step_s=s,
+    emit(bench="judge_ours", **env, share=share, compiled=comp, max_batch_tokens=mbt, full_blocks=full_blocks, fp8=fp8,
+         step_s=s,
          forwards=len(jd.last_batches), packed_tokens=packed, full_prompt_tokens=full_tokens,
          verdicts_per_s=len(vals) / s, prompt_tok_per_s=full_tokens / s, packed_tok_per_s=packed / s,
          tflops=fl / s / 1e12, mfu=fl / s / PEAK, projected_full_h=STEPS_FULL * s * PREFIXES / n_pref / 3600,
@@ -132,7 +134,9 @@ def check(model, tok, words, plen, clen, env, mbt):
     transformers forward on each whole prompt, and our forward with fp8 linear layers."""
     small = step_items(words, random.Random(1), plen, clen, n_prefixes=2, pool=POOL)
     vals = [{"prefix": p, "a": x, "b": y} for p, x, y in small]
-    mk = lambda **kw: InprocessPairwiseJudge(model, tok, temperature=1.0, top_p=1.0, max_batch_tokens=mbt, **kw)  # noqa: E731
+    def mk(**kw):
+        return InprocessPairwiseJudge(model, tok, temperature=1.0, top_p=1.0, max_batch_tokens=mbt, **kw)
+
     judge = mk()
     full = [judge.prompt_ids(v) for v in vals]
     ours = judge.probabilities(vals)
@@ -178,7 +182,8 @@ def engine(model, tok, judge, one, a, env, dev):
     eng.generate(chat_only, sp)
     s = timed_calls(lambda: eng.generate(chat_only, sp), a.repeat)
     emit(bench="judge_engine_generate", **env, pairs=n, new_tokens=7, s=s, verdicts_per_s=n / s,
-         prompt_tok_per_s=sum(map(len, chat_only)) / s, projected_full_h=STEPS_FULL * PREFIXES * 136 / (n / s) / 3600)  # fmt: skip
+         prompt_tok_per_s=sum(map(len, chat_only)) / s,
+         projected_full_h=STEPS_FULL * PREFIXES * 136 / (n / s) / 3600)  # fmt: skip
 
 
 def guarded(name, fn):
@@ -219,7 +224,8 @@ def main():
     rng = random.Random(0)
     fpt, lm = flops_per_token(model), 2.0 * model.lm_head.weight.numel()
     env = {"torch": torch.__version__, "tiny": a.tiny, "prefix_tokens": plen, "candidate_tokens": clen,
-           "pool": 6 if a.tiny else POOL, "prefixes_per_step": n_pref, "params_b": sum(p.numel() for p in model.parameters()) / 1e9}  # fmt: skip
+           "pool": 6 if a.tiny else POOL, "prefixes_per_step": n_pref,
+           "params_b": sum(p.numel() for p in model.parameters()) / 1e9}  # fmt: skip
 
     # --- correctness on this device: tree forward (flex) vs dense mask vs plain transformers forward
     judge = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens)

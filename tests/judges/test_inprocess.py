@@ -179,7 +179,8 @@ def test_verdict_probs_temperature_and_top_p():
     p = torch.softmax(logits / 0.7, -1)[0]  # [0.72, 0.17, 0.08, ...]: the nucleus at 0.6 is token 0 only
     assert verdict_probs(logits, [0, 1], 0.7, 0.6).tolist() == [[1.0, 0.0]]
     top = float(p[0] + p[1])  # top_p 0.85: tokens 0, 1 (mass before 1 is 0.72 < 0.85), 2 (0.89 > 0.85: out)
-    torch.testing.assert_close(verdict_probs(logits, [1, 2], 0.7, 0.85)[0], torch.stack([p[1] / top, torch.tensor(0.0)]))
+    want = torch.stack([p[1] / top, torch.tensor(0.0)])
+    torch.testing.assert_close(verdict_probs(logits, [1, 2], 0.7, 0.85)[0], want)
     assert verdict_probs(logits, [1, 2], 0.0, 0.6).tolist() == [[0.0, 0.0]]  # greedy token 0: invalid
 
 

@@ -16,7 +16,6 @@ themselves), so one compiled kernel serves every batch of a judge.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,6 @@ import torch.nn.functional as F
 
 from thinkmid.models.rope import apply_rotary
 
-log = logging.getLogger(__name__)
 BLOCK = 128  # FlexAttention block size (query and key)
 BUCKET = 16384  # past `pad_to`, the attention length is padded to a multiple of this
 
@@ -272,7 +270,8 @@ class TreeForward:
                     setattr(dc, name, max(getattr(dc, name), 64))
         if self.functional and self.dev.type == "cuda" and compile:
             if not _COMPILED:  # one compiled graph of each piece for the process (dynamic in T)
-                _COMPILED.update({k: torch.compile(f, dynamic=True) for k, f in (("qkv", _qkv), ("mlp", _mlp), ("out", _out))})
+                for k, f in (("qkv", _qkv), ("mlp", _mlp), ("out", _out)):
+                    _COMPILED[k] = torch.compile(f, dynamic=True)
             self._qkv_fn, self._mlp_fn, self._out_fn = _COMPILED["qkv"], _COMPILED["mlp"], _COMPILED["out"]
 
     def prepare(self, p: Packed, pad_to: int | None = None) -> dict:
@@ -311,7 +310,8 @@ class TreeForward:
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         pad = (0, 0, 0, length - t)
         q, k, v = F.pad(q, pad), F.pad(k, pad), F.pad(v, pad)
-        o = _flex_attention(self.dev.type == "cuda")(q, k, v, block_mask=mask, scale=self.scale, enable_gqa=self.h != self.kvh)
+        flex = _flex_attention(self.dev.type == "cuda")
+        o = flex(q, k, v, block_mask=mask, scale=self.scale, enable_gqa=self.h != self.kvh)
         return o[:, :, :t]
 
     def _mlp(self, layer, x, layer_i: int = 0):

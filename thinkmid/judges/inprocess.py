@@ -162,7 +162,7 @@ class _TreeJudge:
 
     @staticmethod
     def _cuts(raw: list[str]) -> list[tuple[str, str]]:
-        """(text before the cut, last 32 characters of it) for cuts 1.. of raw blocks."""
+        """(block after the cut, the last 32 characters before it) for cuts 1.. of raw blocks."""
         return [(b, "".join(raw[:j])[-32:]) for j, b in enumerate(raw) if j]
 
     def _blocks(self, values: dict[str, str], raw: list[str] | None = None) -> list[str]:
@@ -305,7 +305,8 @@ class InprocessPairwiseJudge(_TreeJudge):
         out = []
         for s in same:
             if s:
-                out.append(Verdict("AB"[int(coin.integers(2))], '{"A": 0.5, "B": 0.5, "invalid": 0.0, "tie": "identical candidates"}'))
+                raw = '{"A": 0.5, "B": 0.5, "invalid": 0.0, "tie": "identical candidates"}'
+                out.append(Verdict("AB"[int(coin.integers(2))], raw))
                 continue
             row = next(rows)
             self.invalid_mass += max(0.0, 1.0 - float(row.sum()))
@@ -343,7 +344,8 @@ class InprocessReferenceJudge(_TreeJudge):
 
 def from_params(kind: str, judge_params, model, tokenizer):
     """Build the in-process judge of a `judge` / `reference_judge` section (backend: inprocess).
-    `model: path` loads the judge model from judge.model_path onto the device, beside the policy."""
+    `model: path` loads the judge model from judge.model_path onto the device, beside the policy;
+    `model: base` judges with the model passed in, or loads models/base when none is."""
     ip = judge_params.inprocess
     if judge_params.model == "path":
         from thinkmid.engines.factory import pick_device
@@ -354,10 +356,12 @@ def from_params(kind: str, judge_params, model, tokenizer):
             raise InputError("judge.model is 'path' but judge.model_path is not set")
         model, tokenizer = load_model(judge_params.model_path, dtype=ip.dtype)
         model.to(pick_device())
-    elif model is None or tokenizer is None:
-        from thinkmid.errors import InputError
+    elif model is None or tokenizer is None:  # a stage that passes no model: the base model dir, as `lm` does
+        from thinkmid.engines.factory import pick_device
+        from thinkmid.models.load import load_model
 
-        raise InputError("judge backend 'inprocess' with model 'base' needs the base model and tokenizer")
+        model, tokenizer = load_model("models/base", dtype=ip.dtype)
+        model.to(pick_device())
     kw = dict(temperature=ip.temperature, top_p=ip.top_p, share=ip.share, max_batch_tokens=ip.max_batch_tokens,
               seed=ip.seed, fp8=ip.fp8)  # fmt: skip
     if ip.prompt:
