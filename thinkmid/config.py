@@ -93,8 +93,22 @@ class EngineParams(Section):
     reload_every: int = Field(10, ge=1)  # RLMT: push fresh weights to a server every N steps
 
 
+class InprocessJudgeParams(Section):
+    """`inprocess` judge backend (thinkmid/judges/inprocess.py): the judge model on the GPU beside the
+    policy, verdict read at a forced JSON opening, shared prompt blocks computed once."""
+
+    temperature: float = Field(0.7, ge=0)  # the seed's judge decoding
+    top_p: float = Field(0.6, gt=0, le=1)  # nucleus over the full vocabulary, then drawn among verdict tokens
+    share: Literal["all", "head", "none"] = "all"  # cut before every candidate / the first only / never
+    max_batch_tokens: int = Field(131072, ge=256)  # packed tokens per forward
+    prompt: str | None = None  # prompts/<name>.txt; None: pairwise_quality / reference_match
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"  # when loaded from model_path
+    seed: int = 0
+    fp8: bool = False  # fp8 linear layers (CUDA sm89+); only once verdicts match bf16 on a check set
+
+
 class JudgeParams(Section):
-    backend: Literal["lm", "likelihood", "endpoint", "lexical"] = "lm"
+    backend: Literal["lm", "likelihood", "endpoint", "lexical", "inprocess"] = "lm"
     model: Literal["base", "path"] = "base"  # `lm`: judge with the base model or a model dir
     model_path: str | None = None
     calibrate: bool = True  # `lm`: subtract the option bias measured on a content-free pair
@@ -103,6 +117,7 @@ class JudgeParams(Section):
     batch_size: int = Field(8, ge=1)
     endpoint: EndpointParams = EndpointParams()
     max_invalid_rate: float = Field(0.5, ge=0, le=1)
+    inprocess: InprocessJudgeParams = InprocessJudgeParams()
 
 
 class SelfImproveParams(Section):

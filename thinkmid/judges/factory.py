@@ -36,6 +36,10 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
         from thinkmid.judges.endpoint import EndpointPairwiseJudge
 
         return EndpointPairwiseJudge.from_params(judge_params.endpoint, concurrency=concurrency)
+    if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
+        from thinkmid.judges import inprocess
+
+        return inprocess.from_params("pairwise", judge_params, model, tokenizer)
     if backend == "lexical":
         raise InputError("judge.backend 'lexical' has no pairwise judge (nothing to compare against); use lm or endpoint")
     raise InputError(f"unknown judge backend {backend!r}")
@@ -56,6 +60,10 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
         from thinkmid.judges.endpoint import EndpointReferenceJudge
 
         return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency)
+    if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
+        from thinkmid.judges import inprocess
+
+        return inprocess.from_params("reference", judge_params, model, tokenizer)
     raise InputError(f"unknown judge backend {backend!r}")
 
 
@@ -64,7 +72,7 @@ def reference_judge_for(params):
     with models/base, never with the arm being measured (the policy must not grade itself)."""
     rj = params.reference_judge
     model = tok = None
-    if rj.backend == "lm" and rj.model == "base":
+    if rj.backend in ("lm", "inprocess") and rj.model == "base":
         from thinkmid.engines.factory import pick_device
         from thinkmid.models.load import load_model
 
