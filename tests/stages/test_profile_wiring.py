@@ -10,6 +10,7 @@ and judges talk to those servers.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -48,12 +49,21 @@ def paper_on_servers() -> dict:
     return d
 
 
+def paper_standins() -> dict:
+    """The paper profile with scripts/paper_standins.py's overrides (the one-GPU run)."""
+    spec = importlib.util.spec_from_file_location("paper_standins", ROOT / "scripts" / "paper_standins.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return yaml.safe_load(mod.standin_params_text())
+
+
 def expected(profile: str, stage: str, arm: str | None) -> list[tuple[str, str, str, int]]:
     """(role, launch, model, port) of each server the stage starts, in order: written out by hand."""
-    paper = profile in ("paper", "paper_on_servers")
-    judge = [("judge", "sglang", JUDGE_4B, 30001)] if paper else []
-    ref = [("reference_judge", "sglang", JUDGE_4B, 30002)] if paper else []
-    teacher = [("teacher", "sglang", JUDGE_4B, 30003)] if paper else []
+    paper = profile in ("paper", "paper_on_servers", "paper_standins")
+    kind, model = ("transformers", "standins/qwen3-4b") if profile == "paper_standins" else ("sglang", JUDGE_4B)
+    judge = [("judge", kind, model, 30001)] if paper else []
+    ref = [("reference_judge", kind, model, 30002)] if paper else []
+    teacher = [("teacher", kind, model, 30003)] if paper else []
     if profile != "paper_on_servers":  # the policy samples in process
         return {"self_improve": judge, "eval_continuations": judge, "teacher_thoughts": teacher, "sft": [],
                 "rlmt": ref, "reward_gate": ref, "thought_probe": ref, "reasoning_eval": []}[stage]  # fmt: skip
@@ -75,7 +85,8 @@ def expected(profile: str, stage: str, arm: str | None) -> list[tuple[str, str, 
 
 
 PROFILES = {"embedded": lambda: profile_dict("embedded"), "micro": lambda: profile_dict("micro"),
-            "paper": lambda: profile_dict("paper"), "paper_on_servers": paper_on_servers}  # fmt: skip
+            "paper": lambda: profile_dict("paper"), "paper_on_servers": paper_on_servers,
+            "paper_standins": paper_standins}  # fmt: skip
 CASES = [(p, s, a) for p in PROFILES for s, arms in STAGE_ARMS.items() for a in arms]
 
 
@@ -93,6 +104,8 @@ def check_wired(part, obj, launcher: RecordingLauncher, tiny_model) -> None:
     if part.kind == "policy":
         assert isinstance(obj, OpenAIEngine) and spec.model == part.model and spec.role == "policy"
         assert obj.model == "default"  # SGLang's served name
+    elif spec.launch == "transformers":
+        assert obj.model is None  # a pinned `transformers serve`: no model field in requests
 
 
 @pytest.mark.parametrize("profile,stage,arm", CASES, ids=[f"{p}-{s}-{a or ''}".rstrip("-") for p, s, a in CASES])
