@@ -21,7 +21,7 @@ from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import Verdict, check_invalid_rate
 from thinkmid.models.load import load_model
 from thinkmid.track import StageRun
-from thinkmid.wiring import Part, build, policy
+from thinkmid.engines.wiring import Part, build, policy
 
 METRICS, PAIRS = "reports/eval_continuations/metrics.json", "reports/eval_continuations/pairs.jsonl"
 

@@ -22,7 +22,7 @@ from thinkmid.io import write_jsonl
 from thinkmid.models.load import load_model
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
-from thinkmid.wiring import Part, build, policy
+from thinkmid.engines.wiring import Part, build, policy
 
 
 def wiring(params: Params, arm: str | None) -> list[Part]:

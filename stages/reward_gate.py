@@ -42,7 +42,7 @@ from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.rollouts import judge_groups, sample_groups
 from thinkmid.track import StageRun
-from thinkmid.wiring import Part, build, policy
+from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.reward_gate")
 GATE = "data/chunks/gate.jsonl"

@@ -30,7 +30,7 @@ from thinkmid.train.checkpoint import clear_checkpoints
 from thinkmid.train.dist import Dist
 from thinkmid.train.loop import NonFiniteLossError
 from thinkmid.train.rlmt import RlmtTrainer, summarize
-from thinkmid.wiring import Part, build, policy
+from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.rlmt")
 

@@ -22,7 +22,7 @@ from thinkmid.io import read_jsonl, write_json
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.load import load_model, save_model
 from thinkmid.track import StageRun
-from thinkmid.wiring import Part, build, policy as policy_part
+from thinkmid.engines.wiring import Part, build, policy as policy_part
 from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.self_improve import self_improve_step, step_rows

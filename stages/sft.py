@@ -30,7 +30,7 @@ from thinkmid.train.dist import Dist
 from thinkmid.train.loop import ThroughputMeter, clip_and_step, min_available_mem_gib, num_sft_batches, sft_batches
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.sft import ARM_SOURCES, encode_rows, mean_nll, repetition_4gram_rate
-from thinkmid.wiring import Part, build, policy
+from thinkmid.engines.wiring import Part, build, policy
 
 
 def load_thought_rows(path: str) -> list[dict]:

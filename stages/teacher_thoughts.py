@@ -18,7 +18,7 @@ from thinkmid.data.thoughts import audit_summary
 from thinkmid.io import atomic_path, read_jsonl, write_jsonl
 from thinkmid.models.tokenizer import load_tokenizer
 from thinkmid.track import StageRun
-from thinkmid.wiring import Part, build
+from thinkmid.engines.wiring import Part, build
 
 OUT = "data/thoughts"
 METRICS = "reports/teacher_thoughts/metrics.json"

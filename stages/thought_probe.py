@@ -36,7 +36,7 @@ from thinkmid.rollouts import arm_model_dir
 from thinkmid.io import read_jsonl, write_json, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.track import StageRun
-from thinkmid.wiring import Part, build, policy
+from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.thought_probe")
 PROBE = "data/thoughts/probe.jsonl"

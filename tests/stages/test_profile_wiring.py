@@ -2,7 +2,7 @@
 
 Like torchtune's recipe-config tests: for each profile (and the paper profile with its policy on a
 server, and with the one-GPU stand-ins) each stage's parts are built exactly as the stage builds
-them (`stage.wiring` + `thinkmid.wiring.build`), and we check which servers start, with which model
+them (`stage.wiring` + `thinkmid.engines.wiring.build`), and we check which servers start, with which model
 and on which port, that each was stopped by the stage that started it, and that the stage's engines
 and judges talk to those servers.
 """
@@ -24,7 +24,7 @@ from thinkmid.engines.launcher import ServerError
 from thinkmid.engines.openai import OpenAIEngine
 from thinkmid.engines.servers import use_launcher
 from thinkmid.errors import InputError
-from thinkmid.wiring import build
+from thinkmid.engines.wiring import build
 
 ROOT = Path(__file__).resolve().parents[2]
 JUDGE_4B = "Qwen/Qwen3-4B-Instruct-2507"
@@ -128,7 +128,7 @@ def test_stages_without_servers_build_none(stage):
     mod = importlib.import_module(f"stages.{stage}")
     assert not hasattr(mod, "wiring")
     src = Path(mod.__file__).read_text()
-    assert "engine_for" not in src and "judge_for" not in src and "thinkmid.wiring" not in src
+    assert "engine_for" not in src and "judge_for" not in src and "thinkmid.engines.wiring" not in src
 
 
 def test_hand_started_server_of_the_model_is_attached_and_left_running(tiny_model, qwen_tok):
