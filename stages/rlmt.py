@@ -54,11 +54,12 @@ def wiring(params: Params, arm: str | None) -> list[Part]:
     return [Part("reference_judge"), policy(paths(arm)["sft"], trains=True, label=arm)]
 
 
-def _pusher(policy_model, engine, tok, every: int):
-    """After every `every` updates, bring the engine up to date with the policy (no-op in process)."""
+def _pusher(policy_model, engine, tok, every: int, steps: int):
+    """After every `every` updates, bring the engine up to date with the policy (no-op in process);
+    not after the last update (nothing samples after it)."""
 
     def push(step: int | None = None) -> None:
-        if step is not None and (step + 1) % every:
+        if step is not None and ((step + 1) % every or step + 1 >= steps):
             return
         engine.sync(policy_model, tok)
 
@@ -85,7 +86,7 @@ def run(params: Params, arm: str | None) -> None:
     # the reward gate's judge (models/base for `lm`, never the policy), then the policy's engine
     with build(judge_part, params) as judge, build(policy_at, params, policy, tok, progress=dist.is_main) as engine, \
             dist.tracker("rlmt", params, arm) as tr:  # fmt: skip
-        push = _pusher(policy, engine, tok, params.engine.reload_every)
+        push = _pusher(policy, engine, tok, params.engine.reload_every, rp.steps)
         # Samples up to reload_every - 1 updates old: the engine's own log-probs are the old policy.
         stale = server_engine and params.engine.reload_every > 1
         trainer = RlmtTrainer(
