@@ -10,30 +10,35 @@ interval, as in "81/128 = 63.28%".
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.base import SamplingParams
-from thinkmid.engines.factory import engine_for, pick_device, serving
+from thinkmid.engines.factory import pick_device
 from thinkmid.evals.stats import wilson_interval
 from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import Verdict, check_invalid_rate
-from thinkmid.judges.factory import make_pairwise_judge
 from thinkmid.models.load import load_model
 from thinkmid.track import StageRun
+from thinkmid.engines.wiring import Part, build, policy
 
 METRICS, PAIRS = "reports/eval_continuations/metrics.json", "reports/eval_continuations/pairs.jsonl"
 
 
-def continuations(params: Params, model_dir: str, rows: list[dict]) -> list[str]:
+def wiring(params: Params, arm: str | None = None) -> list[Part]:
+    """Base, then phase3, each on its own engine (a server engine serves each model in turn), then the judge."""
+    return [policy("models/base", label="base"), policy("models/phase3", label="phase3"), Part("judge")]
+
+
+def continuations(params: Params, part: Part, rows: list[dict]) -> list[str]:
+    model_dir = part.model
     model, tok = load_model(model_dir, dtype=params.base.dtype)
     model.to(pick_device())
     ec = params.eval_continuations
     sp = SamplingParams(max_new_tokens=params.chunks.suffix_tokens, temperature=ec.temperature, top_p=ec.top_p,
                         seed=params.seed)  # fmt: skip
-    with engine_for(params.engine, model, tok, model_dir) as eng:
+    with build(part, params, model, tok) as eng:
         outs = eng.generate([list(r["prefix_ids"]) for r in rows], sp)
     return [tok.decode(o[0].token_ids, skip_special_tokens=True) for o in outs]
 
@@ -51,15 +56,14 @@ def outcome(v_ab: str | None, v_ba: str | None) -> str:
 def run(params: Params, arm: str | None) -> None:
     t0 = time.time()
     rows = read_jsonl("data/chunks/continuation_eval.jsonl", ("prefix", "prefix_ids"))[: params.eval_continuations.prefixes]
-    base_txt = continuations(params, "models/base", rows)
-    p3_txt = continuations(params, "models/phase3", rows)
+    base_at, phase3_at, judge_part = wiring(params)
+    base_txt = continuations(params, base_at, rows)
+    p3_txt = continuations(params, phase3_at, rows)
     judge_model, tok = (None, None)
     if params.judge.backend in ("lm", "likelihood"):
         judge_model, tok = load_model("models/base", dtype=params.base.dtype)
         judge_model.to(pick_device())
-    with StageRun("eval_continuations", params) as tr, contextlib.ExitStack() as stack:
-        stack.enter_context(serving(params.judge.endpoint, params.judge.model_path or "models/base"))
-        judge = make_pairwise_judge(params.judge, judge_model, tok)
+    with build(judge_part, params, judge_model, tok) as judge, StageRun("eval_continuations", params) as tr:
         # Identical continuations are a tie without asking the judge (common with a barely-moved model).
         differ = [i for i, (b, p) in enumerate(zip(base_txt, p3_txt)) if b != p]
         items = [(rows[i]["prefix"], base_txt[i], p3_txt[i]) for i in differ]

@@ -15,23 +15,30 @@ import time
 from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
-from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.engines.factory import pick_device
 from thinkmid.evals.reasoning import load_benchmarks
 from thinkmid.evals.reasoning.run import evaluate
 from thinkmid.io import write_jsonl
 from thinkmid.models.load import load_model
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
+from thinkmid.engines.wiring import Part, build, policy
+
+
+def wiring(params: Params, arm: str | None) -> list[Part]:
+    """The arm's own model on the engine (a server engine serves the arm's model dir)."""
+    return [policy(arm_model_dir(arm), label=arm)]
 
 
 def run(params: Params, arm: str | None) -> None:
     t0 = time.time()
     cfg = params.reasoning_eval
     benchmarks = load_benchmarks(cfg, params.seed)  # offline hub benchmarks fail here, before any work
-    model_dir = arm_model_dir(arm)
+    [sampler] = wiring(params, arm)
+    model_dir = sampler.model
     model, tok = load_model(model_dir, dtype=params.base.dtype)
     model.to(pick_device())
-    with StageRun("reasoning_eval", params, arm=arm) as tr, engine_for(params.engine, model, tok, model_dir) as eng:
+    with build(sampler, params, model, tok) as eng, StageRun("reasoning_eval", params, arm=arm) as tr:
         summary, samples = evaluate(eng, tok, benchmarks, cfg.k, cfg.temperature, cfg.top_p, cfg.max_new_tokens,
                                     params.seed)  # fmt: skip
         for name, rows in samples.items():

@@ -34,15 +34,15 @@ import time
 
 from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
-from thinkmid.judges.factory import reference_judge_for
 from thinkmid.config import Params
-from thinkmid.engines.factory import engine_for
 from thinkmid.errors import InputError
 from thinkmid.evals import reward_gate as rg
+from thinkmid.rollouts import arm_model_dir
 from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.rollouts import judge_groups, sample_groups
 from thinkmid.track import StageRun
+from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.reward_gate")
 GATE = "data/chunks/gate.jsonl"
@@ -68,16 +68,26 @@ def sample_arm(params: Params, arm: str, rows: list[dict]):
     if bad is not None:
         raise InputError(f"{GATE}: row {bad!r} has prefix_ids outside the {arm} tokenizer's vocabulary")
     rl = params.rlmt
-    with engine_for(params.engine, model, tok, path) as eng:
+    with build(policy(path, label=arm), params, model, tok) as eng:
         # The SAME seed for every arm: arms differ only by their weights.
         return sample_groups(eng, tok, rows, params.reward_gate.k, rl.thought_max_tokens,
                              rl.suffix_max_tokens, rl.temperature, params.seed)  # fmt: skip
 
 
+def wiring(params: Params, arm: str | None = None) -> list[Part]:
+    """The shared reference judge (its server first, before any arm is sampled), then each gate arm's
+    engine in turn (a server engine serves each arm's own model)."""
+    return [Part("reference_judge")] + [policy(arm_model_dir(a), label=a) for a in ARMS_GATE]
+
+
 def run(params: Params, arm: str | None) -> None:
     rows = gate_rows(params)
     rg.require_arm_dirs(ARMS_GATE)
-    judge = reference_judge_for(params)
+    with build(wiring(params)[0], params) as judge:
+        _gate(params, rows, judge)
+
+
+def _gate(params: Params, rows: list[dict], judge) -> None:
     groups_by_arm = {}
     for a in ARMS_GATE:
         t0 = time.time()

@@ -17,14 +17,11 @@ import copy
 import logging
 import sys
 import time
-from pathlib import Path
 
 from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
-from thinkmid.engines.factory import engine_for
 from thinkmid.errors import InputError
-from thinkmid.judges.factory import reference_judge_for
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.rollouts import arm_model_dir
@@ -33,6 +30,7 @@ from thinkmid.train.checkpoint import clear_checkpoints
 from thinkmid.train.dist import Dist
 from thinkmid.train.loop import NonFiniteLossError
 from thinkmid.train.rlmt import RlmtTrainer, summarize
+from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.rlmt")
 
@@ -50,14 +48,20 @@ def paths(arm: str) -> dict[str, str]:
     }
 
 
-def _pusher(policy, engine, tok, every: int, directory: Path):
-    """After every `every` updates, save the policy and have the server engine load it."""
+def wiring(params: Params, arm: str | None) -> list[Part]:
+    """The reference judge (its server first, so a judge that cannot start costs no sampling), then the
+    policy engine on the arm's SFT model, synced with the trained policy every engine.reload_every updates."""
+    return [Part("reference_judge"), policy(paths(arm)["sft"], trains=True, label=arm)]
+
+
+def _pusher(policy_model, engine, tok, every: int, steps: int):
+    """After every `every` updates, bring the engine up to date with the policy (no-op in process);
+    not after the last update (nothing samples after it)."""
 
     def push(step: int | None = None) -> None:
-        if step is not None and (step + 1) % every:
+        if step is not None and ((step + 1) % every or step + 1 >= steps):
             return
-        save_model(policy, tok, directory)
-        engine.update_weights(str(directory))
+        engine.sync(policy_model, tok)
 
     return push
 
@@ -78,14 +82,18 @@ def run(params: Params, arm: str | None) -> None:
     ref_model = copy.deepcopy(policy)  # the frozen SFT weights (taken before a checkpoint is restored)
     policy.to(device)
     ref_model.to(device)
-    judge = reference_judge_for(params)  # the reward gate's judge: models/base for `lm`, never the policy
-    with dist.tracker("rlmt", params, arm) as tr, engine_for(params.engine, policy, tok, p["sft"],
-                                                             progress=dist.is_main) as engine:  # fmt: skip
-        push = _pusher(policy, engine, tok, params.engine.reload_every, Path(p["ckpt"]) / "policy")
+    judge_part, policy_at = wiring(params, arm)
+    # the reward gate's judge (models/base for `lm`, never the policy), then the policy's engine
+    with build(judge_part, params) as judge, build(policy_at, params, policy, tok, progress=dist.is_main) as engine, \
+            dist.tracker("rlmt", params, arm) as tr:  # fmt: skip
+        push = _pusher(policy, engine, tok, params.engine.reload_every, rp.steps)
+        # Samples up to reload_every - 1 updates old: the engine's own log-probs are the old policy.
+        stale = server_engine and params.engine.reload_every > 1
         trainer = RlmtTrainer(
             policy, ref_model, tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,
             max_invalid_rate=params.reference_judge.max_invalid_rate,
             micro_batch=params.engine.batch_size, after_update=push if server_engine else None,
+            old_logprobs="engine" if stale else "policy",
             fingerprint={"reference_judge": params.reference_judge.model_dump(exclude={"endpoint"}), "arm": arm},
             dist=dist,
         )  # fmt: skip

@@ -17,12 +17,12 @@ from tqdm.auto import tqdm
 
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
-from thinkmid.engines.factory import engine_for, pick_device, serving
+from thinkmid.engines.factory import pick_device
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.judges.base import check_invalid_rate
-from thinkmid.judges.factory import make_pairwise_judge
 from thinkmid.models.load import load_model, save_model
 from thinkmid.track import StageRun
+from thinkmid.engines.wiring import Part, build, policy as policy_part
 from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.self_improve import self_improve_step, step_rows
@@ -37,6 +37,12 @@ def _mean(history: list[dict], key: str) -> float:
     return sum(vals) / len(vals) if vals else 0.0
 
 
+def wiring(params: Params, arm: str | None = None) -> list[Part]:
+    """The pairwise judge (its server first), then the policy engine on models/base, synced with the
+    trained policy every engine.reload_every steps (a no-op for the in-process engine)."""
+    return [Part("judge"), policy_part("models/base", trains=True)]
+
+
 def run(params: Params, arm: str | None) -> None:
     t0 = time.time()
     p = params.self_improve
@@ -49,17 +55,21 @@ def run(params: Params, arm: str | None) -> None:
     scheduler = make_scheduler(optimizer, p.warmup_steps, p.steps, p.min_lr_ratio)
     resumed = load_latest_checkpoint(CKPT, policy, optimizer, scheduler)
     start, history = (resumed[0], resumed[1].get("history", [])) if resumed else (0, [])
+    judge_part, policy_at = wiring(params)
     with contextlib.ExitStack() as stack:
+        judge = stack.enter_context(build(judge_part, params, ref, tok))  # `lm` judges with the frozen base
+        engine = stack.enter_context(build(policy_at, params, policy, tok, progress=False))
+        if start:
+            engine.sync(policy, tok)  # resumed: the server was started from models/base
         tr = stack.enter_context(StageRun("self_improve", params))
-        stack.enter_context(serving(params.judge.endpoint, params.judge.model_path or "models/base"))
-        engine = stack.enter_context(engine_for(params.engine, policy, tok, "models/base", progress=False))
-        judge = make_pairwise_judge(params.judge, ref, tok)  # `lm` judges with the frozen base
         logged = tr.logged_steps("dpo_loss") | tr.logged_steps("rollout_mean_score")
         bar = tqdm(range(start, p.steps), initial=start, total=p.steps, desc="self_improve", unit="step")
         for step in bar:
             m = self_improve_step(step, step_rows(rows, step, p.prefixes_per_step), policy, ref, tok, engine, judge,
                                   optimizer, scheduler, p, params.seed, params.chunks.suffix_tokens)  # fmt: skip
             check_invalid_rate(judge.stats, params.judge.max_invalid_rate, "self_improve pairwise judge")
+            if (step + 1) % params.engine.reload_every == 0 and step + 1 < p.steps:
+                engine.sync(policy, tok)  # keep sampling on-policy (server engines load the new weights)
             m["step"] = step
             history.append(m)
             if step not in logged:

@@ -23,7 +23,6 @@ from thinkmid import ARMS_SFT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.thoughts import validate_thought_text
-from thinkmid.engines.factory import engine_for
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
@@ -31,6 +30,7 @@ from thinkmid.train.dist import Dist
 from thinkmid.train.loop import ThroughputMeter, clip_and_step, min_available_mem_gib, num_sft_batches, sft_batches
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.sft import ARM_SOURCES, encode_rows, mean_nll, repetition_4gram_rate
+from thinkmid.engines.wiring import Part, build, policy
 
 
 def load_thought_rows(path: str) -> list[dict]:
@@ -41,6 +41,12 @@ def load_thought_rows(path: str) -> list[dict]:
 
 
 log = logging.getLogger(__name__)
+
+
+def wiring(params: Params, arm: str | None) -> list[Part]:
+    """The sampled repetition metric's engine: started on the arm's starting model, then synced with the
+    trained weights (a no-op in process; a server engine loads them)."""
+    return [policy(ARM_SOURCES[arm][0], trains=True, label=arm)]
 
 
 def _final_model(dist: Dist, model, start_dir: str, dtype: str):
@@ -127,7 +133,9 @@ def run(params: Params, arm: str | None) -> None:
         }
         final = _final_model(dist, model, start_dir, params.base.dtype)
         if dist.is_main:  # the others wait at the barrier below
-            with engine_for(params.engine, final, tok, None, progress=False) as eng:
+            [sampler] = wiring(params, arm)
+            with build(sampler, params, final, tok, progress=False) as eng:
+                eng.sync(final, tok)  # the metric scores the trained model, not what the server started with
                 metrics["repetition_4gram_rate"] = repetition_4gram_rate(
                     eng, tok, val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed)
             save_model(final, tok, f"models/sft_{arm}")

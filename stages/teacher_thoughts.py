@@ -9,46 +9,25 @@ the thought-use probe uses as its "teacher" condition. Outputs data/thoughts/{tr
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
-from thinkmid.data.teacher import ChatTeacher, EngineTeacher, interleave_rows, prefix_thoughts
+from thinkmid.data.teacher import interleave_rows, prefix_thoughts
 from thinkmid.data.thoughts import audit_summary
-from thinkmid.engines.factory import engine_for, pick_device
 from thinkmid.io import atomic_path, read_jsonl, write_jsonl
-from thinkmid.models.load import load_model
 from thinkmid.models.tokenizer import load_tokenizer
 from thinkmid.track import StageRun
+from thinkmid.engines.wiring import Part, build
 
 OUT = "data/thoughts"
 METRICS = "reports/teacher_thoughts/metrics.json"
 ROW_KEYS = ("id", "prefix", "suffix", "text")
 
 
-@contextlib.contextmanager
-def make_teacher(params: Params):
-    tp = params.teacher_thoughts
-    if tp.backend == "endpoint":
-        from thinkmid.engines.launcher import server_from_params
-        from thinkmid.engines.openai import HTTPClient
-
-        ep = tp.endpoint
-        server = server_from_params(ep.server, tp.model_path or "models/base")
-        with server if server is not None else contextlib.nullcontext():
-            url = server.base_url if server is not None else ep.base_url
-            client = HTTPClient(url, ep.api_key_env, ep.timeout_s, ep.max_retries, ep.backoff_s)
-            try:
-                yield ChatTeacher(client, ep.model, tp.thought_max_tokens, tp.temperature), None
-            finally:
-                client.close()
-        return
-    path = tp.model_path or "models/base"
-    model, tok = load_model(path, dtype=params.base.dtype)
-    model.to(pick_device())
-    with engine_for(params.engine, model, tok, path) as eng:
-        yield EngineTeacher(eng, tok, tp.thought_max_tokens, tp.temperature, params.seed), tok
+def wiring(params: Params, arm: str | None = None) -> list[Part]:
+    """The teacher: a chat server (endpoint, port 30003 by default) or a local model through the engine."""
+    return [Part("teacher")]
 
 
 def run(params: Params, arm: str | None) -> None:
@@ -57,7 +36,8 @@ def run(params: Params, arm: str | None) -> None:
     splits = {name: read_jsonl(f"data/chunks/{src}.jsonl", ROW_KEYS) for name, src in
               (("train", "sft_train"), ("val", "sft_val"), ("probe", "gate"))}  # fmt: skip
     tok = load_tokenizer("models/base")  # the policy's tokenizer: thought-token share is counted in it
-    with StageRun("teacher_thoughts", params) as tr, make_teacher(params) as (teacher, _):
+    [teacher_part] = wiring(params)
+    with build(teacher_part, params) as teacher, StageRun("teacher_thoughts", params) as tr:
         outputs, audits_all, rows_all = {}, [], []
         for name in ("train", "val"):
             rows, audits = interleave_rows(splits[name], teacher, tp.min_thoughts, tp.max_thoughts, params.seed)

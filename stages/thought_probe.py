@@ -28,15 +28,15 @@ import time
 
 from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
-from thinkmid.judges.factory import reference_judge_for
 from thinkmid.config import Params
-from thinkmid.engines.factory import engine_for
 from thinkmid.errors import InputError
 from thinkmid.evals import probe
 from thinkmid.evals import reward_gate as rg
+from thinkmid.rollouts import arm_model_dir
 from thinkmid.io import read_jsonl, write_json, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.track import StageRun
+from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.thought_probe")
 PROBE = "data/thoughts/probe.jsonl"
@@ -58,7 +58,7 @@ def probe_arm(params: Params, arm: str, rows: list[dict], judge):
     model, tok, path = rg.load_arm(params, arm)
     rl, tp = params.rlmt, params.thought_probe
     arm_rows = probe.with_prefix_ids(rows, tok)
-    with engine_for(params.engine, model, tok, path) as eng:
+    with build(policy(path, label=arm), params, model, tok) as eng:
         thoughts, results = probe.run_probe(
             eng, tok, arm_rows, judge, k=tp.k, thought_max=rl.thought_max_tokens,
             suffix_max=rl.suffix_max_tokens, temperature=rl.temperature, seed=params.seed,
@@ -67,10 +67,20 @@ def probe_arm(params: Params, arm: str, rows: list[dict], judge):
     return arm_rows, thoughts, results
 
 
+def wiring(params: Params, arm: str | None = None) -> list[Part]:
+    """The shared reference judge (its server first, before any arm is sampled), then each gate arm's
+    engine in turn (a server engine serves each arm's own model)."""
+    return [Part("reference_judge")] + [policy(arm_model_dir(a), label=a) for a in ARMS_GATE]
+
+
 def run(params: Params, arm: str | None) -> None:
     rows = probe_rows(params)
     rg.require_arm_dirs(ARMS_GATE)
-    judge = reference_judge_for(params)
+    with build(wiring(params)[0], params) as judge:
+        _probe(params, rows, judge)
+
+
+def _probe(params: Params, rows: list[dict], judge) -> None:
     arms, samples = {}, []
     for a in ARMS_GATE:
         t0 = time.time()

@@ -40,6 +40,13 @@ def stage_main(
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as e:  # a server that cannot start, or a port held by something else: one message
+        from thinkmid.engines.launcher import ServerError
+
+        if not isinstance(e, ServerError):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def seed_everything(seed: int) -> None:

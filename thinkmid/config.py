@@ -61,10 +61,17 @@ class ChunkParams(Section):
 
 
 class ServerParams(Section):
-    """A local OpenAI-compatible server the stage starts (SGLang or `transformers serve`)."""
+    """A local OpenAI-compatible server on 127.0.0.1 for one role (thinkmid/engines/servers.py).
+
+    The stage attaches to a healthy server already serving `model` on `port`, else starts one with
+    `launch` (SGLang or `transformers serve`), and stops only what it started. `launch: none` means
+    attach only. Each role has its own default port: policy engine 30000, pairwise judge 30001,
+    reference judge 30002, teacher 30003.
+    """
 
     launch: Literal["none", "sglang", "transformers"] = "none"
-    port: int = Field(30000, ge=1024, le=65535)
+    model: str | None = None  # hub id or local dir the server serves; None: the role's default model
+    port: int | None = Field(None, ge=1024, le=65535)  # None: the role's default port
     startup_timeout_s: float = Field(600.0, gt=0)
     extra_args: list[str] = []
 
@@ -73,24 +80,51 @@ class ServerParams(Section):
     def _loopback_only(cls, v: list[str]) -> list[str]:
         if any(a == "--host" or a.startswith("--host=") for a in v):
             raise ValueError("--host is not allowed: local servers bind 127.0.0.1 only")
+        if any(a in ("--model-path", "--model") or a.startswith(("--model-path=", "--model=")) for a in v):
+            raise ValueError("the served model is `server.model`, not an extra argument")
+        if any(a == "--port" or a.startswith("--port=") for a in v):
+            raise ValueError("the port is `server.port`, not an extra argument")
         return v
 
 
 class EndpointParams(Section):
-    base_url: str = "http://127.0.0.1:30000/v1"
-    model: str = "default"
+    base_url: str | None = None  # None: the role's local server, http://127.0.0.1:<port>/v1
+    model: str = "default"  # the `model` field sent with each request to a server this lab did not start
     api_key_env: str = "THINKMID_API_KEY"  # the key itself is only ever read from the environment
     timeout_s: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0)
     backoff_s: float = Field(0.5, ge=0)
     server: ServerParams = ServerParams()
 
+    @model_validator(mode="after")
+    def _one_address(self):
+        if self.base_url is not None and self.server.launch != "none":
+            raise ValueError(
+                f"base_url ({self.base_url}) names an external server but server launch is "
+                f"{self.server.launch!r} (a local one, at http://127.0.0.1:<port>/v1): set one of the two"
+            )
+        return self
+
 
 class EngineParams(Section):
     backend: Literal["hf", "openai"] = "hf"
     batch_size: int = Field(32, ge=1)
     endpoint: EndpointParams = EndpointParams()
-    reload_every: int = Field(10, ge=1)  # RLMT: push fresh weights to a server every N steps
+    reload_every: int = Field(10, ge=1)  # server engine: push the trained weights every N updates
+
+    @model_validator(mode="after")
+    def _own_server(self):
+        srv = self.endpoint.server
+        if srv.model is not None:
+            raise ValueError("engine.endpoint.server.model: the policy server serves each stage's own model "
+                             "(base, phase3, each arm); leave it unset")  # fmt: skip
+        if self.backend == "openai" and srv.launch == "none":
+            raise ValueError(
+                "engine.endpoint.server.launch: 'none' with engine.backend 'openai' would sample every arm "
+                "(base and phase3, each SFT/RLMT arm) and every trained policy from one external model; set it to "
+                "sglang or transformers (a healthy server already serving the stage's model on the port is attached)"
+            )
+        return self
 
 
 class InprocessJudgeParams(Section):

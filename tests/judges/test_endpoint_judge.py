@@ -3,12 +3,12 @@ verdicts are mostly invalid; what matters is that every answer is counted, valid
 
 import pytest
 
-from thinkmid.config import EndpointParams, JudgeParams, ServerParams
+from thinkmid.config import EndpointParams, JudgeParams, Params, ServerParams
 from thinkmid.engines.launcher import free_port
 from thinkmid.engines.openai import HTTPClient
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.judges.endpoint import EndpointPairwiseJudge, EndpointReferenceJudge
-from thinkmid.judges.factory import make_pairwise_judge, make_reference_judge
+from thinkmid.judges.factory import make_pairwise_judge, reference_judge_for
 
 ITEMS = [("The river rises in the hills and", " flows to the sea.", " is blue."),
          ("In 1990 the population was", " two million.", " very.")]  # fmt: skip
@@ -30,12 +30,16 @@ def test_pairwise_over_real_server(tiny_server):
 
 
 def test_reference_over_real_server_via_factory(tiny_server):
-    ep = EndpointParams(base_url=tiny_server.base_url, max_retries=0, server=ServerParams(launch="transformers"))
-    j = make_reference_judge(JudgeParams(backend="endpoint", endpoint=ep))
-    assert isinstance(j, EndpointReferenceJudge) and j.model is None  # pinned server: no model field
-    out = j.judge([(p, a, b) for p, a, b in ITEMS])
+    """The reference judge's role server is already up with the configured model on its port: attached."""
+    server = ServerParams(launch="transformers", port=tiny_server.port, model=tiny_server.model_path)
+    params = Params(reference_judge=JudgeParams(backend="endpoint", endpoint=EndpointParams(max_retries=0, server=server)))
+    with reference_judge_for(params) as j:
+        assert isinstance(j, EndpointReferenceJudge) and j.model is None  # pinned server: no model field
+        assert j.server.owned is False and j.client.base_url == tiny_server.base_url
+        out = j.judge([(p, a, b) for p, a, b in ITEMS])
     assert len(out) == 2 and j.stats.invalid == out.count(None) and j.stats.calls == 2
     assert all(e is None or "HTTP" not in e for e in j.last_errors)  # answers, not transport failures
+    assert tiny_server.alive()  # not started by the judge, so not stopped by it
 
 
 def test_wrong_model_name_is_an_invalid_verdict_not_a_crash(tiny_server):

@@ -46,7 +46,12 @@ class Engine(Protocol):
         """For each prompt, `params.n` completions."""
 
     def update_weights(self, model_dir: str) -> None:
-        """Load new policy weights (RLMT pushes the trained policy between steps)."""
+        """Load new policy weights from a saved model dir."""
+
+    def sync(self, model, tokenizer) -> None:
+        """Bring the engine up to date with `model`, the weights being trained: a no-op in process
+        (`hf` samples from `model` itself); a server engine saves them and has its server load them.
+        Every training stage calls it after its updates (self_improve, rlmt, sft's sampled metric)."""
 
     def close(self) -> None: ...
 

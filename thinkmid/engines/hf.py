@@ -53,6 +53,11 @@ class HFEngine:
         fresh = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.model.dtype, use_safetensors=True)
         self.model.load_state_dict(fresh.state_dict())
 
+    def sync(self, model, tokenizer) -> None:
+        """In process: the engine samples from the trained model object itself; nothing to push."""
+        if model is not self.model:
+            self.set_model(model)
+
     def set_model(self, model) -> None:
         self.model = model
         self._decoder = None

@@ -3,6 +3,8 @@
     with LocalServer("transformers", "models/base", port=free_port()) as srv:
         engine = OpenAIEngine(srv.base_url, srv.served_model, tokenizer, server=srv)
 
+Stages do not use it directly: thinkmid/engines/servers.py gives each role its server (attach or start).
+
 `sglang` runs `python -m sglang.launch_server` (GPU boxes); `transformers` runs `transformers serve`
 (CPU here; needs the `serve` extra: fastapi, uvicorn, rich). The server lives in its own process
 group so that stopping it also stops its workers; its output goes to a log file whose last lines are
@@ -175,13 +177,3 @@ def _signal_group(pid: int, sig: int) -> None:
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         return s.connect_ex((HOST, port)) == 0
-
-
-def server_from_params(server_params, model_path: str | os.PathLike) -> LocalServer | None:
-    """A LocalServer for `...endpoint.server` params, or None when `launch` is "none"."""
-    launch = getattr(server_params, "launch", "none")
-    if launch == "none":
-        return None
-    return LocalServer(launch, model_path, port=server_params.port,
-                       startup_timeout_s=server_params.startup_timeout_s,
-                       extra_args=list(server_params.extra_args))  # fmt: skip

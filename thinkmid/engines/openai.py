@@ -125,7 +125,9 @@ class OpenAIEngine:
         self.client = HTTPClient(base_url, api_key_env, timeout_s, max_retries, backoff_s, concurrency)
         self.model = model  # None: leave the field out (servers pinned to one model)
         self.tokenizer = tokenizer
-        self.server = server  # a LocalServer, used to reload weights by restart when there is no API
+        self.server = server  # a servers.Handle (or LocalServer): weights reload by restart when it is ours
+        self._weights_dir: str | None = None  # sync()'s scratch copy of the trained weights
+        self.synced = False
         if dialect is not None and dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {DIALECTS}")
         self.dialect = dialect  # found on the first request when None
@@ -133,6 +135,7 @@ class OpenAIEngine:
 
     @classmethod
     def from_params(cls, endpoint, tokenizer, server=None, concurrency: int = 8) -> OpenAIEngine:
+        """`server`: the servers.Handle (or LocalServer) the engine talks to; else endpoint.base_url."""
         model = server.served_model if server is not None else endpoint.model
         base_url = server.base_url if server is not None else endpoint.base_url
         return cls(base_url, model, tokenizer, endpoint.api_key_env, endpoint.timeout_s,
@@ -241,20 +244,54 @@ class OpenAIEngine:
 
     # -- weights ------------------------------------------------------------------------------
 
+    def sync(self, model, tokenizer) -> None:
+        """Bring the server up to date with `model` (the weights being trained): save them to this
+        engine's scratch dir, then update_weights on it."""
+        import tempfile
+
+        from thinkmid.models.load import save_model
+
+        if self._weights_dir is None:
+            self._weights_dir = tempfile.mkdtemp(prefix="thinkmid-policy-", dir=os.environ.get("THINKMID_WEIGHTS_DIR"))
+        save_model(model, tokenizer, self._weights_dir)
+        self.update_weights(self._weights_dir)
+        self.synced = True
+
     def update_weights(self, model_dir: str) -> None:
         """SGLang: POST /update_weights_from_disk (in place, no restart). Servers without it (vLLM,
-        `transformers serve`) are restarted on `model_dir` through the LocalServer given as `server`;
-        without one, EndpointError: an external server's weights cannot be changed from here."""
+        `transformers serve`) are restarted on `model_dir`, which only a server this process started
+        can be; otherwise EndpointError: an external server's weights cannot be changed from here."""
         root = self.client.base_url.removesuffix("/v1")
         try:
             res = self.client.post(f"{root}/update_weights_from_disk", {"model_path": str(model_dir)})
         except EndpointError as e:
-            if e.status not in (404, 405) or self.server is None:
+            proc = self._process()
+            if e.status not in (404, 405) or proc is None:
                 raise EndpointError(f"cannot update weights on {root}: {e}", e.status) from None
-            self.server.restart(model_path=model_dir)
+            proc.restart(model_path=model_dir)
             return
         if isinstance(res, dict) and res.get("success") is False:
             raise EndpointError(f"update_weights_from_disk({model_dir}) failed: {res.get('message')}")
 
+    def _process(self):
+        """The LocalServer behind this engine when this process owns it (a restart reloads weights)."""
+        srv = self.server
+        if srv is None:
+            return None
+        if hasattr(srv, "restart"):
+            return srv
+        return srv.server if getattr(srv, "owned", False) else None
+
     def close(self) -> None:
-        self.client.close()
+        """An attached SGLang server that took our weights gets its own model back; scratch weights go."""
+        try:
+            spec = getattr(self.server, "spec", None)
+            if self.synced and spec is not None and not self.server.owned:
+                self.update_weights(spec.model)
+        finally:
+            self.client.close()
+            if self._weights_dir is not None:
+                import shutil
+
+                shutil.rmtree(self._weights_dir, ignore_errors=True)
+                self._weights_dir = None

@@ -20,16 +20,32 @@ class _ChatJudge:
         self.client, self.model, self.max_tokens = client, model, max_tokens
         self.template = load_prompt(prompt)
         self.stats = JudgeStats()
+        self.server = None  # the servers.Handle it talks to, when built for a stage
 
     @classmethod
-    def from_params(cls, endpoint, concurrency: int = 8, model=_FROM_PARAMS, **kw):
-        """`model` overrides endpoint.model (None leaves it out, for `transformers serve`)."""
-        client = HTTPClient(endpoint.base_url, endpoint.api_key_env, endpoint.timeout_s,
+    def from_params(cls, endpoint, concurrency: int = 8, model=_FROM_PARAMS, server=None, role: str = "judge", **kw):
+        """`server`: the servers.Handle of the role's local server (its URL and request model name);
+        without one, endpoint.base_url, or the role's default local port when that is unset.
+        `model` overrides the request's model field (None leaves it out, for `transformers serve`)."""
+        if server is not None:
+            url = server.base_url
+        elif endpoint.base_url is not None:
+            url = endpoint.base_url
+        else:
+            from thinkmid.engines.servers import ROLE_PORTS
+
+            url = f"http://127.0.0.1:{endpoint.server.port or ROLE_PORTS[role]}/v1"
+        client = HTTPClient(url, endpoint.api_key_env, endpoint.timeout_s,
                             endpoint.max_retries, endpoint.backoff_s, concurrency)  # fmt: skip
         if model is _FROM_PARAMS:
-            pinned = getattr(getattr(endpoint, "server", None), "launch", "none") == "transformers"
-            model = None if pinned else endpoint.model
-        return cls(client, model, **kw)
+            if server is not None:
+                model = server.served_model
+            else:
+                pinned = getattr(getattr(endpoint, "server", None), "launch", "none") == "transformers"
+                model = None if pinned else endpoint.model
+        judge = cls(client, model, **kw)
+        judge.server = server
+        return judge
 
     def _ask(self, prompts: list[str]) -> list[tuple[str | None, str | None]]:
         """(answer text, transport error) per prompt."""

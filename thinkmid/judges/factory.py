@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from thinkmid.errors import InputError
 from thinkmid.judges.base import PairwiseJudge, ReferenceJudge
 
@@ -20,7 +22,7 @@ def _lm_model(judge_params, model, tokenizer):
     return model, tokenizer
 
 
-def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: int = 8) -> PairwiseJudge:
+def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: int = 8, server=None) -> PairwiseJudge:
     backend = judge_params.backend
     if backend == "lm":
         from thinkmid.judges.lm import LMPairwiseJudge
@@ -35,7 +37,8 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
     if backend == "endpoint":
         from thinkmid.judges.endpoint import EndpointPairwiseJudge
 
-        return EndpointPairwiseJudge.from_params(judge_params.endpoint, concurrency=concurrency)
+        return EndpointPairwiseJudge.from_params(judge_params.endpoint, concurrency=concurrency, server=server,
+                                                 role="judge")  # fmt: skip
     if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
         from thinkmid.judges import inprocess
 
@@ -45,7 +48,7 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
     raise InputError(f"unknown judge backend {backend!r}")
 
 
-def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: int = 8) -> ReferenceJudge:
+def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: int = 8, server=None) -> ReferenceJudge:
     backend = judge_params.backend
     if backend == "lexical":
         from thinkmid.judges.lexical import LexicalReferenceJudge
@@ -59,7 +62,8 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
     if backend == "endpoint":
         from thinkmid.judges.endpoint import EndpointReferenceJudge
 
-        return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency)
+        return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency, server=server,
+                                                  role="reference_judge")  # fmt: skip
     if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
         from thinkmid.judges import inprocess
 
@@ -67,15 +71,58 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
     raise InputError(f"unknown judge backend {backend!r}")
 
 
-def reference_judge_for(params):
-    """The reference judge, built once and shared by every arm. An `lm` judge with `model: base` judges
-    with models/base, never with the arm being measured (the policy must not grade itself)."""
-    rj = params.reference_judge
-    model = tok = None
-    if rj.backend in ("lm", "inprocess") and rj.model == "base":
-        from thinkmid.engines.factory import pick_device
-        from thinkmid.models.load import load_model
+def judge_model(judge_params) -> str:
+    """The model a judge role serves: `endpoint.server.model`, else `model_path`, else models/base."""
+    return judge_params.endpoint.server.model or getattr(judge_params, "model_path", None) or "models/base"
 
-        model, tok = load_model("models/base", dtype=params.base.dtype)
-        model.to(pick_device())
-    return make_reference_judge(rj, model, tok, concurrency=params.engine.batch_size)
+
+def judge_server_spec(judge_params, role: str):
+    """The local server a judge role needs (servers.ServerSpec), or None (in-process or external)."""
+    if judge_params.backend != "endpoint":
+        return None
+    from thinkmid.engines.servers import spec_for
+
+    return spec_for(role, judge_params.endpoint, judge_model(judge_params))
+
+
+@contextlib.contextmanager
+def pairwise_judge_for(params, model=None, tokenizer=None):
+    """The Phase 3 pairwise judge for the block. `endpoint`: its server (port 30001 by default) is
+    attached or started first and stopped after, if started here; `lm`/`likelihood` judge with `model`."""
+    from thinkmid.engines.servers import serve
+
+    with serve(judge_server_spec(params.judge, "judge")) as handle:
+        judge = make_pairwise_judge(params.judge, model, tokenizer, concurrency=params.engine.batch_size, server=handle)
+        try:
+            yield judge
+        finally:
+            _close(judge)
+
+
+@contextlib.contextmanager
+def reference_judge_for(params):
+    """The reference judge for the block, built once and shared by every arm. `endpoint`: its server
+    (port 30002 by default) is attached or started first. An `lm` judge with `model: base` judges with
+    models/base, never with the arm being measured (the policy must not grade itself)."""
+    from thinkmid.engines.servers import serve
+
+    rj = params.reference_judge
+    with serve(judge_server_spec(rj, "reference_judge")) as handle:
+        model = tok = None
+        if rj.backend in ("lm", "inprocess") and rj.model == "base":
+            from thinkmid.engines.factory import pick_device
+            from thinkmid.models.load import load_model
+
+            model, tok = load_model("models/base", dtype=params.base.dtype)
+            model.to(pick_device())
+        judge = make_reference_judge(rj, model, tok, concurrency=params.engine.batch_size, server=handle)
+        try:
+            yield judge
+        finally:
+            _close(judge)
+
+
+def _close(judge) -> None:
+    close = getattr(judge, "close", None)
+    if callable(close):
+        close()

@@ -94,7 +94,8 @@ def _frozen_logprobs(model, prompts, comps, masks, pad_id, parts) -> list[torch.
 
 
 def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sample]], close_id: int, pad_id: int,
-                  rp, step: int, micro_batch: int = 16, dist: Dist | None = None) -> dict[str, float]:  # fmt: skip
+                  rp, step: int, micro_batch: int = 16, dist: Dist | None = None,
+                  old_from: str = "policy") -> dict[str, float]:  # fmt: skip
     """Advantages, old/ref log-probs, the clipped loss (accumulated over micro-batches), one step.
 
     Under DDP (`dist` of several processes, `policy` wrapped) each rank passes its own whole groups;
@@ -125,8 +126,10 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
             diff = (lp[r, : len(e)].cpu() - torch.tensor(e))[m].abs()
             if diff.numel():
                 mismatch = max(mismatch, float(diff.max()))
-    if mismatch > LOGPROB_TOLERANCE:
+    if mismatch > LOGPROB_TOLERANCE and old_from == "policy":
         log.warning("step %d: engine log-probs differ from the policy's by up to %.3g", step, mismatch)
+    if old_from == "engine":  # samples may be stale (a server synced every few updates): PPO's ratio is
+        old = [_engine_old(samples[p], lp) for p, lp in zip(parts, old)]  # against the policy that sampled
 
     policy.train()
     n = int(dist.sum(torch.tensor([float(len(samples))]))[0]) if world > 1 else len(samples)
@@ -159,6 +162,17 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
                               accelerator=dist.accelerator)  # fmt: skip
     return {"loss": total, **acc, "clip_frac": clipped / max(n_tok, 1.0), "grad_norm": grad_norm, "lr": lr,
             "logprob_mismatch": mismatch}  # fmt: skip
+
+
+def _engine_old(samples: list[Sample], like: torch.Tensor) -> torch.Tensor:
+    """The engine's sampling log-probs in the layout of the teacher-forced ones (padding left as is)."""
+    out = like.clone()
+    for r, s in enumerate(samples):
+        e = engine_logprobs(s)
+        if e is None:
+            raise RuntimeError("the engine returned incomplete log-probs; stale samples need them as the old policy")
+        out[r, : len(e)] = torch.tensor(e, dtype=out.dtype, device=out.device)
+    return out
 
 
 def sample_and_judge(engine, tokenizer, judge, rows: list[dict], rp, seed: int, max_invalid_rate: float,
@@ -199,7 +213,10 @@ class RlmtTrainer:
     def __init__(self, policy, ref_model, tokenizer, engine, judge, rows: list[dict], rp, lr: float, seed: int,
                  max_invalid_rate: float = 1.0, micro_batch: int = 16,
                  after_update: Callable[[int], None] | None = None, fingerprint: dict | None = None,
-                 dist: Dist | None = None):  # fmt: skip
+                 dist: Dist | None = None, old_logprobs: str = "policy"):  # fmt: skip
+        if old_logprobs not in ("policy", "engine"):
+            raise ValueError(f"old_logprobs must be 'policy' or 'engine', not {old_logprobs!r}")
+        self.old_logprobs = old_logprobs  # "engine": samples may be stale, the engine's log-probs are the old policy
         self.policy, self.ref, self.tok, self.engine, self.judge = policy, ref_model, tokenizer, engine, judge
         self.dist = dist if dist is not None else Dist()
         if self.dist.is_fsdp:
@@ -237,8 +254,12 @@ class RlmtTrainer:
                                      self.dist.rank_seed(step_seed(self.seed, step)), self.max_invalid_rate, step,
                                      self.dist)  # fmt: skip
         t1 = time.perf_counter()
+        if self.old_logprobs == "engine" and not getattr(self.engine, "has_logprobs", True):
+            raise InputError("engine.reload_every > 1 samples from weights up to reload_every - 1 updates old, so the "
+                             "old policy must be the server's own log-probs, and this server returns none; "
+                             "set engine.reload_every: 1 or serve with SGLang")  # fmt: skip
         m.update(policy_update(self.model, self.ref, self.optimizer, self.scheduler, groups, self.close_id,
-                               self.pad_id, self.rp, step, self.micro_batch, self.dist))  # fmt: skip
+                               self.pad_id, self.rp, step, self.micro_batch, self.dist, self.old_logprobs))  # fmt: skip
         if self.after_update is not None:
             self.after_update(step)
         t2 = time.perf_counter()

@@ -1,0 +1,143 @@
+"""The work each lifecycle stage asks for under a params file, for benchmarks/LIFECYCLE.md.
+
+    python scripts/lifecycle_work.py profiles/paper.yaml                    # the table, to stdout
+    python scripts/lifecycle_work.py profiles/paper.yaml --rates rates.json --write benchmarks/LIFECYCLE.md
+
+Counts come from the params only: steps, samples (generations), judge calls, generated tokens (an
+upper bound: every sample at its token budget) and trained tokens (upper bound: full sequences).
+`--rates` is a JSON of measured seconds per unit from a run on the target machine, e.g.
+{"rlmt": 27.1, "sft": 2.2} (units in UNITS: seconds per RLMT step, per SFT step, ...); the
+projected time of a stage is its units x seconds per unit x runs. `--write` replaces the table
+between the markers of the given markdown file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Full sizes of the reasoning benchmarks (a `limit` takes fewer): GSM8K test, MATH-500, GPQA-Diamond,
+# OlympiadBench OE_TO_maths_en_COMP (thinkmid/evals/reasoning/*.py).
+BENCH_SIZES = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbench": 675}
+PROBE_CONDITIONS = 5  # sampled, swapped, blank, generic, teacher (thinkmid/evals/probe.py)
+N_SFT, N_RLMT, N_GATE = 3, 2, 4
+UNITS = {  # what one measured second is per, for each stage
+    "self_improve": "step", "eval_continuations": "sample", "teacher_thoughts": "teacher call",
+    "sft": "step", "rlmt": "step", "reward_gate": "sample", "thought_probe": "suffix sample",
+    "reasoning_eval": "generated token",
+}  # fmt: skip
+# The seed's record (reference/rlmt-results.txt): wall times where it gives them or they follow from it.
+RECORDED = {
+    "sft": "1,479 / 1,229 / 1,224 s (tokens seen / tok/s of raw_base, think_base, think_phase3)",
+    "rlmt": "5,488 s think_base, 5,448 s think_phase3",
+    "reward_gate": "about 78 min, 4 arms (log 18:10:47 ET, complete at 19:29 ET)",
+    "reasoning_eval": "overnight SGLang, ~2.2k generated tok/s; 2 hosts x 2 arms",
+}
+MARK_START, MARK_END = "<!-- work:start -->", "<!-- work:end -->"
+
+
+def work(params) -> list[dict]:
+    """One row per stage: runs (arms), units per run, and the work counts summed over runs."""
+    c, si, ec, tt, sft, rl = (params.chunks, params.self_improve, params.eval_continuations,
+                              params.teacher_thoughts, params.sft, params.rlmt)  # fmt: skip
+    two_stage = rl.thought_max_tokens + rl.suffix_max_tokens
+    rows = []
+
+    def row(stage, runs, units, steps=0, samples=0, judge=0, gen=0, trained=0, note=""):
+        rows.append(dict(stage=stage, runs=runs, units=units, steps=steps, samples=samples, judge_calls=judge,
+                         gen_tokens=gen, trained_tokens=trained, note=note))  # fmt: skip
+
+    si_samples = si.steps * si.prefixes_per_step * si.k
+    pool = si.k + 1
+    row("self_improve", 1, si.steps, si.steps, si_samples, si.steps * si.prefixes_per_step * pool * (pool - 1) // 2,
+        si_samples * c.suffix_tokens, si.steps * 2 * si.prefixes_per_step * (c.prefix_tokens + c.suffix_tokens),
+        f"K={si.k} + the true suffix, judged full-pairwise")  # fmt: skip
+    n = ec.prefixes
+    row("eval_continuations", 1, 2 * n, 0, 2 * n, 2 * n, 2 * n * c.suffix_tokens, 0, "base and phase3, both orders")
+    calls = math.ceil((c.sft_train + c.sft_val) * (tt.min_thoughts + tt.max_thoughts) / 2) + c.gate
+    row("teacher_thoughts", 1, calls, 0, calls, 0, calls * tt.thought_max_tokens, 0,
+        f"{tt.min_thoughts}-{tt.max_thoughts} thoughts per row (mean used) + one per gate row")  # fmt: skip
+    sft_steps = math.ceil(c.sft_train / sft.batch_size) * sft.epochs
+    row("sft", N_SFT, sft_steps, N_SFT * sft_steps, N_SFT * c.sft_val, 0, N_SFT * c.sft_val * c.suffix_tokens,
+        N_SFT * sft_steps * sft.batch_size * sft.seq_len, "per arm: steps; samples = the repetition metric")  # fmt: skip
+    rl_samples = rl.steps * rl.prefixes_per_step * rl.k
+    row("rlmt", N_RLMT, rl.steps, N_RLMT * rl.steps, N_RLMT * rl_samples, N_RLMT * rl_samples,
+        N_RLMT * rl_samples * two_stage, N_RLMT * rl_samples * (c.prefix_tokens + two_stage + 1),
+        f"per arm: {rl.prefixes_per_step} prefixes x K={rl.k}")  # fmt: skip
+    g = params.reward_gate
+    gate = g.prefixes * g.k
+    row("reward_gate", N_GATE, gate, 0, N_GATE * gate, N_GATE * gate, N_GATE * gate * two_stage, 0,
+        f"{g.prefixes} prefixes x K={g.k} per arm")  # fmt: skip
+    tp = params.thought_probe
+    suffixes = tp.prefixes * PROBE_CONDITIONS * tp.k
+    row("thought_probe", N_GATE, suffixes, 0, N_GATE * (tp.prefixes + suffixes), N_GATE * suffixes,
+        N_GATE * (tp.prefixes * rl.thought_max_tokens + suffixes * rl.suffix_max_tokens), 0,
+        f"{PROBE_CONDITIONS} thought conditions x k={tp.k} per prefix (teacher: rows with one)")  # fmt: skip
+    re = params.reasoning_eval
+    problems = {b: min(BENCH_SIZES[b], getattr(re, b).limit or BENCH_SIZES[b]) for b in BENCH_SIZES
+                if getattr(re, b).enabled}  # fmt: skip
+    per_arm = sum(problems.values()) * re.k
+    row("reasoning_eval", N_GATE, per_arm * re.max_new_tokens, 0, N_GATE * per_arm, 0,
+        N_GATE * per_arm * re.max_new_tokens, 0, " + ".join(f"{b} {n}" for b, n in problems.items()) + f", k={re.k}")
+    return rows
+
+
+def fmt_int(x) -> str:
+    return f"{x:,}" if x else "-"
+
+
+def fmt_s(s: float | None) -> str:
+    if s is None:
+        return ""
+    return f"{s:,.0f} s ({s / 3600:.1f} h)"
+
+
+def table(rows: list[dict], rates: dict[str, float]) -> str:
+    head = ("| stage | runs | steps | samples | judge calls | generated tokens (max) | trained tokens (max) | "
+            "measured H200 rate | projected full time | seed's recorded time |")  # fmt: skip
+    out = [head, "|" + " --- |" * 10]
+    total, known = 0.0, True
+    for r in rows:
+        s = r["stage"]
+        rate = rates.get(s)
+        proj = rate * r["units"] * r["runs"] if rate is not None else None
+        known &= proj is not None
+        total += proj or 0.0
+        out.append(f"| {s} | {r['runs']} | {fmt_int(r['steps'])} | {fmt_int(r['samples'])} | {fmt_int(r['judge_calls'])} "
+                   f"| {fmt_int(r['gen_tokens'])} | {fmt_int(r['trained_tokens'])} | "
+                   f"{f'{rate:g} s / {UNITS[s]}' if rate is not None else ''} | {fmt_s(proj)} | {RECORDED.get(s, '')} |")
+    out.append(f"| **whole lifecycle** | | | | | | | | {fmt_s(total) if known else '(needs every rate)'} | |")
+    return "\n".join(out) + "\n\n" + "\n".join(f"- {r['stage']}: {r['note']}" for r in rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("params", nargs="?", default=str(ROOT / "profiles" / "paper.yaml"))
+    ap.add_argument("--rates", help="JSON {stage: measured seconds per unit}")
+    ap.add_argument("--write", help="markdown file whose table between the work markers is replaced")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from thinkmid.config import load_params
+
+    rates = json.loads(Path(args.rates).read_text()) if args.rates else {}
+    unknown = set(rates) - set(UNITS)
+    if unknown:
+        raise SystemExit(f"error: --rates: unknown stages {sorted(unknown)}; expected some of {sorted(UNITS)}")
+    text = table(work(load_params(args.params)), rates)
+    if not args.write:
+        print(text, end="")
+        return 0
+    doc = Path(args.write).read_text(encoding="utf-8")
+    if MARK_START not in doc or MARK_END not in doc:
+        raise SystemExit(f"error: {args.write}: no {MARK_START} ... {MARK_END} markers")
+    head, rest = doc.split(MARK_START, 1)
+    Path(args.write).write_text(f"{head}{MARK_START}\n{text}{MARK_END}{rest.split(MARK_END, 1)[1]}", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""scripts/lifecycle_work.py: the work column follows from the params; rates give projections."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from thinkmid.config import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("lifecycle_work", ROOT / "scripts" / "lifecycle_work.py")
+lw = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(lw)
+
+
+def rows(profile):
+    return {r["stage"]: r for r in lw.work(load_params(ROOT / "profiles" / f"{profile}.yaml"))}
+
+
+def test_paper_counts_follow_the_record_setup():
+    w = rows("paper")
+    assert w["rlmt"]["steps"] == 400 and w["rlmt"]["samples"] == 2 * 200 * 2 * 16  # 2 arms, 200 steps, P=2, K=16
+    assert w["rlmt"]["gen_tokens"] == 12_800 * (48 + 128)
+    assert w["self_improve"]["judge_calls"] == 128 * 16 * 17 * 16 // 2  # every pair of K + 1 once
+    assert w["reward_gate"]["samples"] == w["reward_gate"]["judge_calls"] == 4 * 64 * 16
+    assert w["reasoning_eval"]["samples"] == 4 * (1319 + 500 + 198 + 675) * 8
+    assert w["sft"]["steps"] == 3 * 512
+
+
+def test_limits_and_disabled_benchmarks_count(tmp_path):
+    w = rows("embedded")
+    p = load_params(ROOT / "profiles" / "embedded.yaml").reasoning_eval
+    want = sum(min(lw.BENCH_SIZES[b], getattr(p, b).limit or lw.BENCH_SIZES[b])
+               for b in lw.BENCH_SIZES if getattr(p, b).enabled)  # fmt: skip
+    assert w["reasoning_eval"]["samples"] == 4 * want * p.k
+
+
+def test_rates_project_and_write_is_stable(tmp_path):
+    doc = tmp_path / "L.md"
+    doc.write_text(f"# t\n{lw.MARK_START}\nold\n{lw.MARK_END}\ntail\n")
+    rates = tmp_path / "r.json"
+    rates.write_text(json.dumps({s: 1.0 for s in lw.UNITS}))
+    assert lw.main([str(ROOT / "profiles" / "paper.yaml"), "--rates", str(rates), "--write", str(doc)]) == 0
+    text = doc.read_text()
+    w = rows("paper")
+    total = sum(r["units"] * r["runs"] for r in w.values())
+    assert f"{total:,.0f} s" in text and "old" not in text and text.endswith("tail\n")
+    assert f"| rlmt | 2 | 400 |" in text and "1 s / step" in text
+    again = doc.read_text()
+    lw.main([str(ROOT / "profiles" / "paper.yaml"), "--rates", str(rates), "--write", str(doc)])
+    assert doc.read_text() == again
+    rates.write_text(json.dumps({"rlmtt": 1.0}))
+    with pytest.raises(SystemExit, match="unknown stages"):
+        lw.main([str(ROOT / "profiles" / "paper.yaml"), "--rates", str(rates)])
+
+
+def test_lifecycle_md_work_columns_are_the_scripts_output():
+    """Regenerate with `python scripts/lifecycle_work.py profiles/paper.yaml --write benchmarks/LIFECYCLE.md`."""
+    doc = (ROOT / "benchmarks" / "LIFECYCLE.md").read_text()
+    table = doc.split(lw.MARK_START, 1)[1].split(lw.MARK_END, 1)[0].strip("\n").splitlines()
+    fresh = lw.table(lw.work(load_params(ROOT / "profiles" / "paper.yaml")), {}).strip("\n").splitlines()
+    assert len(table) == len(fresh)
+    for got, want in zip(table, fresh):  # the measured columns may be filled in; the work columns may not drift
+        assert got.split("|")[:8] == want.split("|")[:8]
