@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_qwen3
+from tests.conftest import make_tiny_qwen3
 from serve_fixtures import serve_dir, tiny_server  # noqa: F401  (the shared real server)
 from thinkmid.config import EndpointParams, EngineParams, ServerParams
 from thinkmid.engines.base import SamplingParams

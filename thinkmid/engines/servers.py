@@ -106,11 +106,12 @@ def probe(port: int, timeout_s: float = 5.0) -> Probe:
             return Probe(False, detail=f"no HTTP answer ({type(e).__name__})")
         if r.status_code != 200:
             return Probe(False, detail=f"GET /health -> HTTP {r.status_code}")
-        with contextlib.suppress(httpx.HTTPError, ValueError):  # SGLang
-            r = http.get(f"{root}/get_model_info")
-            if r.status_code == 200 and isinstance(r.json(), dict) and r.json().get("model_path"):
-                names = _model_ids(http, root)
-                return Probe(True, "sglang", [str(r.json()["model_path"])], names[0] if names else "default")
+        for path in ("/get_model_info", "/model_info"):  # SGLang (the second name in newer releases)
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                r = http.get(f"{root}{path}")
+                if r.status_code == 200 and isinstance(r.json(), dict) and r.json().get("model_path"):
+                    names = _model_ids(http, root)
+                    return Probe(True, "sglang", [str(r.json()["model_path"])], names[0] if names else "default")
         with contextlib.suppress(httpx.HTTPError, ValueError):  # `transformers serve <model>` names its pin
             r = http.post(f"{root}/v1/completions", json={"model": PROBE_MODEL, "prompt": "", "max_tokens": 1})
             m = re.search(r"pinned to '([^']+)'", r.text)
