@@ -171,6 +171,8 @@ class RlmtParams(Section):
 class RewardGateParams(Section):
     prefixes: int = Field(8, ge=1)
     k: int = Field(4, ge=2)
+    # go/no-go variance_ok: every arm's near-zero group rate at most this (the seed: 0.50)
+    max_near_zero_group_rate: float = Field(0.5, ge=0, le=1)
 
 
 class ThoughtProbeParams(Section):
