@@ -120,8 +120,10 @@ class SelfImproveParams(Section):
 
 class EvalContinuationsParams(Section):
     prefixes: int = Field(8, ge=1)
-    temperature: float = Field(1.0, gt=0)
+    temperature: float = Field(1.0, ge=0)  # 0 = greedy (the seed's decoding)
     top_p: float = Field(1.0, gt=0, le=1)
+    nll_rows: int | None = Field(None, ge=1)  # raw suffix NLL over the first N continuation_eval rows; None = all
+    nll_batch_size: int = Field(8, ge=1)  # the NLL is a mean over batches of this many rows, as the seed's
 
 
 class TeacherParams(Section):
