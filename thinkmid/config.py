@@ -177,10 +177,19 @@ class RewardGateParams(Section):
     max_near_zero_group_rate: float = Field(0.5, ge=0, le=1)
 
 
+GENERIC_THOUGHTS = [
+    "Keep to what the text has been saying and go on with it.",
+    "The passage so far suggests what should come next; write that.",
+    "Stay on the same topic and continue the document in its own style.",
+    "Check the last sentence, then carry its point forward.",
+]
+
+
 class ThoughtProbeParams(Section):
     prefixes: int = Field(8, ge=1)
     k: int = Field(2, ge=1)
-    generic_thought: str = "Let me think about what comes next."
+    # the `generic` condition: sample j of prefix i gets thought (i + j) mod len (the seed rotates 4)
+    generic_thoughts: list[str] = Field(default_factory=lambda: list(GENERIC_THOUGHTS), min_length=1)
 
 
 class BenchmarkParams(Section):

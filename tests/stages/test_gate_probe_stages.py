@@ -25,7 +25,7 @@ engine: {backend: hf, batch_size: 8}
 reference_judge: {backend: lexical, lexical_threshold: 0.05, max_invalid_rate: 0.5}
 rlmt: {thought_max_tokens: 2, suffix_max_tokens: 3}
 reward_gate: {prefixes: 3, k: 2}
-thought_probe: {prefixes: 3, k: 2, generic_thought: Let me think about what comes next.}
+thought_probe: {prefixes: 3, k: 2}
 tracking: {experiment: micro}
 """
 TESTS = Path(__file__).resolve().parents[1]
