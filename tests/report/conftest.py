@@ -5,13 +5,16 @@ pipeline's own code (record_data.py)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
-from record_data import GATE_ARMS, continuation_metrics, gate_summary, reasoning_summaries
 
-from thinkmid.evals import probe as probe_lib
-from thinkmid.rollouts import Sample
+sys.path.insert(0, str(Path(__file__).parent))  # record_data, also when another folder loads this file
+from record_data import GATE_ARMS, continuation_metrics, gate_summary, reasoning_summaries  # noqa: E402
+
+from thinkmid.evals import probe as probe_lib  # noqa: E402
+from thinkmid.rollouts import Sample  # noqa: E402
 
 SFT = {
     "raw_base": (2.694593, 2.694593, 0.020321, 4036608, 2729.53, 94.94),
