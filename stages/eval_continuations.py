@@ -61,11 +61,16 @@ def run(params: Params, arm: str | None) -> None:
         stack.enter_context(serving(params.judge.endpoint, params.judge.model_path or "models/base"))
         judge = make_pairwise_judge(params.judge, judge_model, tok)
         n = len(rows)
-        items = [(r["prefix"], b, p) for r, b, p in zip(rows, base_txt, p3_txt)]
-        items += [(r["prefix"], p, b) for r, b, p in zip(rows, base_txt, p3_txt)]
+        # Identical continuations (common under greedy decoding when phase3 barely moved) are not sent to
+        # the judge: there is nothing to prefer, and a likelihood judge would call the pair invalid.
+        differ = [i for i in range(n) if base_txt[i] != p3_txt[i]]
+        items = [(rows[i]["prefix"], base_txt[i], p3_txt[i]) for i in differ]
+        items += [(rows[i]["prefix"], p3_txt[i], base_txt[i]) for i in differ]
         got = [v.winner for v in judge.judge_pairs(items)] if items else []
         check_invalid_rate(judge.stats, params.judge.max_invalid_rate, "eval_continuations judge")
-        base_first, p3_first = got[:n], got[n:]
+        base_first, p3_first = ["same"] * n, ["same"] * n
+        for j, i in enumerate(differ):
+            base_first[i], p3_first[i] = got[j], got[len(differ) + j]
         swaps = ec_maths.order_swaps(n, params.seed)
         # The record's one order per prefix: the verdict of the order its coin picked.
         single = ec_maths.single_order([p3_first[i] if s else base_first[i] for i, s in enumerate(swaps)], swaps)

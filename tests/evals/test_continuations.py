@@ -26,6 +26,11 @@ def test_phase3_as_option_a_flips_the_reading():
     assert ec.single_order(["A", "A", "B", None], [True, False, True, False]) == ["win", "loss", "loss", "invalid"]
 
 
+def test_identical_continuations_leave_the_headline():
+    m = ec.headline(ec.single_order(["same", "A", "B"], [True, True, True]), [ec.both_orders("same", "same")] * 3)
+    assert (m["wins"], m["losses"], m["identical"], m["comparisons"], m["both_orders_ties"]) == (1, 1, 1, 2, 3)
+
+
 def test_both_orders_is_stricter():
     assert ec.both_orders("B", "A") == "win" and ec.both_orders("A", "B") == "loss"
     assert ec.both_orders("A", "A") == "tie" and ec.both_orders(None, "A") == "invalid"

@@ -3,7 +3,8 @@
 The record ("81/128 = 63.28%", "suffix NLL 2.56 -> 2.60"; the seed's scripts/eval_continuations.py
 @ f5a982a, lines 112-122, 125-156, 300-372) judges each held-out prefix ONCE, in a random A/B order
 (phase3 is option A with probability 0.5), and reports phase3 wins / (phase3 wins + base wins):
-invalid verdicts leave the denominator. Its raw suffix NLL is the mean over batches (8 rows each) of
+invalid verdicts leave the denominator (and so, here, do pairs whose two continuations are the same
+text, which are not sent to the judge: `identical`). Its raw suffix NLL is the mean over batches (8 rows each) of
 the token-mean cross-entropy of the true suffix given the prefix.
 
 Ours, kept beside it under its own names (`both_orders_*`): the same pair judged in both orders; a
@@ -25,10 +26,13 @@ def order_swaps(n: int, seed: int) -> list[bool]:
 
 
 def single_order(verdicts: list[str | None], swaps: list[bool]) -> list[str]:
-    """Each prefix's outcome from its one verdict: "win" (phase3), "loss", or "invalid"."""
+    """Each prefix's outcome from its one verdict: "win" (phase3), "loss", "identical" (the verdict
+    "same": both continuations were the same text, not judged) or "invalid"."""
     out = []
     for v, phase3_is_a in zip(verdicts, swaps, strict=True):
-        if v not in ("A", "B"):
+        if v == "same":
+            out.append("identical")
+        elif v not in ("A", "B"):
             out.append("invalid")
         else:
             out.append("win" if (v == "A") == phase3_is_a else "loss")
@@ -36,7 +40,9 @@ def single_order(verdicts: list[str | None], swaps: list[bool]) -> list[str]:
 
 
 def both_orders(v_base_first: str | None, v_phase3_first: str | None) -> str:
-    """Order 1: A=base, B=phase3. Order 2: A=phase3, B=base."""
+    """Order 1: A=base, B=phase3. Order 2: A=phase3, B=base. Identical texts ("same") tie."""
+    if v_base_first == "same" or v_phase3_first == "same":
+        return "tie"
     if v_base_first is None or v_phase3_first is None:
         return "invalid"
     p3 = (v_base_first == "B") + (v_phase3_first == "A")
@@ -52,7 +58,8 @@ def headline(single: list[str], both: list[str]) -> dict:
     n = len(both)
     b_lo, b_hi = wilson_interval(b["win"], n)
     return {
-        "prefixes": len(single), "wins": wins, "losses": losses, "ties": 0, "invalid": single.count("invalid"),
+        "prefixes": len(single), "wins": wins, "losses": losses, "identical": single.count("identical"),
+        "invalid": single.count("invalid"),
         "comparisons": valid, "win_rate": wins / valid if valid else 0.0, "win_rate_lo": lo, "win_rate_hi": hi,
         "both_orders_wins": b["win"], "both_orders_losses": b["loss"], "both_orders_ties": b["tie"],
         "both_orders_invalid": b["invalid"], "both_orders_win_rate": b["win"] / n if n else 0.0,
