@@ -91,10 +91,17 @@ def reasoning_summaries() -> dict[str, dict]:
     return {arm: reasoning_summary({b: reasoning_rows(arm, b) for b in REASONING[arm]}, arm) for arm in REASONING}
 
 
-def _sample(reward: int, thought_len: int, suffix_len: int, words: int) -> Sample:
-    return Sample(prompt_ids=[1], thought_ids=[5] * thought_len, suffix_ids=[7] * suffix_len,
-                  thought_logps=[0.0] * thought_len, suffix_logps=[0.0] * suffix_len, closed_by_model=True,
-                  suffix_text=" ".join(["w"] * words), thought_text="a b c", reward=reward)  # fmt: skip
+SUFFIX_LEN = 126
+
+
+def _sample(reward: int, thought_len: int, words: int) -> Sample:
+    # Every suffix has the same length, so padding suffixes to the longest of a generate batch (the
+    # seed's count) changes nothing, and the re-encoded thought counts one more token than the sampled
+    # one, standing in for the inserted </think> that our own count adds: both counts agree.
+    return Sample(prompt_ids=[1], thought_ids=[5] * thought_len, suffix_ids=[7] * SUFFIX_LEN,
+                  thought_logps=[0.0] * thought_len, suffix_logps=[0.0] * SUFFIX_LEN, closed_by_model=True,
+                  suffix_text=" ".join(["w"] * words), thought_text="a b c", reward=reward,
+                  extra={"seed_thought_tokens": thought_len + 1})  # fmt: skip
 
 
 def gate_groups() -> tuple[list[dict], dict[str, list[list[Sample]]]]:
@@ -110,8 +117,7 @@ def gate_groups() -> tuple[list[dict], dict[str, list[list[Sample]]]]:
         for succ in GATE_SUCCESSES:
             g = []
             for j in range(K_GATE):
-                t = next(new_tokens)
-                g.append(_sample(int(j < succ[a]), 48, t - 48 - 1, next(suffix_words)))
+                g.append(_sample(int(j < succ[a]), next(new_tokens) - 1 - SUFFIX_LEN, next(suffix_words)))
             groups.append(g)
         out[arm] = groups
     return rows, out
