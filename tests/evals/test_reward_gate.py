@@ -6,7 +6,7 @@ import pytest
 
 from thinkmid.evals import reward_gate as rg
 from thinkmid.judges.base import JudgeStats
-from thinkmid.rollouts import Sample
+from thinkmid.rollouts import Sample, group_stats
 
 RECORD_ORDER = [
     "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
@@ -48,7 +48,8 @@ def test_arm_summary_has_record_columns_and_counts():
     assert a["mean_group_reward"] == pytest.approx((0.5 + 0 + 1 + 1) / 4)
     assert (a["reward_min"], a["reward_max"], a["num_groups"], a["samples_per_prefix"]) == (0.0, 1.0, 4, 2)
     assert a["autonomous_closed_think_rate"] == 1.0 and a["avg_thought_words_when_closed"] == 2
-    assert a["avg_total_new_tokens"] == 6  # 2 thought + 1 inserted </think> + 3 suffix
+    # token counts are rollouts.group_stats' (its definition, tested with it)
+    assert a["avg_total_new_tokens"] == group_stats(g)["avg_total_new_tokens"]
     assert a["avg_predicted_suffix_words"] == 3
 
 
