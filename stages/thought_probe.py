@@ -2,21 +2,23 @@
 
 For each gate arm (think_base, think_phase3, think_base_rlmt, think_phase3_rlmt; one loaded at a
 time) and the first thought_probe.prefixes rows of data/thoughts/probe.jsonl (prefixes tokenised
-with the arm's tokenizer): sample one thought per prefix (rlmt.thought_max_tokens, rlmt.temperature),
-then thought_probe.k suffixes (rlmt.suffix_max_tokens) after each of five thoughts: sampled (its
-own), swapped (another prefix's sampled thought, rotation by one), blank (<think></think>), generic
-(thought_probe.generic_thought) and teacher (the row's teacher thought; rows without one skipped).
-Suffixes are judged by the shared reference judge; same seed for every arm and condition.
+with the arm's tokenizer), as the seed's probe ran: thought_probe.k thoughts sampled independently
+per prefix (rlmt.thought_max_tokens, rlmt.temperature), one suffix (rlmt.suffix_max_tokens) after
+each (`normal`); then one suffix after each replaced thought: blank (<think></think>), generic
+(thought_probe.generic_thoughts, rotated by prefix + sample), swapped (a seeded random derangement of
+the prefixes; sample j takes thought j of its source) and teacher (the row's teacher thought; rows
+without one skipped). Suffixes are judged by the shared reference judge; same seed for every arm.
 
 Outputs
-- reports/thought_probe/summary.json: {"arms": {arm: {"conditions": {cond: {reward_mean, n,
-  prefixes, invalid_rate}}, "deltas_vs_sampled": {cond: reward(cond) - reward(sampled), paired on
-  the prefixes cond covers}}}}.
+- reports/thought_probe/summary.json: {"arms": {arm: {"conditions": {cond: {reward_mean, reward_std,
+  n, records, prefixes, invalid_rate, prefix_mean_reward, any/all_success_prefix_rate, ...}},
+  "causal_deltas": {"normal_minus_<cond>": {shared_prefixes, mean_delta, normal_better_prefix_rate,
+  condition_better_prefix_rate, tie_prefix_rate}}}}}; positive mean_delta: the own thought helps.
 - reports/thought_probe/samples.jsonl: every judged suffix (arm, prefix_id, condition, thought, ...).
 
-MLflow: one run per arm `thought_probe/<arm>` (reward_<cond>, n_<cond>, delta_<cond>), then one run
-`thought_probe` with summary.json and samples.jsonl as artifacts. An arm whose invalid verdict rate
-exceeds reference_judge.max_invalid_rate stops the stage (judges/base.py: check_invalid_rate).
+MLflow: one run per arm `thought_probe/<arm>` (reward_<cond>, n_<cond>, normal_minus_<cond>/<key>),
+then one run `thought_probe` with summary.json and samples.jsonl as artifacts. An arm whose invalid
+verdict rate exceeds reference_judge.max_invalid_rate stops the stage (judges/base.py: check_invalid_rate).
 
     python -m stages.thought_probe
 """
@@ -53,18 +55,18 @@ def probe_rows(params: Params) -> list[dict]:
 
 
 def probe_arm(params: Params, arm: str, rows: list[dict], judge):
-    """(rows with this arm's prefix_ids, sampled thoughts, {cond: (row idx, judged groups)});
-    the arm's model is dropped when this returns."""
+    """(rows with this arm's prefix_ids, {cond: (row idx, judged groups)}); the arm's model is
+    dropped when this returns."""
     model, tok, path = rg.load_arm(params, arm)
     rl, tp = params.rlmt, params.thought_probe
     arm_rows = probe.with_prefix_ids(rows, tok)
     with build(policy(path, label=arm), params, model, tok) as eng:
-        thoughts, results = probe.run_probe(
+        results = probe.run_probe(
             eng, tok, arm_rows, judge, k=tp.k, thought_max=rl.thought_max_tokens,
             suffix_max=rl.suffix_max_tokens, temperature=rl.temperature, seed=params.seed,
-            generic_thought=tp.generic_thought,
+            generic_thoughts=list(tp.generic_thoughts),
         )  # fmt: skip
-    return arm_rows, thoughts, results
+    return arm_rows, results
 
 
 def wiring(params: Params, arm: str | None = None) -> list[Part]:
@@ -85,13 +87,13 @@ def _probe(params: Params, rows: list[dict], judge) -> None:
     for a in ARMS_GATE:
         t0 = time.time()
         with StageRun("thought_probe", params, arm=a) as tr:
-            arm_rows, thoughts, results = probe_arm(params, a, rows, judge)
+            arm_rows, results = probe_arm(params, a, rows, judge)
             rg.free_memory()
             all_groups = [g for _, groups in results.values() for g in groups]
             check_invalid_rate(rg.verdict_stats(all_groups), params.reference_judge.max_invalid_rate,
                                f"thought_probe {a}")  # fmt: skip
             arms[a] = probe.summarize_arm(results)
-            samples += probe.sample_rows(a, arm_rows, thoughts, results)
+            samples += probe.sample_rows(a, arm_rows, results)
             tr.log_metrics({**probe.arm_metrics(arms[a]), "wall_time_s": round(time.time() - t0, 2)})
         log.info("thought_probe %s: %s", a, {c: round(v["reward_mean"], 4) for c, v in arms[a]["conditions"].items()})
     with StageRun("thought_probe", params) as tr:

@@ -6,7 +6,7 @@ import pytest
 
 from thinkmid.evals import reward_gate as rg
 from thinkmid.judges.base import JudgeStats
-from thinkmid.rollouts import Sample
+from thinkmid.rollouts import Sample, group_stats
 
 RECORD_ORDER = [
     "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
@@ -35,16 +35,27 @@ def test_pairs_follow_the_record_order_and_naming():
 def test_arm_summary_has_record_columns_and_counts():
     g = groups([1, 0], [0, 0], [1, 1], [None, 1])
     a = rg.arm_summary(g)
-    assert set(rg.ARM_KEYS) <= set(a)
+    assert set(rg.ARM_KEYS) <= set(a) and set(rg.SEED_ARM_KEYS) <= set(a)
     assert a["n"] == 8 and a["valid_samples"] == 7 and a["prefixes"] == 4
     assert a["reward_mean"] == pytest.approx(4 / 7)
     assert a["invalid_rate"] == pytest.approx(1 / 8)
-    assert a["mixed_groups"] == pytest.approx(0.25)  # only p0; p3 has one valid verdict (1) -> all one
-    assert a["near_zero_groups"] == pytest.approx(0.75)
+    assert a["mixed_groups"] == pytest.approx(0.25)  # only p0 has two different rewards
+    # the seed's near-zero: >= 2 valid rewards with std 0, so p1 and p2 but not p3 (one valid verdict)
+    assert a["near_zero_groups"] == pytest.approx(0.5)
     assert a["any_success_groups"] == pytest.approx(0.75)
     assert a["all_success_groups"] == pytest.approx(0.5)
-    assert a["avg_total_new_tokens"] == 6  # 2 thought + 1 inserted </think> + 3 suffix
+    assert a["mean_group_std"] == pytest.approx(0.5 / 4) and a["mean_group_range"] == pytest.approx(0.25)
+    assert a["mean_group_reward"] == pytest.approx((0.5 + 0 + 1 + 1) / 4)
+    assert (a["reward_min"], a["reward_max"], a["num_groups"], a["samples_per_prefix"]) == (0.0, 1.0, 4, 2)
+    assert a["autonomous_closed_think_rate"] == 1.0 and a["avg_thought_words_when_closed"] == 2
+    # token counts are rollouts.group_stats' (its definition, tested with it)
+    assert a["avg_total_new_tokens"] == group_stats(g)["avg_total_new_tokens"]
     assert a["avg_predicted_suffix_words"] == 3
+
+
+def test_groups_without_a_valid_verdict_leave_the_rates():
+    a = rg.arm_summary(groups([None, None], [1, 0]))
+    assert a["num_groups"] == 1 and a["mixed_groups"] == 1.0 and a["near_zero_groups"] == 0.0
 
 
 def test_compare_rates_and_delta():
@@ -85,36 +96,70 @@ def test_mean_reward_delta_equals_arm_mean_difference_when_all_shared():
     assert f"{RECORD_ORDER[0]}/shared_prefixes" in flat
 
 
-def _arm(mean, mixed, invalid=0.0):
-    return {"reward_mean": mean, "mixed_groups": mixed, "invalid_rate": invalid, "valid_samples": 10}
+def _arm(mean, mixed, near_zero=0.4, std=0.3, invalid=0.0):
+    return {"reward_mean": mean, "mixed_groups": mixed, "near_zero_groups": near_zero, "mean_group_std": std,
+            "invalid_rate": invalid, "valid_samples": 10}  # fmt: skip
+
+
+def test_variance_ok_flips_at_half_the_groups_near_zero():
+    # 64 prefixes of 16 samples; the arms differ only in how many groups are all zero.
+    def arm(near_zero):
+        return [[s(0)] * 16 for _ in range(near_zero)] + [[s(1)] + [s(0)] * 15 for _ in range(64 - near_zero)]
+
+    rows = [{"id": f"p{i}"} for i in range(64)]
+    at_half = {a: arm(32) for a in rg.ARMS_GATE}
+    summary = rg.summarize(rows, at_half, 0.05)
+    assert summary["arms"]["think_base"]["near_zero_groups"] == 0.5
+    assert summary["go_no_go"]["variance_ok"] is True  # 0.50 passes (<=)
+    over = dict(at_half, think_phase3_rlmt=arm(33))
+    assert rg.summarize(rows, over, 0.05)["go_no_go"]["variance_ok"] is False  # 33/64 does not
+    # the threshold is a param
+    assert rg.summarize(rows, over, 0.05, max_near_zero_group_rate=0.6)["go_no_go"]["variance_ok"] is True
 
 
 def test_go_no_go_on_the_record_numbers_is_all_true():
-    arms = {"think_base": _arm(0.087891, 0.546875), "think_phase3": _arm(0.090820, 0.593750),
-            "think_base_rlmt": _arm(0.093750, 0.640625), "think_phase3_rlmt": _arm(0.097656, 0.609375)}  # fmt: skip
-    assert rg.go_no_go(arms, 0.0) == dict.fromkeys(rg.GO_NO_GO_KEYS, True)
+    arms = {"think_base": _arm(0.087891, 0.546875, 0.453125), "think_phase3": _arm(0.090820, 0.593750, 0.40625),
+            "think_base_rlmt": _arm(0.093750, 0.640625, 0.359375),
+            "think_phase3_rlmt": _arm(0.097656, 0.609375, 0.390625)}  # fmt: skip
+    legacy = {"mean_phase3_minus_base_reward": 0.002930}
+    assert rg.go_no_go(arms, 0.0, 0.5, legacy) == dict.fromkeys(rg.GO_NO_GO_KEYS, True)
     assert set(rg.GO_NO_GO_DOC) == set(rg.GO_NO_GO_KEYS)
 
 
 def test_go_no_go_each_field_can_fail():
-    good = {"think_base": _arm(0.1, 0.5), "think_phase3": _arm(0.1, 0.5),
+    good = {"think_base": _arm(0.1, 0.5), "think_phase3": _arm(0.1, 0.6),
             "think_base_rlmt": _arm(0.1, 0.5), "think_phase3_rlmt": _arm(0.2, 0.5)}  # fmt: skip
-    assert all(rg.go_no_go(good, 0.1).values())
-    bad_valid = {**good, "think_phase3": _arm(0.1, 0.5, invalid=0.2)}
-    assert rg.go_no_go(bad_valid, 0.1)["reward_validity_ok"] is False
+    up, down = {"mean_phase3_minus_base_reward": 0.01}, {"mean_phase3_minus_base_reward": 0.0}
+    assert all(rg.go_no_go(good, 0.1, 0.5, up).values())
+    bad_valid = {**good, "think_phase3": _arm(0.1, 0.6, invalid=0.2)}
+    assert rg.go_no_go(bad_valid, 0.1, 0.5, up)["reward_validity_ok"] is False
     no_valid = {**good, "think_base": {**_arm(0.0, 0.0), "valid_samples": 0}}
-    assert rg.go_no_go(no_valid, 1.0)["reward_validity_ok"] is False
-    degenerate = {**good, "think_base_rlmt": _arm(0.1, 0.0)}
-    g = rg.go_no_go(degenerate, 0.1)
+    assert rg.go_no_go(no_valid, 1.0, 0.5, up)["reward_validity_ok"] is False
+    degenerate = {**good, "think_base_rlmt": _arm(0.1, 0.0, near_zero=1.0)}
+    g = rg.go_no_go(degenerate, 0.1, 0.5, up)
     assert g["variance_ok"] is False and g["phase3_more_reward_separable"] is True
-    less_sep = {**good, "think_phase3": _arm(0.1, 0.2)}
-    assert rg.go_no_go(less_sep, 0.1)["phase3_more_reward_separable"] is False
-    equal_mean = {**good, "think_phase3_rlmt": _arm(0.1, 0.5)}
-    assert rg.go_no_go(equal_mean, 0.1)["phase3_higher_mean_reward"] is False  # strict
-    flat = {a: _arm(0.1, 0.0) for a in good}
-    assert rg.go_no_go(flat, 0.1)["phase3_more_reward_separable"] is False  # 0 >= 0 is not separable
+    # separable: phase3 std higher OR phase3 mixed higher (SFT arms only; the RLMT arms do not count)
+    same = {**good, "think_phase3": _arm(0.1, 0.5)}
+    assert rg.go_no_go(same, 0.1, 0.5, up)["phase3_more_reward_separable"] is False  # strict on both
+    by_std = {**good, "think_phase3": _arm(0.1, 0.5, std=0.31)}
+    assert rg.go_no_go(by_std, 0.1, 0.5, up)["phase3_more_reward_separable"] is True
+    rlmt_only = {**same, "think_phase3_rlmt": _arm(0.1, 0.9, std=0.5)}
+    assert rg.go_no_go(rlmt_only, 0.1, 0.5, up)["phase3_more_reward_separable"] is False
+    assert rg.go_no_go(good, 0.1, 0.5, down)["phase3_higher_mean_reward"] is False  # strict > 0
     partial = {k: v for k, v in good.items() if k != "think_base"}
-    assert not any(rg.go_no_go(partial, 0.1).values())
+    g = rg.go_no_go(partial, 0.1, 0.5, None)
+    assert g["phase3_more_reward_separable"] is None and g["phase3_higher_mean_reward"] is None
+
+
+def test_phase3_higher_mean_reward_uses_per_prefix_deltas():
+    # phase3 beats base on the prefix means although RLMT arms say nothing about it
+    rows = ROWS[:2]
+    g = {"think_base": groups([0, 0], [1, 0]), "think_phase3": groups([1, 0], [1, 0]),
+         "think_base_rlmt": groups([1, 1], [1, 1]), "think_phase3_rlmt": groups([0, 0], [0, 0])}  # fmt: skip
+    summary = rg.summarize(rows, g, 0.05)
+    assert summary["phase3_vs_base"]["mean_phase3_minus_base_reward"] == pytest.approx(0.25)
+    assert summary["phase3_vs_base"]["phase3_better_prefix_rate"] == 0.5
+    assert summary["go_no_go"]["phase3_higher_mean_reward"] is True
 
 
 def test_sample_rows_and_verdict_stats():

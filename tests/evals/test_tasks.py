@@ -1,5 +1,5 @@
-"""Task loading from the installed benchmark wheel, extraction and scoring on hand-written text.
-Benchmark questions are never written into the repo; synthetic problems are built inline."""
+"""Task loading from the installed benchmark wheel, the seed's prompts, and the second (math-verify)
+score on hand-written text. Benchmark questions are never written into the repo."""
 
 import pytest
 
@@ -7,6 +7,7 @@ from thinkmid.config import BenchmarkParams
 from thinkmid.errors import InputError
 from thinkmid.evals.reasoning import TASKS, gpqa, gsm8k, math500, olympiadbench
 from thinkmid.evals.reasoning.common import Problem, answer_region, last_boxed, subsample
+from thinkmid.evals.reasoning.run import prompt_text
 
 
 def test_gsm8k_loads_all_and_subsamples_deterministically():
@@ -17,7 +18,20 @@ def test_gsm8k_loads_all_and_subsamples_deterministically():
     c = gsm8k.load(BenchmarkParams(limit=8), 1)
     assert len(a) == 8 and a == b and [p.id for p in a] != [p.id for p in c]
     assert set(p.id for p in a) <= set(p.id for p in full)
-    assert gsm8k.prompt(a[0]).endswith("Answer: <think>") and a[0].question in gsm8k.prompt(a[0])
+    assert len(gsm8k.load(BenchmarkParams(first_rows=10), 0)) == 10
+
+
+def test_prompts_have_the_seed_format():
+    g = Problem("gsm8k", "g", "How many?", "3")
+    text = gsm8k.prompt(g)
+    # two worked examples, each ending in a boxed answer, then the problem; no <think>
+    assert text.count("Problem: ") == 3 and text.count("\\boxed{") == 2 and text.endswith("Problem: How many?\nSolution:")
+    assert "<think>" not in text
+    m = math500.prompt(Problem("math500", "m", "Find x.", "1"))
+    assert "\\boxed{}" in m and m.endswith("Problem:\nFind x.\n\nSolution:")
+    q = gpqa.prompt(Problem("gpqa_diamond", "q", "Which? (A) a (B) b (C) c (D) d", "B"))
+    assert "letter" in q and "\\boxed{}" in q and q.endswith("Question:\nWhich? (A) a (B) b (C) c (D) d\n\nSolution:")
+    assert prompt_text(g, opened=True) == text + " <think>"
 
 
 def test_subsample_edges():
@@ -30,20 +44,22 @@ G = Problem("gsm8k", "g0", "How many?", "1234")
 
 
 @pytest.mark.parametrize(
-    "text, ok, extracted",
+    "text, opened, ok, extracted",
     [
-        ("Add them up. 1000 + 234 = 1234</think> She has 1,234 apples.", True, "1234"),
-        ("We get 12.</think> The answer is \\boxed{1,234}.", True, "1234"),
-        ("so 1234.0</think> That makes $1234.00 in total", True, "1234.00"),
-        ("1234 is tempting</think> but it is 1200.", False, "1200"),
-        ("1000 + 234 = 1234 and more thinking", True, "1234"),  # never closed: the thought is scored
-        ("</think> 7\n\nQuestion: a new made-up problem with 1234 apples", False, "7"),  # cut at next problem
-        ("</think> no idea at all", False, None),
-        ("", False, None),
+        ("Add them up. 1000 + 234 = 1234</think> She has 1,234 apples.", True, True, "1234"),
+        ("We get 12.</think> The answer is \\boxed{1,234}.", True, True, "1234"),
+        ("so 1234.0</think> That makes $1234.00 in total", True, True, "1234.00"),
+        ("1234 is tempting</think> but it is 1200.", True, False, "1200"),
+        ("1000 + 234 = 1234 and more thinking", True, True, "1234"),  # never closed: the thought is scored
+        ("</think> 7\n\nQuestion: a new made-up problem with 1234 apples", True, False, "7"),  # cut at next problem
+        ("It is 1234.\nProblem: another one, 5 apples", False, True, "1234"),
+        ("<think>maybe 5</think> It is 1234.", False, True, "1234"),  # a thought the model opened itself
+        ("</think> no idea at all", True, False, None),
+        ("", False, False, None),
     ],
 )
-def test_gsm8k_scoring(text, ok, extracted):
-    assert gsm8k.score(G, text) == (ok, extracted)
+def test_gsm8k_math_verify_score(text, opened, ok, extracted):
+    assert gsm8k.verify(G, text, opened) == (ok, extracted)
 
 
 def test_gsm8k_gold_marker():
@@ -53,14 +69,15 @@ def test_gsm8k_gold_marker():
 
 
 def test_answer_region_and_boxed():
-    assert answer_region("t1</think> v1 <think> t2</think> v2").split() == ["v1", "v2"]
-    assert answer_region("t1</think> v1 <think> unclosed 99").split() == ["v1"]
-    assert answer_region("only thinking 5").split() == ["only", "thinking", "5"]
+    assert answer_region("t1</think> v1 <think> t2</think> v2", opened=True).split() == ["v1", "v2"]
+    assert answer_region("t1</think> v1 <think> unclosed 99", opened=True).split() == ["v1"]
+    assert answer_region("only thinking 5", opened=True).split() == ["only", "thinking", "5"]
+    assert answer_region("plain 5\nProblem: next").split() == ["plain", "5"]
     assert last_boxed("\\boxed{1} then \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
     assert last_boxed("\\boxed{\\frac{1}{2}") is None and last_boxed("none") is None
 
 
-def test_gpqa_loads_shuffles_deterministically():
+def test_gpqa_csv_loads_shuffles_deterministically():
     full = gpqa.load(BenchmarkParams(), seed=0)
     assert len(full) == 198 and all(len(p.choices) == 4 and p.gold in "ABCD" for p in full)
     again = gpqa.load(BenchmarkParams(), seed=0)
@@ -72,7 +89,15 @@ def test_gpqa_loads_shuffles_deterministically():
     by_id = {p.id: p for p in full}
     assert len(sub) == 5 and all(by_id[p.id] == p for p in sub)  # subsetting does not reshuffle
     text = gpqa.prompt(sub[0])
-    assert text.endswith("Answer: <think>") and all(f"{L}) " in text for L in "ABCD")
+    assert text.endswith("Solution:") and all(f"({L}) " in text for L in "ABCD")
+
+
+def test_gpqa_hub_rows_keep_their_fixed_order():
+    row = {"problem": "Which gas? (A) O2 (B) Ne (C) Fe (D) Na", "solution": "\\boxed{B}"}
+    p = gpqa.problem_from_hub_row(0, row)
+    assert p.gold == "B" and p.choices == () and gpqa.prompt(p).count("(B) Ne") == 1
+    with pytest.raises(InputError, match="no option letter"):
+        gpqa.problem_from_hub_row(3, {"problem": "x", "solution": "none given"})
 
 
 def test_gpqa_shuffle_keeps_correct_option():
@@ -97,8 +122,8 @@ Q = Problem("gpqa_diamond", "q0", "Which?", "C", ("w", "x", "right", "z"))
         ("</think> I cannot tell.", False, None),
     ],
 )
-def test_gpqa_letter_scoring(text, ok, extracted):
-    assert gpqa.score(Q, text) == (ok, extracted)
+def test_gpqa_second_score(text, ok, extracted):
+    assert gpqa.verify(Q, text, opened=True) == (ok, extracted)
 
 
 M = Problem("math500", "m0", "Compute.", "\\frac{1}{2}")
@@ -107,23 +132,24 @@ M = Problem("math500", "m0", "Compute.", "\\frac{1}{2}")
 @pytest.mark.parametrize(
     "text, ok",
     [
-        ("</think> So the result is \\boxed{\\frac12}.", True),
-        ("</think> \\boxed{0.5}", True),
-        ("</think> \\boxed{\\frac{1}{3}}", False),
-        ("</think> The final answer is $\\frac{1}{2}$.", True),  # no box: math-verify finds it
-        ("</think> no answer", False),
+        ("So the result is \\boxed{\\frac12}.", True),
+        ("\\boxed{0.5}", True),
+        ("\\boxed{\\frac{1}{3}}", False),
+        ("The final answer is $\\frac{1}{2}$.", True),  # no box: math-verify finds it
+        ("no answer", False),
     ],
 )
-def test_latex_scoring(text, ok):
-    assert math500.score(M, text)[0] is ok
+def test_latex_second_score(text, ok):
+    assert math500.verify(M, text)[0] is ok
 
 
-def test_olympiad_gold_and_tuple_answers():
-    assert olympiadbench.gold_from_row(["$\\frac{3}{4}$"]) == "\\frac{3}{4}"
-    gold = olympiadbench.gold_from_row(["$2$", "$5$"])
-    p = Problem("olympiadbench", "o0", "Find both.", gold)
-    assert olympiadbench.score(p, "</think> \\boxed{2, 5}")[0]
-    assert not olympiadbench.score(p, "</think> \\boxed{2, 6}")[0]
+def test_olympiad_rows_as_the_seed_selected_them():
+    keep = olympiadbench.problem_from_row(4, {"id": 17, "question": "Find x.", "final_answer": ["$\\frac{3}{4}$", "x"]})
+    assert keep.gold == "$\\frac{3}{4}$" and keep.id == "olympiadbench-17"  # the first answer only
+    for bad in ({"error": "bad", "final_answer": ["1"]}, {"is_multiple_answer": True, "final_answer": ["1", "2"]},
+                {"final_answer": []}, {"final_answer": None}):  # fmt: skip
+        assert olympiadbench.problem_from_row(0, {"question": "q", **bad}) is None
+    assert olympiadbench.verify(keep, "\\boxed{0.75}")[0]
 
 
 @pytest.mark.parametrize("task, param", [(math500, "math500"), (olympiadbench, "olympiadbench")])
@@ -151,7 +177,7 @@ def test_scoring_works_off_the_main_thread():
 
     out = []
     def work():
-        out.append((gsm8k.score(G, "</think> 1234")[0], math500.score(M, "</think> \\boxed{0.5}")[0]))
+        out.append((gsm8k.verify(G, "</think> 1234", True)[0], math500.verify(M, "\\boxed{0.5}")[0]))
 
     t = threading.Thread(target=work)
     t.start()

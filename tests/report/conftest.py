@@ -1,11 +1,20 @@
-"""A full set of report inputs, numbers taken from the results record, written under tmp_path/reports."""
+"""A full set of report inputs, numbers taken from the results record, written under tmp_path/reports.
+The reward gate, reasoning eval and Phase 3 inputs are aggregated from per-sample artifacts by the
+pipeline's own code (record_data.py)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # record_data, also when another folder loads this file
+from record_data import GATE_ARMS, continuation_metrics, gate_summary, reasoning_summaries  # noqa: E402
+
+from thinkmid.evals import probe as probe_lib  # noqa: E402
+from thinkmid.rollouts import Sample  # noqa: E402
 
 SFT = {
     "raw_base": (2.694593, 2.694593, 0.020321, 4036608, 2729.53, 94.94),
@@ -16,31 +25,6 @@ RLMT = {
     "think_base": (0.092188, 0.031250, 0.5700, 0.4300, -0.000511, 0.132031, 5488.32),
     "think_phase3": (0.090313, 0.093750, 0.5625, 0.4375, -0.000545, 0.139844, 5448.25),
 }
-GATE = {  # reward_mean, reward_std, mixed, near_zero, tokens, suffix words
-    "think_base": (0.087891, 0.283136, 0.546875, 0.453125, 175.8164, 87.2734),
-    "think_phase3": (0.090820, 0.287353, 0.593750, 0.406250, 175.8818, 86.7861),
-    "think_base_rlmt": (0.093750, 0.291481, 0.640625, 0.359375, 175.8936, 86.3281),
-    "think_phase3_rlmt": (0.097656, 0.296849, 0.609375, 0.390625, 175.9229, 88.7979),
-}
-GATE_CMP = {
-    "think_base_rlmt_minus_think_base": (0.005859, 0.281250, 0.281250, 0.437500),
-    "think_phase3_minus_think_base": (0.002930, 0.296875, 0.250000, 0.453125),
-    "think_phase3_rlmt_minus_think_base": (0.009766, 0.296875, 0.296875, 0.406250),
-    "think_phase3_minus_think_base_rlmt": (-0.002930, 0.281250, 0.312500, 0.406250),
-    "think_phase3_rlmt_minus_think_base_rlmt": (0.003906, 0.250000, 0.265625, 0.484375),
-    "think_phase3_rlmt_minus_think_phase3": (0.006836, 0.312500, 0.312500, 0.375000),
-}
-# arm -> benchmark -> (correct, samples, any_pass, problems, avg tokens); k = 8
-REASONING = {
-    "think_base": {"gsm8k": (1113, 10552, 671, 1319, 322.2), "math500": (1093, 4000, 287, 500, 371.5),
-                   "gpqa_diamond": (352, 1584, 133, 198, 320.3), "olympiadbench": (125, 1760, 49, 220, 441.9)},
-    "think_base_rlmt": {"gsm8k": (997, 10552, 629, 1319, 324.9), "math500": (1151, 4000, 281, 500, 376.2),
-                        "gpqa_diamond": (355, 1584, 146, 198, 323.3), "olympiadbench": (145, 1760, 49, 220, 447.4)},
-    "think_phase3": {"gsm8k": (1091, 10552, 676, 1319, 321.8), "math500": (1129, 4000, 284, 500, 362.1),
-                     "gpqa_diamond": (372, 1584, 141, 198, 323.8), "olympiadbench": (138, 1760, 56, 220, 441.0)},
-    "think_phase3_rlmt": {"gsm8k": (1087, 10552, 668, 1319, 322.0), "math500": (1095, 4000, 287, 500, 366.2),
-                          "gpqa_diamond": (353, 1584, 146, 198, 316.6), "olympiadbench": (115, 1760, 51, 220, 435.9)},
-}  # fmt: skip
 
 
 def _write(path: Path, obj) -> None:
@@ -48,17 +32,20 @@ def _write(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2))
 
 
-def _reasoning(arm: str) -> dict:
-    benches = {}
-    for b, (c, s, a, p, tok) in REASONING[arm].items():
-        benches[b] = {
-            "mean_at_k": c / s, "pass_at_k": a / p, "correct": c, "samples": s, "any_pass": a, "problems": p,
-            "mean_at_k_lo": c / s - 0.01, "mean_at_k_hi": c / s + 0.01, "pass_at_k_lo": a / p - 0.03,
-            "pass_at_k_hi": a / p + 0.03, "avg_completion_tokens": tok, "k": 8,
-        }  # fmt: skip
-    macro = {key: sum(b[key] for b in benches.values()) / len(benches)
-             for key in ("mean_at_k", "pass_at_k", "avg_completion_tokens")}  # fmt: skip
-    return {"arm": arm, "benchmarks": benches, "macro": macro}
+def _probe_arm(i: int) -> dict:
+    """A probe summary from hand-made judged samples: 8 prefixes x 4 samples per condition."""
+    def groups(successes):
+        return [[Sample([1], [5], [7], [0.0], [0.0], False, "x y", "a", reward=int(j < c)) for j in range(4)]
+                for c in successes]  # fmt: skip
+
+    results = {
+        "normal": (list(range(8)), groups([1, 0, 2, 0, 1, 0, 0, i % 2])),
+        "blank": (list(range(8)), groups([0, 0, 1, 0, 1, 0, 0, 0])),
+        "generic": (list(range(8)), groups([1, 0, 1, 1, 0, 0, 0, 0])),
+        "swapped": (list(range(8)), groups([0, 0, 2, 0, 0, 0, 1, 0])),
+        "teacher": ([0, 3], groups([2, 1])),
+    }
+    return probe_lib.summarize_arm(results)
 
 
 def write_inputs(root: Path) -> Path:
@@ -74,10 +61,7 @@ def write_inputs(root: Path) -> Path:
         "original_suffix_mean_score": 0.55, "rollout_mean_score": 0.48, "skipped_prefixes": 12,
         "invalid_judgments": 0, "wall_time_s": 12345.678,
     })  # fmt: skip
-    _write(r / "eval_continuations/metrics.json", {
-        "wins": 81, "losses": 40, "ties": 7, "invalid": 0, "comparisons": 128, "win_rate": 81 / 128,
-        "win_rate_lo": 0.546, "win_rate_hi": 0.7115, "prefixes": 128,
-    })  # fmt: skip
+    _write(r / "eval_continuations/metrics.json", continuation_metrics())
     _write(r / "teacher_thoughts/metrics.json", {
         "rows_in": 4200, "rows_kept": 4096, "rows_dropped": 104, "drop_reasons": {"no_boundary": 100, "too_long": 4},
         "thoughts_per_row_mean": 4.25, "median_thought_words": 11.0, "thought_token_share": 0.1834,
@@ -99,24 +83,10 @@ def write_inputs(root: Path) -> Path:
             {"step": s, "reward_mean": avg + 0.01 * ((s % 5) - 2), "mixed_groups": 1, "loss": 0.1, "kl": 0.001}
             for s in range(1, 21)
         ])  # fmt: skip
-    _write(r / "reward_gate/summary.json", {
-        "arms": {arm: {"reward_mean": m, "reward_std": sd, "invalid_rate": 0.0, "mixed_groups": mx,
-                       "near_zero_groups": nz, "any_success_groups": mx, "all_success_groups": 0.0,
-                       "avg_total_new_tokens": tok, "avg_predicted_suffix_words": w, "closed_think_rate": 1.0}
-                 for arm, (m, sd, mx, nz, tok, w) in GATE.items()},
-        "comparisons": {n: {"mean_reward_delta": d, "right_better_prefix_rate": rb, "left_better_prefix_rate": lb,
-                            "tie_prefix_rate": tie, "shared_prefixes": 64} for n, (d, rb, lb, tie) in GATE_CMP.items()},
-        "go_no_go": {"reward_validity_ok": True, "variance_ok": True, "phase3_more_reward_separable": True,
-                     "phase3_higher_mean_reward": True},
-    })  # fmt: skip
-    probe = {}
-    for i, arm in enumerate(GATE):
-        conds = {"sampled": 0.09 + 0.001 * i, "swapped": 0.08, "blank": 0.07, "generic": 0.085, "teacher": 0.1}
-        probe[arm] = {"conditions": {c: {"reward_mean": v, "n": 128} for c, v in conds.items()},
-                      "deltas_vs_sampled": {c: v - conds["sampled"] for c, v in conds.items() if c != "sampled"}}
-    _write(r / "thought_probe/summary.json", {"arms": probe})
-    for arm in REASONING:
-        _write(r / f"reasoning_eval/{arm}.json", _reasoning(arm))
+    _write(r / "reward_gate/summary.json", gate_summary())
+    _write(r / "thought_probe/summary.json", {"arms": {arm: _probe_arm(i) for i, arm in enumerate(GATE_ARMS)}})
+    for arm, summary in reasoning_summaries().items():
+        _write(r / f"reasoning_eval/{arm}.json", summary)
     return r
 
 

@@ -16,7 +16,8 @@ HEADINGS = [
     "# thinkmid results", "## Phase 3: self-improving pretraining", "### Held-out continuation quality",
     "### Training summary", "## Data and teacher-thought audit", "### Chunks", "### Teacher thoughts",
     "## Interleaved-thinking SFT", "## RLMT", "## Reward gate", "### Pairwise comparisons", "### Go/no-go",
-    "## Thought-use probe", "## Reasoning eval", "### Macro averages", "### Direct comparisons",
+    "### Seed gate fields", "## Thought-use probe", "### Causal deltas", "## Reasoning eval", "### Macro averages",
+    "### Direct comparisons", "### Second score: math-verify",
 ]  # fmt: skip
 
 
@@ -41,11 +42,14 @@ def test_every_table_is_rendered(reports):
     for h in HEADINGS:
         assert f"\n{h}\n" in f"\n{md}", h
     assert "Not run" not in md
-    assert "**81/128 = 63.28%**" in md and "54.60% to 71.15%" in md
-    # SFT row, as in the record, plus the thought-token NLL column.
-    assert _row(md, "raw_base SFT")[1:9] == [
-        "2.694593", "2.694593", "2.694593", "0.020321", "4,036,608", "2729.53", "94.94", "4.500000 -> 2.250000"]
-    assert _row(md, "think_phase3 RLMT")[1:6] == ["200", "none", "0.090313", "0.093750", "0.5625"]
+    assert "**81/128 = 63.28%**" in md and "54.66% to 71.13%" in md and "**2.56 -> 2.60**" in md
+    assert "60/128 = 46.88%" in md  # the stricter both-orders figure
+    # SFT row, as in the record (our model dir as the Checkpoint), plus the thought-token NLL column.
+    assert _row(md, "raw_base SFT")[1:11] == [
+        "models/sft_raw_base", "val_loss", "2.694593", "2.694593", "2.694593", "0.020321", "4,036,608", "2729.53",
+        "94.94", "4.500000 -> 2.250000"]
+    assert _row(md, "think_phase3 RLMT")[1:6] == ["200", "null", "0.090313", "0.093750", "0.5625"]
+    assert _row(md, "think_phase3 RLMT")[-1] == "models/think_phase3_rlmt"
     assert _row(md, "think_phase3_rlmt")[1] == "0.097656"
     assert _row(md, "think_phase3_minus_think_base_rlmt")[1:] == ["-0.002930", "0.281250", "0.312500", "0.406250", "64"]
     pairs = md.split("### Pairwise comparisons")[1].split("###")[0]
@@ -55,12 +59,18 @@ def test_every_table_is_rendered(reports):
         "think_phase3_rlmt_minus_think_phase3",
     ]  # the record's order
     assert _row(md, "phase3_higher_mean_reward")[1] == "true"
-    assert _row(md, "think_base", "blank")[2:] == ["0.070000", "128", "-0.020000"]
+    assert _row(md, "think_base", "blank")[2:] == ["0.062500", "0.242061", "0.062500", "0.250000", "0.000000", "32"]
+    assert _row(md, "think_base", "normal_minus_blank")[2:] == [
+        "+0.062500", "0.250000", "0.000000", "0.750000", "8"]  # fmt: skip
     # k comes from the data.
     reasoning = md.split("## Reasoning eval")[1]
     assert _row(reasoning, "Arm", "Benchmark")[2:7] == [
         "Mean@8", "Correct / Samples", "Pass@8 Any", "Any Pass / Problems", "Avg Completion Tokens"]
-    assert _row(md, "think_base", "GSM8K")[2:7] == ["0.105478", "1,113 / 10,552", "0.508719", "671 / 1,319", "322.2"]
+    assert _row(md, "think_base", "GSM8K")[2:7] == ["0.105478", "1113 / 10552", "0.508719", "671 / 1319", "322.2"]
+    mv = md.split("### Second score: math-verify")[1]
+    # record_data: the math-verify score also accepts sample 7 of every fifth problem: +264 samples,
+    # and problems 675, 680, ..., 1315 (129 of them) gain their first correct sample
+    assert _row(mv, "think_base", "GSM8K")[2:] == ["0.130497", "1377 / 10552", "0.606520", "800 / 1319"]
     macro = md.split("### Macro averages")[1]  # the gate table also has `think_base` rows, so search after
     assert _row(macro, "think_base")[1:] == ["0.167993", "0.494291", "364.0"]
     assert _row(macro, "think_phase3_rlmt")[1:] == ["0.166240", "0.512409", "360.2"]
@@ -69,11 +79,11 @@ def test_every_table_is_rendered(reports):
 def test_direct_comparison_deltas_match_the_record(reports):
     md = render_results(load_inputs(reports))
     comp = md.split("### Direct comparisons")[1]
-    assert _row(comp, "think_base_rlmt vs think_base", "GSM8K")[2:] == ["-0.010993", "-0.031842", "+2.7"]
-    assert _row(comp, "think_base_rlmt vs think_base", "Macro")[2:] == ["+0.004191", "+0.005454", "+4.0"]
-    assert _row(comp, "think_phase3_rlmt vs think_base_rlmt", "OlympiadBench")[2:] == ["-0.017045", "+0.009091", "-11.5"]
-    assert _row(comp, "think_phase3 vs think_base", "Macro")[2:] == ["+0.006732", "+0.017503", "-1.8"]
-    assert _row(comp, "think_phase3_rlmt vs think_base_rlmt", "GPQA-Diamond")[3] == "+0.000000"
+    assert _row(comp, "Base+Think+RLMT vs Base+Think", "GSM8K")[2:] == ["-0.010993", "-0.031842", "+2.7"]
+    assert _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")[2:] == ["+0.004191", "+0.005454", "+4.0"]
+    assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "OlympiadBench")[2:] == ["-0.017045", "+0.009091", "-11.5"]
+    assert _row(comp, "Phase3+Think vs Base+Think", "Macro")[2:] == ["+0.006732", "+0.017503", "-1.8"]
+    assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "GPQA-Diamond")[3] == "+0.000000"
     assert sum(1 for line in comp.splitlines() if " vs " in line) == 4 * 5
 
 
@@ -111,7 +121,7 @@ def test_missing_optional_inputs_say_not_run(reports):
     assert "Not run: `reports/teacher_thoughts/metrics.json` not found." in md
     assert "Not run: `reports/reasoning_eval/think_base_rlmt.json` not found." in md
     comp = md.split("### Direct comparisons")[1]
-    assert "think_phase3 vs think_base" in comp and "think_base_rlmt vs think_base |" not in comp
+    assert "Phase3+Think vs Base+Think" in comp and "Base+Think+RLMT vs Base+Think |" not in comp
     assert "Not run (an arm is missing): think_base_rlmt vs think_base, think_phase3_rlmt vs think_base_rlmt." in comp
     s = build_summary(inp)
     assert s["thought_probe"] is None

@@ -25,7 +25,7 @@ engine: {backend: hf, batch_size: 8}
 reference_judge: {backend: lexical, lexical_threshold: 0.05, max_invalid_rate: 0.5}
 rlmt: {thought_max_tokens: 2, suffix_max_tokens: 3}
 reward_gate: {prefixes: 3, k: 2}
-thought_probe: {prefixes: 3, k: 2, generic_thought: Let me think about what comes next.}
+thought_probe: {prefixes: 3, k: 2}
 tracking: {experiment: micro}
 """
 TESTS = Path(__file__).resolve().parents[1]
@@ -129,9 +129,14 @@ def test_reward_gate_stage(in_ws):
     assert all(isinstance(v, bool) for v in summary["go_no_go"].values())
     g, arms = summary["go_no_go"], summary["arms"]
     assert g["reward_validity_ok"] is True
-    assert g["variance_ok"] is all(a["mixed_groups"] > 0 for a in arms.values())
-    higher = arms["think_phase3_rlmt"]["reward_mean"] > arms["think_base_rlmt"]["reward_mean"]
-    assert g["phase3_higher_mean_reward"] is higher
+    # the seed's definitions, from the summary's own fields
+    assert g["variance_ok"] is all(a["near_zero_groups"] <= 0.5 for a in arms.values())
+    b, p = arms["think_base"], arms["think_phase3"]
+    assert g["phase3_more_reward_separable"] is (p["mean_group_std"] > b["mean_group_std"]
+                                                 or p["mixed_groups"] > b["mixed_groups"])  # fmt: skip
+    assert g["phase3_higher_mean_reward"] is (summary["phase3_vs_base"]["mean_phase3_minus_base_reward"] > 0)
+    assert summary["phase3_vs_base"]["mean_phase3_minus_base_reward"] == pytest.approx(
+        summary["comparisons"]["think_phase3_minus_think_base"]["mean_reward_delta"])
     runs = _runs(in_ws, "reward_gate")
     assert set(runs) == {f"reward_gate/{a}" for a in ARMS_GATE} | {"reward_gate"}
     keys = [set(runs[f"reward_gate/{a}"].data.metrics) for a in ARMS_GATE]
@@ -152,11 +157,13 @@ def test_thought_probe_stage(in_ws):
     assert set(summary["arms"]) == set(ARMS_GATE)
     for arm, a in summary["arms"].items():
         assert set(a["conditions"]) == set(PROBE_CONDITIONS)
-        assert a["conditions"]["sampled"]["n"] == 3 * 2
+        assert a["conditions"]["normal"]["n"] == 3 * 2
         assert a["conditions"]["teacher"]["n"] == 2 * 2  # the second probe row has no teacher thought
-        assert set(a["deltas_vs_sampled"]) == set(PROBE_CONDITIONS) - {"sampled"}
-        d = a["conditions"]["blank"]["reward_mean"] - a["conditions"]["sampled"]["reward_mean"]
-        assert a["deltas_vs_sampled"]["blank"] == pytest.approx(d)
+        assert set(a["causal_deltas"]) == {f"normal_minus_{c}" for c in PROBE_CONDITIONS if c != "normal"}
+        # every prefix has all its verdicts, so the mean delta is the difference of the prefix means
+        c = a["conditions"]
+        d = c["normal"]["prefix_mean_reward"] - c["blank"]["prefix_mean_reward"]
+        assert a["causal_deltas"]["normal_minus_blank"]["mean_delta"] == pytest.approx(d)
     rows = [json.loads(x) for x in (in_ws / "reports/thought_probe/samples.jsonl").read_text().splitlines()]
     assert len(rows) == 4 * 2 * (4 * 3 + 2)
     assert {r["condition"] for r in rows} == set(PROBE_CONDITIONS)
@@ -164,7 +171,7 @@ def test_thought_probe_stage(in_ws):
     assert set(runs) == {f"thought_probe/{a}" for a in ARMS_GATE} | {"thought_probe"}
     keys = [set(runs[f"thought_probe/{a}"].data.metrics) for a in ARMS_GATE]
     assert all(k == keys[0] for k in keys)
-    assert {"reward_sampled", "reward_swapped", "delta_swapped", "delta_teacher"} <= keys[0]
+    assert {"reward_normal", "reward_swapped", "normal_minus_swapped/mean_delta", "normal_minus_teacher/mean_delta"} <= keys[0]
 
 
 def test_report_reads_both_outputs(in_ws):

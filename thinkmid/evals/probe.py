@@ -1,32 +1,47 @@
 """The causal thought-use probe: does the suffix depend on the thought that precedes it?
 
-Per prefix, the model first samples its own thought (rollouts.sample_groups, one thought per prefix).
-Then, with the thought held fixed, K suffixes are sampled (rollouts.sample_suffixes) under five
-thought conditions and judged against the true suffix by the reference judge:
+As the seed ran it (scripts/probe_thought_use.py @ f5a982a, lines 24-29, 81-213, 375-411): per
+prefix, K thoughts are sampled independently, each followed by ONE sampled suffix (the gate's
+two-stage sample, rollouts.sample_groups): the `normal` condition. Then the thought is replaced and
+one suffix is sampled after each replacement, K per prefix:
 
-- sampled:  the model's own sampled thought
-- swapped:  the sampled thought of an unrelated prefix (rotation by one: row i gets row i+1's thought,
-            the last row gets row 0's); needs at least two prefixes
-- blank:    no thought at all ("<think></think>")
-- generic:  thought_probe.generic_thought, tokenised without special tokens
-- teacher:  the row's teacher_thought from data/thoughts/probe.jsonl; rows with an empty one are skipped
+- blank:    no thought ("<think></think>")
+- generic:  thought_probe.generic_thoughts, sample j of prefix i gets number (i + j) mod their count
+- swapped:  a random derangement of the prefixes (random.Random(seed + 3), 3 being the condition's
+            index in the seed's order normal, blank, generic, swapped); sample j of prefix i gets
+            thought j of its source prefix; needs at least two prefixes
+- teacher:  the row's teacher_thought, K times (rows without one are skipped); not in the seed's
+            default set
 
-Every condition uses the same K, the same suffix budget, temperature and seed, so differences come
-from the thought. delta(cond) = mean reward of cond minus mean reward of sampled on the SAME prefixes
-(paired; equal to the plain difference of the two reward_means whenever cond covers every prefix).
-Negative deltas for swapped mean the thought was being used.
+Every suffix is judged against the true suffix by the reference judge. Per condition: reward_mean,
+reward_std, prefix_mean_reward, any/all-success prefix rates; per condition c, `normal_minus_<c>`:
+mean over shared prefixes of (normal prefix mean - c prefix mean), and the normal-better /
+condition-better / tie prefix rates. Positive deltas mean the model's own thought helps.
 """
 
 from __future__ import annotations
 
+import random
+import re
+import statistics
+
 from thinkmid.rollouts import Sample, judge_groups, sample_groups, sample_suffixes
 
-CONDITIONS = ("sampled", "swapped", "blank", "generic", "teacher")
+CONDITIONS = ("normal", "blank", "generic", "swapped", "teacher")  # the seed's order, then teacher
+DELTA_TIE = 1e-9
 
 
-def swap_rotation(thoughts: list[list[int]]) -> list[list[int]]:
-    """Row i gets the thought of row (i + 1) mod n: always another prefix's thought when n >= 2."""
-    return [list(thoughts[(i + 1) % len(thoughts)]) for i in range(len(thoughts))]
+def derangement(n: int, seed: int) -> list[int]:
+    """A permutation with no fixed point: prefix i takes its thoughts from prefix result[i]."""
+    if n < 2:
+        raise ValueError("a swapped thought needs at least two prefixes")
+    rng = random.Random(seed)
+    for _ in range(100):
+        perm = list(range(n))
+        rng.shuffle(perm)
+        if all(i != p for i, p in enumerate(perm)):
+            return perm
+    return [(i + 1) % n for i in range(n)]
 
 
 def thought_tokens(tokenizer, text: str) -> list[int]:
@@ -34,23 +49,27 @@ def thought_tokens(tokenizer, text: str) -> list[int]:
     return tokenizer.encode(text.strip(), add_special_tokens=False) if text and text.strip() else []
 
 
-def build_conditions(rows: list[dict], sampled: list[list[int]], tokenizer,
-                     generic_thought: str) -> dict[str, tuple[list[int], list[list[int]]]]:  # fmt: skip
-    """cond -> (row indices it covers, the thought token ids for those rows). A condition covering no
-    row is left out (e.g. teacher when no row has a teacher thought, swapped with a single prefix)."""
-    if len(rows) != len(sampled):
-        raise ValueError(f"{len(rows)} rows but {len(sampled)} sampled thoughts")
+def build_conditions(rows: list[dict], normal: list[list[list[int]]], tokenizer, generic_thoughts: list[str],
+                     seed: int) -> dict[str, tuple[list[int], list[list[list[int]]]]]:  # fmt: skip
+    """cond -> (row indices it covers, per row the K thought token lists). `normal[i][j]` is the j-th
+    sampled thought of row i. A condition covering no row is left out."""
+    if len(rows) != len(normal):
+        raise ValueError(f"{len(rows)} rows but {len(normal)} groups of sampled thoughts")
     n = len(rows)
+    k = len(normal[0]) if normal else 0
+    generic = [thought_tokens(tokenizer, t) for t in generic_thoughts]
+    conds: dict[str, tuple[list[int], list[list[list[int]]]]] = {}
     all_idx = list(range(n))
-    generic = thought_tokens(tokenizer, generic_thought)
+    conds["blank"] = (all_idx, [[[] for _ in range(k)] for _ in all_idx])
+    if generic:
+        conds["generic"] = (all_idx, [[list(generic[(i + j) % len(generic)]) for j in range(k)] for i in all_idx])
+    if n >= 2:
+        src = derangement(n, seed + CONDITIONS.index("swapped"))
+        conds["swapped"] = (all_idx, [[list(normal[s][j % len(normal[s])]) for j in range(k)] for s in src])
     teacher_idx = [i for i, r in enumerate(rows) if (r.get("teacher_thought") or "").strip()]
-    conds = {
-        "sampled": (all_idx, [list(t) for t in sampled]),
-        "swapped": (all_idx, swap_rotation(sampled)) if n >= 2 else ([], []),
-        "blank": (all_idx, [[] for _ in all_idx]),
-        "generic": (all_idx, [list(generic) for _ in all_idx]),
-        "teacher": (teacher_idx, [thought_tokens(tokenizer, rows[i]["teacher_thought"]) for i in teacher_idx]),
-    }
+    if teacher_idx:
+        conds["teacher"] = (teacher_idx, [[thought_tokens(tokenizer, rows[i]["teacher_thought"])] * k
+                                          for i in teacher_idx])  # fmt: skip
     return {c: v for c, v in conds.items() if v[0]}
 
 
@@ -60,81 +79,108 @@ def with_prefix_ids(rows: list[dict], tokenizer) -> list[dict]:
 
 
 def run_probe(engine, tokenizer, rows: list[dict], judge, *, k: int, thought_max: int, suffix_max: int,
-              temperature: float, seed: int, generic_thought: str) -> tuple[list[Sample], dict]:  # fmt: skip
-    """Sample one thought per row, then K judged suffixes per condition.
+              temperature: float, seed: int, generic_thoughts: list[str]) -> dict:  # fmt: skip
+    """K sampled thought + suffix pairs per row (`normal`), then one suffix after each replaced thought.
 
-    Returns (the thought samples, {cond: (row indices, groups of K judged Samples)}). `rows` carry
-    prefix_ids. The same seed is used for every condition, so rows see the same random stream.
-    """
-    thought_groups = sample_groups(engine, tokenizer, rows, 1, thought_max, suffix_max, temperature, seed)
-    thoughts = [g[0] for g in thought_groups]
-    conds = build_conditions(rows, [t.thought_ids for t in thoughts], tokenizer, generic_thought)
-    out, judge_rows, judge_grps = {}, [], []
-    for cond, (idx, cond_thoughts) in conds.items():
-        sub = [rows[i] for i in idx]
-        groups = sample_suffixes(engine, tokenizer, sub, cond_thoughts, k, suffix_max, temperature, seed + 1)
+    Returns {cond: (row indices, groups of K judged Samples)}; `rows` carry prefix_ids."""
+    normal = sample_groups(engine, tokenizer, rows, k, thought_max, suffix_max, temperature, seed)
+    conds = build_conditions(rows, [[s.thought_ids for s in g] for g in normal], tokenizer, generic_thoughts, seed)
+    out = {"normal": (list(range(len(rows))), normal)}
+    judge_rows, judge_grps = list(rows), list(normal)
+    for cond, (idx, thoughts) in conds.items():
+        flat_rows = [rows[i] for i, ts in zip(idx, thoughts) for _ in ts]
+        flat_thoughts = [t for ts in thoughts for t in ts]
+        flat = sample_suffixes(engine, tokenizer, flat_rows, flat_thoughts, 1, suffix_max, temperature, seed + 1)
+        groups = [[g[0] for g in flat[j * k : (j + 1) * k]] for j in range(len(idx))]
         out[cond] = (idx, groups)
-        judge_rows += sub
+        judge_rows += [rows[i] for i in idx]
         judge_grps += groups
     judge_groups(judge, judge_rows, judge_grps)  # one judge call for every condition
-    return thoughts, out
+    return out
 
 
-def _valid(groups: list[list[Sample]]) -> list[int]:
-    return [s.reward for g in groups for s in g if s.reward is not None]
-
-
-def _mean(xs: list[int]) -> float:
+def _mean(xs) -> float:
+    xs = list(xs)
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def summarize_arm(results: dict[str, tuple[list[int], list[list[Sample]]]]) -> dict:
-    """{"conditions": {cond: {reward_mean, n, prefixes, invalid_rate}}, "deltas_vs_sampled": {cond: delta}}.
+def _words(text: str) -> int:
+    return len(re.findall(r"\S+", text))
 
-    n counts samples with a valid verdict (what reward_mean averages). Deltas are paired: the
-    sampled condition is restricted to the prefixes the other condition covers.
-    """
-    conditions = {}
-    for cond in [c for c in CONDITIONS if c in results] + sorted(set(results) - set(CONDITIONS)):
-        idx, groups = results[cond]
-        valid = _valid(groups)
-        total = sum(len(g) for g in groups)
-        conditions[cond] = {
-            "reward_mean": _mean(valid), "n": len(valid), "prefixes": len(idx),
-            "invalid_rate": (total - len(valid)) / total if total else 0.0,
-        }  # fmt: skip
+
+def ordered_conditions(results) -> list[str]:
+    return [c for c in CONDITIONS if c in results] + sorted(set(results) - set(CONDITIONS))
+
+
+def prefix_rewards(idx: list[int], groups: list[list[Sample]]) -> dict[int, list[float]]:
+    """Row index -> its valid rewards (rows with none left out)."""
+    out = {}
+    for i, g in zip(idx, groups):
+        r = [float(s.reward) for s in g if s.reward is not None]
+        if r:
+            out[i] = r
+    return out
+
+
+def condition_summary(idx: list[int], groups: list[list[Sample]]) -> dict:
+    samples = [s for g in groups for s in g]
+    valid = [float(s.reward) for s in samples if s.reward is not None]
+    by_prefix = prefix_rewards(idx, groups)
+    return {
+        "reward_mean": _mean(valid), "reward_std": statistics.pstdev(valid) if len(valid) > 1 else 0.0,
+        "n": len(valid), "records": len(samples), "prefixes": len(idx),
+        "invalid_rate": (len(samples) - len(valid)) / len(samples) if samples else 0.0,
+        "prefix_mean_reward": _mean(_mean(r) for r in by_prefix.values()),
+        "any_success_prefix_rate": _mean(float(max(r) > 0) for r in by_prefix.values()),
+        "all_success_prefix_rate": _mean(float(min(r) >= 1) for r in by_prefix.values()),
+        "avg_predicted_suffix_words": _mean(_words(s.suffix_text.strip()) for s in samples),
+        "avg_thought_words": _mean(_words(s.thought_text.strip()) for s in samples),
+    }  # fmt: skip
+
+
+def delta(normal: dict[int, list[float]], other: dict[int, list[float]]) -> dict:
+    shared = sorted(set(normal) & set(other))
+    d = [_mean(normal[i]) - _mean(other[i]) for i in shared]
+    return {
+        "shared_prefixes": len(shared), "mean_delta": _mean(d),
+        "normal_better_prefix_rate": _mean(float(x > 0) for x in d),
+        "condition_better_prefix_rate": _mean(float(x < 0) for x in d),
+        "tie_prefix_rate": _mean(float(abs(x) < DELTA_TIE) for x in d),
+    }  # fmt: skip
+
+
+def summarize_arm(results: dict[str, tuple[list[int], list[list[Sample]]]]) -> dict:
+    """{"conditions": {cond: condition_summary}, "causal_deltas": {"normal_minus_<cond>": delta}}."""
+    conditions = {c: condition_summary(*results[c]) for c in ordered_conditions(results)}
     deltas = {}
-    if "sampled" in results:
-        s_idx, s_groups = results["sampled"]
-        by_row = dict(zip(s_idx, s_groups))
-        for cond, (idx, groups) in results.items():
-            if cond == "sampled":
-                continue
-            base = _valid([by_row[i] for i in idx if i in by_row])
-            deltas[cond] = _mean(_valid(groups)) - _mean(base)
-    return {"conditions": conditions, "deltas_vs_sampled": deltas}
+    if "normal" in results:
+        normal = prefix_rewards(*results["normal"])
+        for c in ordered_conditions(results):
+            if c != "normal":
+                deltas[f"normal_minus_{c}"] = delta(normal, prefix_rewards(*results[c]))
+    return {"conditions": conditions, "causal_deltas": deltas}
 
 
 def arm_metrics(arm_summary: dict) -> dict[str, float]:
-    """Flat MLflow metrics: reward_<cond>, n_<cond>, delta_<cond> (same keys for every arm)."""
+    """Flat MLflow metrics: reward_<cond>, n_<cond>, <delta name>/<key> (same keys for every arm)."""
     out: dict[str, float] = {}
     for cond, c in arm_summary["conditions"].items():
         out[f"reward_{cond}"] = c["reward_mean"]
         out[f"n_{cond}"] = c["n"]
-    out.update({f"delta_{cond}": d for cond, d in arm_summary["deltas_vs_sampled"].items()})
+    for name, d in arm_summary["causal_deltas"].items():
+        out.update({f"{name}/{k}": float(v) for k, v in d.items()})
     return out
 
 
-def sample_rows(arm: str, rows: list[dict], thoughts: list[Sample], results: dict) -> list[dict]:
+def sample_rows(arm: str, rows: list[dict], results: dict) -> list[dict]:
     """One JSONL row per judged suffix: arm, prefix, condition, the thought used, suffix, reward."""
     out = []
-    for cond in [c for c in CONDITIONS if c in results] + sorted(set(results) - set(CONDITIONS)):
+    for cond in ordered_conditions(results):
         idx, groups = results[cond]
         for i, g in zip(idx, groups):
             for j, s in enumerate(g):
                 out.append({
                     "arm": arm, "prefix_id": rows[i]["id"], "condition": cond, "sample_idx": j,
-                    "thought": s.thought_text, "sampled_thought": thoughts[i].thought_text,
-                    "predicted_suffix": s.suffix_text, "reward": s.reward,
+                    "thought": s.thought_text, "predicted_suffix": s.suffix_text, "reward": s.reward,
                 })  # fmt: skip
     return out

@@ -2,14 +2,18 @@
 
 Each gate arm gets K two-stage samples (prefix -> thought -> inserted </think> -> suffix) per gate
 prefix, judged against the true suffix by the reference judge (rollouts.py). This module holds the
-maths that turns those Sample groups into the results record's tables:
+maths that turns those Sample groups into the results record's tables, with the seed's definitions
+(scripts/eval_reward_gate.py @ f5a982a: summarize_arm 199-252, compare_arms 255-288, go/no-go 537-557):
 
-- arm_summary: group_stats (rollouts.group_stats) plus `n` (samples), `valid_samples`, `prefixes`.
-- compare(left, right): `<right>_minus_<left>` over the prefixes both arms have a valid verdict for
-  ("shared"): mean_reward_delta = pooled mean reward of right minus that of left on the shared
-  prefixes (the difference of the two arms' reward_means when every prefix is shared); per shared
-  prefix the mean rewards are compared, giving right_better / left_better / tie prefix rates.
-- go_no_go: four booleans, defined in GO_NO_GO_DOC and in go_no_go() below.
+- arm_summary: rollouts.group_stats plus the seed's group fields over the groups with >= 1 valid
+  verdict: mixed_groups = groups whose valid rewards differ (range > 0); near_zero_groups = groups
+  with >= 2 valid rewards and population std < 1e-5; any/all-success = group mean > 0 / >= 1;
+  mean_group_reward / mean_group_std / mean_group_range, reward_min / reward_max,
+  autonomous_closed_think_rate (the model closed its thought itself), avg_thought_words_when_closed.
+- compare(left, right): `<right>_minus_<left>` over the prefixes both arms have a valid verdict for:
+  mean_reward_delta = mean over those prefixes of (right's prefix mean - left's prefix mean); right /
+  left better = that delta > 0 / < 0; tie = |delta| < 1e-9.
+- go_no_go: four fields, defined in GO_NO_GO_DOC and in go_no_go() below.
 
 It also holds what both probe stages share: the reference judge they build once (the same judge
 for every arm) and loading one arm's model on the device.
@@ -17,14 +21,22 @@ for every arm) and loading one arm's model on the device.
 
 from __future__ import annotations
 
+import re
+import statistics
+
 from thinkmid import ARMS_GATE
 from thinkmid.judges.base import JudgeStats
-from thinkmid.rollouts import NEAR_ZERO, Sample, arm_model_dir, group_stats
+from thinkmid.rollouts import Sample, arm_model_dir, group_stats
 
 # The per-arm columns of the record's reward-gate table, in its order.
 ARM_KEYS = (
     "reward_mean", "reward_std", "invalid_rate", "mixed_groups", "near_zero_groups", "any_success_groups",
     "all_success_groups", "avg_total_new_tokens", "avg_predicted_suffix_words", "closed_think_rate",
+)  # fmt: skip
+# The seed's other per-arm gate fields (not in the record's table).
+SEED_ARM_KEYS = (
+    "mean_group_reward", "mean_group_std", "mean_group_range", "reward_min", "reward_max",
+    "autonomous_closed_think_rate", "avg_thought_words_when_closed", "num_groups", "samples_per_prefix",
 )  # fmt: skip
 CMP_KEYS = ("mean_reward_delta", "right_better_prefix_rate", "left_better_prefix_rate", "tie_prefix_rate",
             "shared_prefixes")  # fmt: skip
@@ -37,19 +49,19 @@ PAIRS = (
     ("think_base_rlmt", "think_phase3_rlmt"),
     ("think_phase3", "think_phase3_rlmt"),
 )
-BASE_LINEAGE = ("think_base", "think_base_rlmt")
-PHASE3_LINEAGE = ("think_phase3", "think_phase3_rlmt")
 GO_NO_GO_KEYS = ("reward_validity_ok", "variance_ok", "phase3_more_reward_separable", "phase3_higher_mean_reward")
 GO_NO_GO_DOC = {
     "reward_validity_ok": "every gate arm has at least one valid verdict and invalid_rate <= "
-    "reference_judge.max_invalid_rate",
-    "variance_ok": "every gate arm has mixed_groups > 0: some prefix's K samples got both rewards, so the "
-    "reward is not degenerate and a group-relative advantage has signal",
-    "phase3_more_reward_separable": "mean mixed_groups over the phase3 lineage (think_phase3, "
-    "think_phase3_rlmt) >= the same mean over the base lineage (think_base, think_base_rlmt), and > 0",
-    "phase3_higher_mean_reward": "think_phase3_rlmt reward_mean > think_base_rlmt reward_mean (strict)",
+    "reference_judge.max_invalid_rate (the seed: <= 0.05)",
+    "variance_ok": "every gate arm has near_zero_groups <= reward_gate.max_near_zero_group_rate (the seed: "
+    "0.50): reward-degenerate groups do not dominate, so a group-relative advantage has signal",
+    "phase3_more_reward_separable": "think_phase3 mean_group_std > think_base mean_group_std, OR think_phase3 "
+    "mixed_groups > think_base mixed_groups (the SFT arms; null when either is missing)",
+    "phase3_higher_mean_reward": "mean over shared prefixes of (think_phase3 - think_base) prefix mean reward "
+    "> 0 (the SFT arms; null when either is missing)",
 }
-TIE_EPS = 1e-12
+DELTA_TIE = 1e-9  # the seed's tie: |delta| < 1e-9
+STD_NEAR_ZERO = 1e-5  # the seed's near-zero group: >= 2 valid rewards with population std below this
 
 
 def pair_name(left: str, right: str) -> str:
@@ -60,9 +72,48 @@ def valid_rewards(group: list[Sample]) -> list[int]:
     return [s.reward for s in group if s.reward is not None]
 
 
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def word_count(text: str) -> int:
+    return len(re.findall(r"\S+", text))
+
+
+def seed_group_fields(groups: list[list[Sample]]) -> dict:
+    """The seed's per-arm group statistics; groups with no valid verdict are left out of every rate."""
+    stats = []
+    for g in groups:
+        r = [float(x) for x in valid_rewards(g)]
+        if r:
+            stats.append((_mean(r), statistics.pstdev(r) if len(r) >= 2 else 0.0, max(r) - min(r), len(r)))
+    n = max(len(stats), 1)
+    valid = [float(x) for g in groups for x in valid_rewards(g)]
+    samples = [s for g in groups for s in g]
+    return {
+        "mixed_groups": sum(rng > 0 for _, _, rng, _ in stats) / n,
+        "near_zero_groups": sum(k >= 2 and sd < STD_NEAR_ZERO for _, sd, _, k in stats) / n,
+        "any_success_groups": _mean(float(m > 0.0) for m, _, _, _ in stats),
+        "all_success_groups": _mean(float(m >= 1.0) for m, _, _, _ in stats),
+        "mean_group_reward": _mean(m for m, _, _, _ in stats),
+        "mean_group_std": _mean(sd for _, sd, _, _ in stats),
+        "mean_group_range": _mean(rng for _, _, rng, _ in stats),
+        "reward_min": min(valid) if valid else None,
+        "reward_max": max(valid) if valid else None,
+        "autonomous_closed_think_rate": _mean(float(s.closed_by_model) for s in samples),
+        # two-stage sampling closes every thought (the boundary is inserted), so "when closed" is all
+        "avg_thought_words_when_closed": _mean(word_count(s.thought_text.strip()) for s in samples),
+        "num_groups": len(stats),
+        "samples_per_prefix": max((len(g) for g in groups), default=0),
+    }
+
+
 def arm_summary(groups: list[list[Sample]]) -> dict:
-    """group_stats over the arm's groups, plus n (all samples), valid_samples and prefixes."""
+    """group_stats over the arm's groups, overridden by the seed's group fields, plus n (all samples),
+    valid_samples and prefixes."""
     stats = group_stats(groups)
+    stats.update(seed_group_fields(groups))
     stats["n"] = sum(len(g) for g in groups)
     stats["valid_samples"] = sum(len(valid_rewards(g)) for g in groups)
     stats["prefixes"] = len(groups)
@@ -79,27 +130,13 @@ def by_prefix(rows: list[dict], groups: list[list[Sample]]) -> dict[str, list[in
 def compare(left: dict[str, list[int]], right: dict[str, list[int]]) -> dict:
     """`right` minus `left`, over the prefixes where both have at least one valid reward."""
     shared = [p for p in left if left[p] and right.get(p)]
-    if not shared:
-        return {"mean_reward_delta": 0.0, "right_better_prefix_rate": 0.0, "left_better_prefix_rate": 0.0,
-                "tie_prefix_rate": 0.0, "shared_prefixes": 0}  # fmt: skip
-    right_better = left_better = ties = 0
-    for p in shared:
-        lm, rm = sum(left[p]) / len(left[p]), sum(right[p]) / len(right[p])
-        if rm - lm > TIE_EPS:
-            right_better += 1
-        elif lm - rm > TIE_EPS:
-            left_better += 1
-        else:
-            ties += 1
-    pooled_l = [x for p in shared for x in left[p]]
-    pooled_r = [x for p in shared for x in right[p]]
-    n = len(shared)
+    deltas = [_mean(right[p]) - _mean(left[p]) for p in shared]
     return {
-        "mean_reward_delta": sum(pooled_r) / len(pooled_r) - sum(pooled_l) / len(pooled_l),
-        "right_better_prefix_rate": right_better / n,
-        "left_better_prefix_rate": left_better / n,
-        "tie_prefix_rate": ties / n,
-        "shared_prefixes": n,
+        "mean_reward_delta": _mean(deltas),
+        "right_better_prefix_rate": _mean(float(d > 0) for d in deltas),
+        "left_better_prefix_rate": _mean(float(d < 0) for d in deltas),
+        "tie_prefix_rate": _mean(float(abs(d) < DELTA_TIE) for d in deltas),
+        "shared_prefixes": len(shared),
     }
 
 
@@ -109,39 +146,45 @@ def comparisons(per_prefix: dict[str, dict[str, list[int]]]) -> dict[str, dict]:
             for l, r in PAIRS if l in per_prefix and r in per_prefix}  # fmt: skip
 
 
-def go_no_go(arms: dict[str, dict], max_invalid_rate: float) -> dict[str, bool]:
-    """The gate's four go/no-go fields (see GO_NO_GO_DOC); a field needing a missing arm is False."""
-    have = all(a in arms for a in ARMS_GATE)
-    # reward_validity_ok: the verdicts the numbers stand on are mostly valid, for every arm.
-    validity = have and all(
-        arms[a]["invalid_rate"] <= max_invalid_rate and arms[a].get("valid_samples", 1) > 0 for a in ARMS_GATE
+def phase3_vs_base(per_prefix: dict[str, dict[str, list[int]]]) -> dict | None:
+    """The seed's legacy think_phase3 vs think_base fields (its `arm_comparison`), or None."""
+    if "think_base" not in per_prefix or "think_phase3" not in per_prefix:
+        return None
+    c = compare(per_prefix["think_base"], per_prefix["think_phase3"])
+    return {"shared_prefixes": c["shared_prefixes"], "mean_phase3_minus_base_reward": c["mean_reward_delta"],
+            "phase3_better_prefix_rate": c["right_better_prefix_rate"],
+            "base_better_prefix_rate": c["left_better_prefix_rate"], "tie_prefix_rate": c["tie_prefix_rate"]}  # fmt: skip
+
+
+def go_no_go(arms: dict[str, dict], max_invalid_rate: float, max_near_zero_group_rate: float = 0.5,
+             legacy: dict | None = None) -> dict[str, bool | None]:  # fmt: skip
+    """The gate's four go/no-go fields (see GO_NO_GO_DOC). `legacy` is phase3_vs_base()."""
+    # reward_validity_ok / variance_ok: over every arm that was run (the seed's `all(...)`).
+    validity = bool(arms) and all(
+        a["invalid_rate"] <= max_invalid_rate and a.get("valid_samples", 1) > 0 for a in arms.values()
     )
-    # variance_ok: every arm has at least one mixed group (reward separates samples of one prefix).
-    variance = have and all(arms[a]["mixed_groups"] > NEAR_ZERO for a in ARMS_GATE)
-
-    def lineage_mean(lineage, key):
-        return sum(arms[a][key] for a in lineage) / len(lineage)
-
-    # phase3_more_reward_separable: phase3 lineage at least as reward-separable as the base lineage.
-    # (and separable at all: two lineages with no mixed group are not "more separable").
-    p3 = lineage_mean(PHASE3_LINEAGE, "mixed_groups") if have else 0.0
-    base = lineage_mean(BASE_LINEAGE, "mixed_groups") if have else 0.0
-    separable = have and p3 >= base and p3 > NEAR_ZERO
-    # phase3_higher_mean_reward: after RLMT, the phase3 arm earns strictly more reward than the base arm.
-    higher = have and arms["think_phase3_rlmt"]["reward_mean"] > arms["think_base_rlmt"]["reward_mean"]
+    variance = all(a["near_zero_groups"] <= max_near_zero_group_rate for a in arms.values())
+    separable = higher = None
+    if "think_base" in arms and "think_phase3" in arms:
+        b, p = arms["think_base"], arms["think_phase3"]
+        separable = p["mean_group_std"] > b["mean_group_std"] or p["mixed_groups"] > b["mixed_groups"]
+        higher = legacy is not None and legacy["mean_phase3_minus_base_reward"] > 0
     return {
         "reward_validity_ok": bool(validity),
         "variance_ok": bool(variance),
-        "phase3_more_reward_separable": bool(separable),
-        "phase3_higher_mean_reward": bool(higher),
+        "phase3_more_reward_separable": None if separable is None else bool(separable),
+        "phase3_higher_mean_reward": None if higher is None else bool(higher),
     }
 
 
-def summarize(rows: list[dict], groups_by_arm: dict[str, list[list[Sample]]], max_invalid_rate: float) -> dict:
-    """The gate's summary.json: {"arms": {...}, "comparisons": {...}, "go_no_go": {...}}."""
+def summarize(rows: list[dict], groups_by_arm: dict[str, list[list[Sample]]], max_invalid_rate: float,
+              max_near_zero_group_rate: float = 0.5) -> dict:  # fmt: skip
+    """The gate's summary.json: {"arms", "comparisons", "phase3_vs_base", "go_no_go"}."""
     arms = {a: arm_summary(g) for a, g in groups_by_arm.items()}
     per_prefix = {a: by_prefix(rows, g) for a, g in groups_by_arm.items()}
-    return {"arms": arms, "comparisons": comparisons(per_prefix), "go_no_go": go_no_go(arms, max_invalid_rate)}
+    legacy = phase3_vs_base(per_prefix)
+    return {"arms": arms, "comparisons": comparisons(per_prefix), "phase3_vs_base": legacy,
+            "go_no_go": go_no_go(arms, max_invalid_rate, max_near_zero_group_rate, legacy)}  # fmt: skip
 
 
 def flat_metrics(summary: dict) -> dict[str, float]:
@@ -149,8 +192,11 @@ def flat_metrics(summary: dict) -> dict[str, float]:
     out: dict[str, float] = {}
     for section in ("arms", "comparisons"):
         for name, row in summary[section].items():
-            out.update({f"{name}/{k}": float(v) for k, v in row.items() if isinstance(v, (int, float))})
-    out.update({f"go_no_go/{k}": float(v) for k, v in summary["go_no_go"].items()})
+            out.update({f"{name}/{k}": float(v) for k, v in row.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})  # fmt: skip
+    for k, v in (summary.get("phase3_vs_base") or {}).items():
+        out[f"phase3_vs_base/{k}"] = float(v)
+    out.update({f"go_no_go/{k}": float(v) for k, v in summary["go_no_go"].items() if v is not None})
     return out
 
 

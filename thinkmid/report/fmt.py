@@ -60,11 +60,17 @@ def pct(x: Any, decimals: int = 2) -> str:
 
 
 def flag(x: Any) -> str:
-    return NA if x is None else ("true" if x else "false")
+    return "null" if x is None else ("true" if x else "false")
 
 
 def text(x: Any) -> str:
-    return "none" if x is None else str(x)
+    return "null" if x is None else str(x)  # as the record prints a missing value (JSON's null)
+
+
+def plain(x: Any) -> str:
+    """An integer without thousands separators, as the record prints counts like "1113 / 10552"."""
+    v = _num(x)
+    return NA if v is None else str(int(round(v)))
 
 
 f1, f2, f4, f6 = fixed(1), fixed(2), fixed(4), fixed(6)

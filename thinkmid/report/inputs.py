@@ -18,14 +18,16 @@ SFT_ARMS = ("raw_base", "think_base", "think_phase3")
 RLMT_ARMS = ("think_base", "think_phase3")
 GATE_ARMS = ("think_base", "think_phase3", "think_base_rlmt", "think_phase3_rlmt")
 BENCHMARKS = ("gsm8k", "math500", "gpqa_diamond", "olympiadbench")
-PROBE_CONDITIONS = ("sampled", "swapped", "blank", "generic", "teacher")
+PROBE_CONDITIONS = ("normal", "blank", "generic", "swapped", "teacher")
 
 SELF_IMPROVE_KEYS = (
     "steps", "dpo_loss", "reward_margin", "reward_accuracy", "chosen_is_rollout_rate",
     "original_suffix_mean_score", "rollout_mean_score", "skipped_prefixes", "invalid_judgments", "wall_time_s",
 )  # fmt: skip
 CONTINUATION_KEYS = (
-    "wins", "losses", "ties", "invalid", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi", "prefixes",
+    "wins", "losses", "invalid", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi", "prefixes",
+    "base_suffix_nll", "phase3_suffix_nll", "both_orders_wins", "both_orders_losses", "both_orders_ties",
+    "both_orders_win_rate",
 )  # fmt: skip
 TEACHER_KEYS = (
     "rows_in", "rows_kept", "rows_dropped", "drop_reasons", "thoughts_per_row_mean",
@@ -53,9 +55,13 @@ GO_NO_GO_KEYS = (
 )  # fmt: skip
 BENCH_KEYS = (
     "mean_at_k", "pass_at_k", "correct", "samples", "any_pass", "problems", "mean_at_k_lo", "mean_at_k_hi",
-    "pass_at_k_lo", "pass_at_k_hi", "avg_completion_tokens", "k",
+    "pass_at_k_lo", "pass_at_k_hi", "avg_completion_tokens", "k", "mean_at_k_math_verify", "correct_math_verify",
+    "pass_at_k_math_verify", "any_pass_math_verify",
 )  # fmt: skip
 MACRO_KEYS = ("mean_at_k", "pass_at_k", "avg_completion_tokens")
+PROBE_DELTA_KEYS = (
+    "mean_delta", "normal_better_prefix_rate", "condition_better_prefix_rate", "tie_prefix_rate", "shared_prefixes",
+)  # fmt: skip
 
 
 @dataclass
@@ -122,9 +128,11 @@ def _check_gate(path: Path, obj: Any) -> dict:
 def _check_probe(path: Path, obj: Any) -> dict:
     _need(path, obj, ("arms",))
     for arm, row in sorted(obj["arms"].items()):
-        _need(path, row, ("conditions", "deltas_vs_sampled"), f"arms.{arm}")
+        _need(path, row, ("conditions", "causal_deltas"), f"arms.{arm}")
         for cond, c in sorted(row["conditions"].items()):
             _need(path, c, ("reward_mean", "n"), f"arms.{arm}.conditions.{cond}")
+        for name, d in sorted(row["causal_deltas"].items()):
+            _need(path, d, PROBE_DELTA_KEYS, f"arms.{arm}.causal_deltas.{name}")
     return obj
 
 
@@ -133,6 +141,10 @@ def _check_reasoning(path: Path, obj: Any) -> dict:
     for bench, row in sorted(obj["benchmarks"].items()):
         _need(path, row, BENCH_KEYS, f"benchmarks.{bench}")
     _need(path, obj["macro"], MACRO_KEYS, "macro")
+    for cond, c in sorted((obj.get("conditions") or {}).items()):  # e.g. think_opener
+        _need(path, c, ("benchmarks", "macro"), f"conditions.{cond}")
+        for bench, row in sorted(c["benchmarks"].items()):
+            _need(path, row, BENCH_KEYS, f"conditions.{cond}.benchmarks.{bench}")
     return obj
 
 

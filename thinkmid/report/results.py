@@ -43,11 +43,14 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
     section("Reward gate", t.gate_table(gate) + f"\n\n![Reward gate]({PLOTS['reward_gate']})")
     section("Pairwise comparisons", "Each row is `<right>_minus_<left>`.\n\n" + t.gate_comparisons(gate), 3)
     section("Go/no-go", t.go_no_go(gate), 3)
+    section("Seed gate fields", t.gate_seed_fields(gate), 3)
     probe_intro = (
-        "Suffix reward with the model's own sampled thought and with it replaced; Delta vs Sampled is the "
-        "condition minus sampled, so negative means the thought was being used."
+        "Suffix reward with the model's own sampled thoughts (`normal`) and with them replaced; each "
+        "`normal_minus_<cond>` is normal minus the condition over shared prefixes, so positive means the "
+        "model's own thought helped."
     )
     section("Thought-use probe", probe_intro + "\n\n" + t.probe_table(inp.thought_probe))
+    section("Causal deltas", t.probe_deltas(inp.thought_probe), 3)
 
     if inp.reasoning:
         missing = [a for a in GATE_ARMS if a not in inp.reasoning]
@@ -56,6 +59,15 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
         section("Macro averages", t.macro_table(inp.reasoning), 3)
         section("Direct comparisons", "Deltas are the first arm minus the second.\n\n"
                 + t.comparisons_table(inp.reasoning), 3)
+        section("Second score: math-verify", "The tables above use the record's score (the last `\\boxed{}` "
+                "anywhere in the completion, normalised string equality). Here each answer is read from the "
+                "visible answer, cut where the model starts a new problem, and checked with math-verify "
+                "(GPQA: a stricter option-letter reader).\n\n" + t.math_verify_table(inp.reasoning), 3)
+        opened = t.condition_view(inp.reasoning, "think_opener")
+        if opened:
+            section("With a `<think>` opener", "The same problems with each prompt ending in `<think>` "
+                    "(an extra condition, not the record's).\n\n" + t.reasoning_table(opened) + "\n\n"
+                    + t.macro_table(opened), 3)
     else:
         section("Reasoning eval", t.not_run(*[f"reasoning/{a}" for a in GATE_ARMS]))
     return "\n".join(out).rstrip("\n") + "\n"
@@ -70,7 +82,8 @@ def build_summary(inp: Inputs) -> dict:
     ec = inp.eval_continuations
     gate = inp.reward_gate
     summary: dict = {
-        "phase3": _pick(ec, ("wins", "losses", "ties", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi")),
+        "phase3": _pick(ec, ("wins", "losses", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi",
+                             "base_suffix_nll", "phase3_suffix_nll", "both_orders_wins", "both_orders_win_rate")),
         "sft": {a: _pick(inp.sft[a], ("val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate",
                                       "thought_token_nll_before", "thought_token_nll_after"))
                 for a in t.ordered(inp.sft, SFT_ARMS)},  # fmt: skip
@@ -81,7 +94,7 @@ def build_summary(inp: Inputs) -> dict:
             "reward_mean": {a: gate["arms"][a]["reward_mean"] for a in t.ordered(gate["arms"], GATE_ARMS)},
             "mean_reward_delta": {n: gate["comparisons"][n]["mean_reward_delta"]
                                   for n in t.ordered(gate["comparisons"], t.gate_pair_order())},  # fmt: skip
-            "go_no_go": {k: bool(v) for k, v in sorted(gate["go_no_go"].items())},
+            "go_no_go": {k: (None if v is None else bool(v)) for k, v in sorted(gate["go_no_go"].items())},
         },
         "thought_probe": None,
         "reasoning": None,
@@ -89,7 +102,7 @@ def build_summary(inp: Inputs) -> dict:
     }
     if inp.thought_probe is not None:
         arms = inp.thought_probe["arms"]
-        summary["thought_probe"] = {a: dict(sorted(arms[a]["deltas_vs_sampled"].items()))
+        summary["thought_probe"] = {a: {n: d["mean_delta"] for n, d in sorted(arms[a]["causal_deltas"].items())}
                                     for a in t.ordered(arms, GATE_ARMS)}  # fmt: skip
     if inp.reasoning:
         comps: dict = {}

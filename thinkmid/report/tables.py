@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thinkmid.report.fmt import count, d1, d6, f1, f2, f4, f6, flag, md_table, pct, spec_table, text
+from thinkmid.report.fmt import count, d1, d6, f1, f2, f4, f6, flag, md_table, pct, plain, spec_table, text
 from thinkmid.report.inputs import (
     BENCHMARKS, GATE_ARMS, GO_NO_GO_KEYS, PROBE_CONDITIONS, RLMT_ARMS, SFT_ARMS, input_paths,
 )  # fmt: skip
@@ -23,6 +23,11 @@ REASONING_COMPARISONS = (
     ("think_phase3_rlmt", "think_base_rlmt"),
     ("think_phase3", "think_base"),
 )
+# How the record names the arms in its direct reasoning comparisons.
+ARM_LABELS = {
+    "think_base": "Base+Think", "think_base_rlmt": "Base+Think+RLMT", "think_phase3": "Phase3+Think",
+    "think_phase3_rlmt": "Phase3+Think+RLMT",
+}  # fmt: skip
 # Reasoning tables and gate pairs group each lineage before/after RLMT, as the record does.
 LINEAGE_ARMS = ("think_base", "think_base_rlmt", "think_phase3", "think_phase3_rlmt")
 _SHOWN = input_paths(Path("reports"))  # relative paths only, so the text never depends on where it ran
@@ -49,14 +54,20 @@ def phase3_headline(m: dict | None) -> str:
     if m is None:
         return not_run("eval_continuations")
     line = (
-        f"Phase 3 model against the base model, pairwise-judged continuations of held-out prefixes: wins "
-        f"**{count(m['wins'])}/{count(m['comparisons'])} = {pct(m['win_rate'])}** "
-        f"(95% interval {pct(m['win_rate_lo'])} to {pct(m['win_rate_hi'])})."
+        f"Phase 3 model against the base model, continuations of held-out prefixes judged once each in a "
+        f"random A/B order (the record's measure): wins **{count(m['wins'])}/{count(m['comparisons'])} = "
+        f"{pct(m['win_rate'])}** (95% interval {pct(m['win_rate_lo'])} to {pct(m['win_rate_hi'])}). Raw suffix "
+        f"NLL, base -> phase3: **{f2(m['base_suffix_nll'])} -> {f2(m['phase3_suffix_nll'])}**. Judged in both "
+        f"orders (a win must win both; stricter): {count(m['both_orders_wins'])}/{count(m['prefixes'])} = "
+        f"{pct(m['both_orders_win_rate'])}."
     )
     cols = [
-        ("Wins", "wins", count), ("Losses", "losses", count), ("Ties", "ties", count),
-        ("Invalid", "invalid", count), ("Comparisons", "comparisons", count), ("Prefixes", "prefixes", count),
-        ("Win Rate", "win_rate", f6), ("Win Rate Lo", "win_rate_lo", f6), ("Win Rate Hi", "win_rate_hi", f6),
+        ("Wins", "wins", count), ("Losses", "losses", count), ("Invalid", "invalid", count),
+        ("Comparisons", "comparisons", count), ("Win Rate", "win_rate", f6), ("Win Rate Lo", "win_rate_lo", f6),
+        ("Win Rate Hi", "win_rate_hi", f6), ("Base Suffix NLL", "base_suffix_nll", f6),
+        ("Phase3 Suffix NLL", "phase3_suffix_nll", f6), ("Both-Orders Wins", "both_orders_wins", count),
+        ("Both-Orders Losses", "both_orders_losses", count), ("Both-Orders Ties", "both_orders_ties", count),
+        ("Both-Orders Win Rate", "both_orders_win_rate", f6), ("Prefixes", "prefixes", count),
     ]  # fmt: skip
     return line + "\n\n" + spec_table(cols, [m])
 
@@ -121,9 +132,12 @@ def _nll(rec: dict) -> str:
 
 def sft_table(sft: dict[str, dict]) -> str:
     arms = ordered(sft, SFT_ARMS)
-    recs = [dict(sft[a], _nll=_nll(sft[a])) for a in arms]
+    # Checkpoint is our model directory; Primary Metric names the metric whose value is Selected
+    # (the record's rows carry no number in that column: Selected equals Val Loss in each).
+    recs = [dict(sft[a], _nll=_nll(sft[a]), _ckpt=sft[a].get("checkpoint") or f"models/sft_{a}",
+                 _primary=sft[a].get("primary_metric", "val_loss")) for a in arms]  # fmt: skip
     cols = [
-        ("Val Loss", "val_loss", f6), ("Raw Val Loss", "raw_val_loss", f6), ("Selected", "selected_metric", f6),
+        ("Checkpoint", "_ckpt", text), ("Primary Metric", "_primary", text), ("Val Loss", "val_loss", f6), ("Raw Val Loss", "raw_val_loss", f6), ("Selected", "selected_metric", f6),
         ("Repetition 4-gram Rate", "repetition_4gram_rate", f6), ("Tokens Seen", "tokens_seen", count),
         ("Throughput tok/s", "throughput_tok_s", f2), ("Min Available Mem GiB", "min_available_mem_gib", f2),
         ("Thought-token NLL before -> after", "_nll", str), ("Steps", "steps", count),
@@ -141,8 +155,10 @@ def rlmt_table(rlmt: dict[str, dict]) -> str:
         ("Avg All-Zero Groups", "avg_all_zero_groups", f4), ("Avg All-One Groups", "avg_all_one_groups", f4),
         ("Invalid Judge", "invalid_judge_rate", f4), ("Avg Length Drift", "avg_length_drift", f6),
         ("Avg Artifact Rate", "avg_artifact_rate", f6), ("Wall Time s", "wall_time_s", f2),
+        ("Final Checkpoint", "_ckpt", text),
     ]  # fmt: skip
-    return spec_table(cols, [rlmt[a] for a in arms], ("Arm", [f"{a} RLMT" for a in arms]))
+    recs = [dict(rlmt[a], _ckpt=rlmt[a].get("final_checkpoint") or f"models/{a}_rlmt") for a in arms]
+    return spec_table(cols, recs, ("Arm", [f"{a} RLMT" for a in arms]))
 
 
 # --- reward gate -------------------------------------------------------------------------------------
@@ -159,6 +175,22 @@ def gate_table(gate: dict) -> str:
         ("Closed Think Rate", "closed_think_rate", f4),
     ]  # fmt: skip
     return spec_table(cols, [gate["arms"][a] for a in arms], ("Arm", arms))
+
+
+SEED_GATE_COLUMNS = [
+    ("Mean Group Reward", "mean_group_reward", f6), ("Mean Group Std", "mean_group_std", f6),
+    ("Mean Group Range", "mean_group_range", f6), ("Reward Min", "reward_min", f4), ("Reward Max", "reward_max", f4),
+    ("Autonomous Closed Think Rate", "autonomous_closed_think_rate", f4),
+    ("Avg Thought Words When Closed", "avg_thought_words_when_closed", f4),
+]  # fmt: skip
+
+
+def gate_seed_fields(gate: dict) -> str:
+    """The seed's other per-arm gate fields (mean_group_std feeds phase3_more_reward_separable)."""
+    arms = ordered(gate["arms"], GATE_ARMS)
+    if not all(k in gate["arms"][a] for a in arms for _, k, _ in SEED_GATE_COLUMNS):
+        return "Not recorded in `reports/reward_gate/summary.json`."
+    return spec_table(SEED_GATE_COLUMNS, [gate["arms"][a] for a in arms], ("Arm", arms))
 
 
 def gate_pair_order() -> list[str]:
@@ -193,9 +225,25 @@ def probe_table(probe: dict | None) -> str:
         a = probe["arms"][arm]
         for cond in ordered(a["conditions"], PROBE_CONDITIONS):
             c = a["conditions"][cond]
-            delta = "" if cond == "sampled" else d6(a["deltas_vs_sampled"].get(cond))
-            rows.append([arm, cond, f6(c["reward_mean"]), count(c["n"]), delta])
-    return md_table(["Arm", "Thought", "Reward Mean", "n", "Delta vs Sampled"], rows, ["l", "l", "r", "r", "r"])
+            rows.append([arm, cond, f6(c["reward_mean"]), f6(c.get("reward_std")), f6(c.get("prefix_mean_reward")),
+                         f6(c.get("any_success_prefix_rate")), f6(c.get("all_success_prefix_rate")), count(c["n"])])  # fmt: skip
+    return md_table(["Arm", "Thought", "Reward Mean", "Reward Std", "Prefix Mean Reward", "Any-Success Prefix Rate",
+                     "All-Success Prefix Rate", "n"], rows, ["l", "l"] + ["r"] * 6)  # fmt: skip
+
+
+def probe_deltas(probe: dict | None) -> str:
+    if probe is None:
+        return not_run("thought_probe")
+    rows = []
+    for arm in ordered(probe["arms"], GATE_ARMS):
+        deltas = probe["arms"][arm]["causal_deltas"]
+        names = ordered(deltas, [f"normal_minus_{c}" for c in PROBE_CONDITIONS])
+        for name in names:
+            d = deltas[name]
+            rows.append([arm, name, d6(d["mean_delta"]), f6(d["normal_better_prefix_rate"]),
+                         f6(d["condition_better_prefix_rate"]), f6(d["tie_prefix_rate"]), count(d["shared_prefixes"])])  # fmt: skip
+    return md_table(["Arm", "Delta", "Mean Delta", "Normal Better Prefix Rate", "Condition Better Prefix Rate",
+                     "Tie Prefix Rate", "Shared Prefixes"], rows, ["l", "l"] + ["r"] * 5)  # fmt: skip
 
 
 # --- reasoning ---------------------------------------------------------------------------------------
@@ -223,14 +271,38 @@ def reasoning_table(reasoning: dict[str, dict]) -> str:
         for b in ordered(benches, BENCHMARKS):
             r = benches[b]
             rows.append([
-                arm, BENCH_NAMES.get(b, b), f6(r["mean_at_k"]), f"{count(r['correct'])} / {count(r['samples'])}",
-                f6(r["pass_at_k"]), f"{count(r['any_pass'])} / {count(r['problems'])}",
+                arm, BENCH_NAMES.get(b, b), f6(r["mean_at_k"]), f"{plain(r['correct'])} / {plain(r['samples'])}",
+                f6(r["pass_at_k"]), f"{plain(r['any_pass'])} / {plain(r['problems'])}",
                 f1(r["avg_completion_tokens"]), _ci(r["mean_at_k_lo"], r["mean_at_k_hi"]),
                 _ci(r["pass_at_k_lo"], r["pass_at_k_hi"]),
             ])  # fmt: skip
     headers = ["Arm", "Benchmark", f"Mean@{k}", "Correct / Samples", f"Pass@{k} Any", "Any Pass / Problems",
                "Avg Completion Tokens", f"Mean@{k} 95% CI", f"Pass@{k} 95% CI"]  # fmt: skip
     return md_table(headers, rows, ["l", "l"] + ["r"] * 7)
+
+
+def math_verify_table(reasoning: dict[str, dict]) -> str:
+    """The second score: math-verify on the visible answer (GPQA: our stricter letter reader)."""
+    k = _at(reasoning_k(reasoning))
+    rows = []
+    for arm in ordered(reasoning, LINEAGE_ARMS):
+        benches = reasoning[arm]["benchmarks"]
+        for b in ordered(benches, BENCHMARKS):
+            r = benches[b]
+            rows.append([arm, BENCH_NAMES.get(b, b), f6(r["mean_at_k_math_verify"]),
+                         f"{plain(r['correct_math_verify'])} / {plain(r['samples'])}", f6(r["pass_at_k_math_verify"]),
+                         f"{plain(r['any_pass_math_verify'])} / {plain(r['problems'])}"])  # fmt: skip
+        m = reasoning[arm]["macro"]
+        if "mean_at_k_math_verify" in m:
+            rows.append([arm, "Macro", f6(m["mean_at_k_math_verify"]), "", f6(m["pass_at_k_math_verify"]), ""])
+    headers = ["Arm", "Benchmark", f"Mean@{k} (math-verify)", "Correct / Samples", f"Pass@{k} Any (math-verify)",
+               "Any Pass / Problems"]  # fmt: skip
+    return md_table(headers, rows, ["l", "l"] + ["r"] * 4)
+
+
+def condition_view(reasoning: dict[str, dict], cond: str) -> dict[str, dict]:
+    """The arms' results under an extra condition (e.g. think_opener), shaped like the main results."""
+    return {a: dict(r["conditions"][cond], arm=a) for a, r in reasoning.items() if cond in (r.get("conditions") or {})}
 
 
 def macro_table(reasoning: dict[str, dict]) -> str:
@@ -267,7 +339,8 @@ def comparisons_table(reasoning: dict[str, dict]) -> str:
     deltas = reasoning_deltas(reasoning)
     names = dict(BENCH_NAMES, macro="Macro")
     rows = [
-        [f"{d['right']} vs {d['left']}", names.get(d["benchmark"], d["benchmark"]),
+        [f"{ARM_LABELS.get(d['right'], d['right'])} vs {ARM_LABELS.get(d['left'], d['left'])}",
+         names.get(d["benchmark"], d["benchmark"]),
          d6(d["mean_at_k_delta"]), d6(d["pass_at_k_delta"]), d1(d["avg_completion_tokens_delta"])]
         for d in deltas
     ]  # fmt: skip

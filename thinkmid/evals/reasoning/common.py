@@ -23,8 +23,8 @@ class Problem:
     benchmark: str  # config key: gsm8k, math500, gpqa_diamond, olympiadbench
     id: str
     question: str
-    gold: str  # the final answer (LaTeX or a number); for GPQA the correct letter after shuffling
-    choices: tuple[str, ...] = ()  # GPQA only: options in presented order (A, B, C, D)
+    gold: str  # the final answer: GSM8K a number, GPQA a letter, otherwise LaTeX (seed_score.gold)
+    choices: tuple[str, ...] = ()  # GPQA from the CSV only: options in presented order (A, B, C, D)
 
 
 def subsample(n: int, limit: int | None, seed: int, salt: str) -> list[int]:
@@ -62,12 +62,19 @@ def package_data(rel: str) -> Path:
     return path
 
 
+def first_rows(n: int, params) -> range:
+    """The first `params.first_rows` rows of a source (all when None), before any filter, as the
+    seed took its first 300 OlympiadBench rows (prepare_reasoning_benchmarks.py:131)."""
+    limit = getattr(params, "first_rows", None)
+    return range(n if limit is None else min(n, limit))
+
+
 def load_hub(dataset: str, config: str | None, split: str, param: str):
     """load_dataset, turning any failure (offline, not cached, renamed) into one InputError."""
     try:
         import datasets
 
-        args = (dataset, config) if config else (dataset,)
+        args = (dataset, config) if config and config != "default" else (dataset,)
         return datasets.load_dataset(*args, split=split)
     except Exception as e:  # noqa: BLE001 - offline/missing surfaces as many exception types
         name = f"{dataset}" + (f" ({config})" if config else "")
@@ -78,24 +85,23 @@ def load_hub(dataset: str, config: str | None, split: str, param: str):
         ) from None
 
 
-# ---- extraction ---------------------------------------------------------------------------------
+# ---- extraction (the second, math-verify score; the record's own score is seed_score.py) ---------
 
-_NEXT_PROBLEM = re.compile(r"\n\s*Question\s*:")
+_NEXT_PROBLEM = re.compile(r"\n\s*(?:Problem|Question)\s*:")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
-def answer_region(text: str) -> str:
-    """The visible answer: thoughts removed, cut where a base LM starts inventing the next problem.
+def answer_region(text: str, opened: bool = False) -> str:
+    """The visible answer: cut where a base LM starts inventing the next problem, thoughts removed.
 
-    When the model never leaves its thought (nothing visible), the thought text is scored instead,
-    so a short budget still yields an answer rather than a blank.
+    `opened`: the prompt ended in `<think>` (the think_opener condition), so the first `</think>`
+    closes a thought the completion did not open. When nothing visible is left (the model never
+    left its thought), the thought text is scored instead, so a short budget still yields an answer.
     """
     text = _NEXT_PROBLEM.split(text, maxsplit=1)[0]
     visible = re.sub(re.escape(THINK_OPEN) + r".*?" + re.escape(THINK_CLOSE), " ", text, flags=re.S)
-    if THINK_CLOSE in visible:  # the prompt opened the first thought, so its close has no open here
-        visible = visible.rsplit(THINK_CLOSE, 1)[1]
-    else:  # still inside the prompt's thought
-        visible = ""
+    if opened:
+        visible = visible.rsplit(THINK_CLOSE, 1)[1] if THINK_CLOSE in visible else ""
     visible = visible.split(THINK_OPEN, 1)[0]  # a thought opened and never closed hides the rest
     if visible.strip():
         return visible
@@ -160,9 +166,9 @@ def math_equal(gold: str, pred: str) -> bool:
         return False
 
 
-def score_latex(gold: str, completion: str) -> tuple[bool, str | None]:
-    """Boxed-answer scoring shared by MATH-500 and OlympiadBench."""
-    region = answer_region(completion)
+def score_latex(gold: str, completion: str, opened: bool = False) -> tuple[bool, str | None]:
+    """math-verify scoring shared by MATH-500 and OlympiadBench: the last box of the visible answer."""
+    region = answer_region(completion, opened)
     pred = last_boxed(region)
     if pred is None:  # no box: let math-verify find a final-answer phrase or the last expression
         try:

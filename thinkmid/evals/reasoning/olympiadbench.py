@@ -1,43 +1,41 @@
-"""OlympiadBench, open-ended text-only English competition maths: Hub dataset
-`Hothan/OlympiadBench`, config `OE_TO_maths_en_COMP`, split `train` (about 675 problems, the whole
-benchmark subset; the reference run scored 220 of them, so set `limit` to match its size).
-Paper profile only.
+"""OlympiadBench as the seed selected it (prepare_reasoning_benchmarks.py:33-38, 110-121, 131): Hub
+dataset zwhe99/simplerl-OlympiadBench, split `test`; its first `first_rows` rows (paper: 300), minus
+rows flagged `error`, rows with `is_multiple_answer`, and rows with no `final_answer`: 220 problems
+in the record. Gold is `final_answer[0]`; the question is used as given. Paper profile only.
 
-Gold is `final_answer` (a list of LaTeX strings, usually `$...$`); several answers are joined with
-commas so math-verify compares them as a tuple. Offline, `load` raises one InputError. The columns
-used (`question`, `final_answer` as a list, `id`) match public loaders of this config; not yet run here.
+Same prompt and scores as MATH-500. Offline, `load` raises one InputError.
 """
 
 from __future__ import annotations
 
 from thinkmid.config import BenchmarkParams
-from thinkmid.evals.reasoning.common import Problem, load_hub, render, score_latex, strip_dollars, subsample
+from thinkmid.evals.reasoning import seed_score
+from thinkmid.evals.reasoning.common import Problem, first_rows, load_hub, render, score_latex, subsample
 
 NAME = "olympiadbench"
-DATASET, CONFIG, SPLIT = "Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train"
+DATASET, CONFIG, SPLIT = "zwhe99/simplerl-OlympiadBench", None, "test"
 
 
-def gold_from_row(final_answer) -> str:
-    answers = [final_answer] if isinstance(final_answer, str) else list(final_answer)
-    return ", ".join(strip_dollars(str(a)) for a in answers)
+def problem_from_row(i: int, row: dict) -> Problem | None:
+    """The seed's filter and gold; None for a row it dropped."""
+    answers = row.get("final_answer") or []
+    if isinstance(answers, str):
+        answers = [answers]
+    if row.get("error") or row.get("is_multiple_answer") or not answers:
+        return None
+    pid = f"olympiadbench-{row.get('id', i)}"
+    return Problem(NAME, pid, row["question"], seed_score.gold(NAME, str(answers[0])))
 
 
 def load(params: BenchmarkParams, seed: int) -> list[Problem]:
     ds = load_hub(DATASET, CONFIG, SPLIT, NAME)
-    out = []
-    for i in subsample(len(ds), params.limit, seed, NAME):
-        row = ds[i]
-        question = row["question"]
-        if row.get("context"):  # some problems carry shared context before the question
-            question = f"{row['context'].strip()}\n\n{question}"
-        pid = str(row.get("id", f"olympiadbench-{i}"))
-        out.append(Problem(NAME, pid, question, gold_from_row(row["final_answer"])))
-    return out
+    rows = [p for i in first_rows(len(ds), params) if (p := problem_from_row(i, ds[i])) is not None]
+    return [rows[i] for i in subsample(len(rows), params.limit, seed, NAME)]
 
 
 def prompt(problem: Problem) -> str:
     return render("math.txt", question=problem.question.strip())
 
 
-def score(problem: Problem, completion: str) -> tuple[bool, str | None]:
-    return score_latex(problem.gold, completion)
+def verify(problem: Problem, completion: str, opened: bool = False) -> tuple[bool, str | None]:
+    return score_latex(problem.gold, completion, opened)

@@ -1,17 +1,29 @@
 """Sample k completions per problem with any Engine and score them: the reasoning_eval stage's core.
 
 One engine call per benchmark (all problems x k, stopping at EOS), so a server backend sees the
-whole batch at once. Returns a summary with identical keys for every arm plus per-sample rows.
+whole batch at once. Each sample gets two scores:
+
+- `correct`: the results record's score (seed_score.py: the last box anywhere in the completion,
+  normalised string equality). Mean@k / Pass@k and the report's main tables use it.
+- `correct_math_verify`: the task's `verify` (math-verify on the visible answer, cut where the
+  model starts a new problem; GPQA: our stricter letter reader), reported as *_math_verify.
+
+`opened=True` is the think_opener condition: the prompt ends in `<think>` (thought-trained arms),
+and the second score reads the answer after the thought. Summaries are rebuilt from the per-sample
+rows (summarize_rows), so the JSONL alone gives the table back.
 """
 
 from __future__ import annotations
 
+from thinkmid import THINK_OPEN
 from thinkmid.engines.base import Engine, SamplingParams
-from thinkmid.evals.reasoning import TASKS
+from thinkmid.evals.reasoning import TASKS, seed_score
 from thinkmid.evals.reasoning.common import Problem
 from thinkmid.evals.stats import mean_at_k, pass_at_k
 
-MACRO_KEYS = ("mean_at_k", "pass_at_k", "avg_completion_tokens")
+MACRO_KEYS = ("mean_at_k", "pass_at_k", "avg_completion_tokens", "mean_at_k_math_verify", "pass_at_k_math_verify")
+# condition name -> whether the prompt ends in an opened thought
+CONDITIONS = {"plain": False, "think_opener": True}
 
 
 def eos_ids(tokenizer) -> tuple[int, ...]:
@@ -20,8 +32,29 @@ def eos_ids(tokenizer) -> tuple[int, ...]:
     return tuple(sorted({int(i) for i in ids if i is not None}))
 
 
-def summarize(correct: list[list[bool]], tokens: list[int], k: int) -> dict:
-    mean, anyp = mean_at_k(correct), pass_at_k(correct)
+def prompt_text(problem: Problem, opened: bool = False) -> str:
+    text = TASKS[problem.benchmark].prompt(problem)
+    return f"{text} {THINK_OPEN}" if opened else text
+
+
+def score_sample(problem: Problem, completion: str, opened: bool = False) -> dict:
+    ok, pred = seed_score.score(problem.benchmark, problem.gold, completion)
+    mv_ok, mv_pred = TASKS[problem.benchmark].verify(problem, completion, opened)
+    return {"extracted": pred, "correct": bool(ok), "extracted_math_verify": mv_pred,
+            "correct_math_verify": bool(mv_ok)}  # fmt: skip
+
+
+def summarize_rows(rows: list[dict], k: int) -> dict:
+    """One benchmark's summary from its per-sample rows (problem_id, correct, correct_math_verify,
+    completion_tokens); problems are grouped by id in first-seen order."""
+    by_problem: dict[str, list[dict]] = {}
+    for r in rows:
+        by_problem.setdefault(str(r["problem_id"]), []).append(r)
+    record = [[bool(r["correct"]) for r in g] for g in by_problem.values()]
+    verified = [[bool(r["correct_math_verify"]) for r in g] for g in by_problem.values()]
+    tokens = [int(r["completion_tokens"]) for r in rows]
+    mean, anyp = mean_at_k(record), pass_at_k(record)
+    mv_mean, mv_any = mean_at_k(verified), pass_at_k(verified)
     m_lo, m_hi = mean.interval()
     p_lo, p_hi = anyp.interval()
     return {
@@ -30,6 +63,8 @@ def summarize(correct: list[list[bool]], tokens: list[int], k: int) -> dict:
         "pass_at_k": anyp.value, "pass_at_k_lo": p_lo, "pass_at_k_hi": p_hi,
         "any_pass": anyp.successes, "problems": anyp.n,
         "avg_completion_tokens": sum(tokens) / len(tokens) if tokens else 0.0,
+        "mean_at_k_math_verify": mv_mean.value, "correct_math_verify": mv_mean.successes,
+        "pass_at_k_math_verify": mv_any.value, "any_pass_math_verify": mv_any.successes,
         "k": k,
     }  # fmt: skip
 
@@ -52,6 +87,7 @@ def evaluate(
     max_new_tokens: int,
     seed: int,
     progress: bool = True,
+    opened: bool = False,
 ) -> tuple[dict, dict[str, list[dict]]]:
     """Returns (summary, samples): summary[name] per benchmark plus summary["macro"]; samples[name]
     holds one JSON-ready row per (problem, sample)."""
@@ -68,28 +104,26 @@ def evaluate(
             max_new_tokens=max_new_tokens, n=k, temperature=temperature, top_p=top_p,
             stop_token_ids=stop, seed=seed,
         )  # fmt: skip
-        prompts = [tokenizer.encode(TASKS[p.benchmark].prompt(p)) for p in problems]
+        prompts = [tokenizer.encode(prompt_text(p, opened)) for p in problems]
         outs = engine.generate(prompts, params) if prompts else []
-        rows, correct, tokens = [], [], []
+        rows = []
         it = zip(problems, outs)
         if progress:
             it = tqdm(it, total=len(problems), desc=f"score {name}", unit="problem", leave=False)
         for p, comps in it:
             if len(comps) != k:
                 raise RuntimeError(f"engine returned {len(comps)} completions for {p.id}, expected k={k}")
-            task, flags = TASKS[p.benchmark], []
             for j, c in enumerate(comps):
-                text = c.text or tokenizer.decode(c.token_ids, skip_special_tokens=False)
-                ok, extracted = task.score(p, text)
-                flags.append(bool(ok))
-                tokens.append(len(c.token_ids))
+                # Without the stop token's own text, as a server's completion text reads (the
+                # record's letter rule needs the letter to be followed by punctuation, space or the end).
+                ids = c.token_ids[:-1] if c.token_ids and c.token_ids[-1] in stop else c.token_ids
+                text = c.text or tokenizer.decode(ids, skip_special_tokens=False)
                 rows.append({
-                    "benchmark": name, "problem_id": p.id, "sample_idx": j, "completion": text,
-                    "extracted": extracted, "gold": p.gold, "correct": bool(ok),
+                    "benchmark": name, "problem_id": p.id, "sample_idx": j, "completion": text, "gold": p.gold,
+                    **score_sample(p, text, opened),
                     "completion_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
                 })  # fmt: skip
-            correct.append(flags)
-        summary[name] = summarize(correct, tokens, k)
+        summary[name] = summarize_rows(rows, k)
         samples[name] = rows
     summary["macro"] = macro({n: s for n, s in summary.items()})
     return summary, samples
