@@ -29,7 +29,7 @@ from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
-from thinkmid.train.checkpoint import clear_checkpoints
+from thinkmid.train.checkpoint import clear_checkpoints, saved_run_id
 from thinkmid.train.dist import Dist
 from thinkmid.train.loop import NonFiniteLossError
 from thinkmid.train.rlmt import RlmtTrainer, summarize
@@ -79,8 +79,9 @@ def run(params: Params, arm: str | None) -> None:
     policy.to(device)
     ref_model.to(device)
     judge = reference_judge_for(params)  # the reward gate's judge: models/base for `lm`, never the policy
-    with dist.tracker("rlmt", params, arm) as tr, engine_for(params.engine, policy, tok, p["sft"],
-                                                             progress=dist.is_main) as engine:  # fmt: skip
+    run_id = saved_run_id(p["ckpt"])  # the MLflow run a checkpoint carries, resumed exactly
+    with dist.tracker("rlmt", params, arm, run_id=run_id) as tr, engine_for(
+            params.engine, policy, tok, p["sft"], progress=dist.is_main) as engine:  # fmt: skip
         push = _pusher(policy, engine, tok, params.engine.reload_every, Path(p["ckpt"]) / "policy")
         trainer = RlmtTrainer(
             policy, ref_model, tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,

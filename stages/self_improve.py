@@ -23,7 +23,7 @@ from thinkmid.judges.base import check_invalid_rate
 from thinkmid.judges.factory import make_pairwise_judge
 from thinkmid.models.load import load_model, save_model
 from thinkmid.track import StageRun
-from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
+from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint, saved_run_id
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.self_improve import self_improve_step, step_rows
 
@@ -50,7 +50,7 @@ def run(params: Params, arm: str | None) -> None:
     resumed = load_latest_checkpoint(CKPT, policy, optimizer, scheduler)
     start, history = (resumed[0], resumed[1].get("history", [])) if resumed else (0, [])
     with contextlib.ExitStack() as stack:
-        tr = stack.enter_context(StageRun("self_improve", params))
+        tr = stack.enter_context(StageRun("self_improve", params, run_id=saved_run_id(CKPT)))
         stack.enter_context(serving(params.judge.endpoint, params.judge.model_path or "models/base"))
         engine = stack.enter_context(engine_for(params.engine, policy, tok, "models/base", progress=False))
         judge = make_pairwise_judge(params.judge, ref, tok)  # `lm` judges with the frozen base
