@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from thinkmid.engines.base import Engine, SamplingParams
 from thinkmid.evals.reasoning import TASKS
+from thinkmid.evals.reasoning import scorer_errors
 from thinkmid.evals.reasoning.common import Problem
 from thinkmid.evals.stats import mean_at_k, pass_at_k
 
@@ -70,7 +71,7 @@ def evaluate(
         )  # fmt: skip
         prompts = [tokenizer.encode(TASKS[p.benchmark].prompt(p)) for p in problems]
         outs = engine.generate(prompts, params) if prompts else []
-        rows, correct, tokens = [], [], []
+        rows, correct, tokens, errors = [], [], [], 0
         it = zip(problems, outs)
         if progress:
             it = tqdm(it, total=len(problems), desc=f"score {name}", unit="problem", leave=False)
@@ -80,7 +81,8 @@ def evaluate(
             task, flags = TASKS[p.benchmark], []
             for j, c in enumerate(comps):
                 text = c.text or tokenizer.decode(c.token_ids, skip_special_tokens=False)
-                ok, extracted = task.score(p, text)
+                (ok, extracted), raised = scorer_errors.guarded(task.score, p, text)
+                errors += raised
                 flags.append(bool(ok))
                 tokens.append(len(c.token_ids))
                 rows.append({
@@ -89,7 +91,8 @@ def evaluate(
                     "completion_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
                 })  # fmt: skip
             correct.append(flags)
-        summary[name] = summarize(correct, tokens, k)
+        scorer_errors.check(name, errors, len(rows))
+        summary[name] = {**summarize(correct, tokens, k), "scorer_errors": errors}
         samples[name] = rows
     summary["macro"] = macro({n: s for n, s in summary.items()})
     return summary, samples
