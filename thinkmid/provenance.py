@@ -143,5 +143,10 @@ def markdown(prov: dict[str, str]) -> str:
     return "Produced by:\n\n" + "\n".join(lines) + "\n"
 
 
+def provenance_markdown(profile: str | None = None) -> str:
+    """markdown(provenance(profile)): the block RESULTS.md opens with."""
+    return markdown(provenance(profile))
+
+
 if __name__ == "__main__":
-    print(markdown(provenance()), end="")
+    print(provenance_markdown(), end="")
