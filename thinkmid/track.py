@@ -186,8 +186,8 @@ class StageRun:
         self._mlflow = mlflow
         uri = tracking_uri()
         mlflow.set_tracking_uri(uri)
-        client = mlflow.tracking.MlflowClient()
         with _setup_lock(uri):  # stages running at once must not both create the schema/experiment
+            client = mlflow.tracking.MlflowClient()  # opening the store creates (migrates) the schema
             exp_id = _ensure_experiment(client, self.params.tracking.experiment, uri)
             mlflow.set_experiment(experiment_id=exp_id)
             existing = None
