@@ -10,7 +10,7 @@ from thinkmid.engines.base import Engine, SamplingParams
 from thinkmid.evals.reasoning import TASKS
 from thinkmid.evals.reasoning import scorer_errors
 from thinkmid.evals.reasoning.common import Problem
-from thinkmid.evals.stats import mean_at_k, pass_at_k
+from thinkmid.evals.stats import mean_at_k, mean_at_k_interval, pass_at_k
 
 MACRO_KEYS = ("mean_at_k", "pass_at_k", "avg_completion_tokens")
 
@@ -23,7 +23,7 @@ def eos_ids(tokenizer) -> tuple[int, ...]:
 
 def summarize(correct: list[list[bool]], tokens: list[int], k: int) -> dict:
     mean, anyp = mean_at_k(correct), pass_at_k(correct)
-    m_lo, m_hi = mean.interval()
+    m_lo, m_hi = mean_at_k_interval(correct)[1:3]  # clustered by problem: its k samples are not independent
     p_lo, p_hi = anyp.interval()
     return {
         "mean_at_k": mean.value, "mean_at_k_lo": m_lo, "mean_at_k_hi": m_hi,
