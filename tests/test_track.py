@@ -265,3 +265,31 @@ def test_dvc_exp_run_temp_logs_to_the_repo_root_store(tmp_path):
     art = Path(art.removeprefix("file://"))
     assert art.is_relative_to(repo.resolve() / "mlruns") and (art / "probe_store" / "metrics.json").is_file()
     shutil.rmtree(repo / "mlruns")
+
+
+@pytest.mark.slow
+def test_ui_link_opens_on_the_runs_table(store, tmp_path):
+    """A real `mlflow server` in headless Chromium: the link lands on the runs table with both arms."""
+    from tests.browser import chromium_or_skip, render_page
+    from thinkmid.engines.launcher import free_port
+    from thinkmid.track import StageRun, ui_url
+
+    chrome = chromium_or_skip()
+    for arm in ("think_base", "think_phase3"):
+        with StageRun("rlmt", _params("ui"), arm=arm) as tr:
+            tr.log_metrics({"reward_mean": 0.5}, step=0)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        url = ui_url("ui", f"http://127.0.0.1:{port}")
+        assert url.endswith("?workflowType=machine_learning") and "/#/experiments/" in url
+        dom = render_page(chrome, url, tmp_path / "runs.png", health=f"http://127.0.0.1:{port}/health")
+        assert "rlmt/think_base" in dom and "rlmt/think_phase3" in dom  # the runs table, not the traces overview
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)

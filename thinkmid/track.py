@@ -266,3 +266,24 @@ class StageRun:
             with contextlib.suppress(Exception):
                 self._mlflow.set_tag("error", scrub(f"{exc_type.__name__}: {exc}")[:500])
             self._mlflow.end_run("FAILED")
+
+
+def ui_url(experiment: str = "thinkmid", base: str = "http://127.0.0.1:5000") -> str:
+    """The experiment's runs table in `mlflow ui`. MLflow 3.17's UI picks its first view from a global
+    GenAI / Model training switch (default GenAI, remembered by the browser) rather than from the
+    experiment's kind tag, which older MLflow 3 releases read; `workflowType=machine_learning` in
+    the link selects Model training, so the link opens on the runs table either way."""
+    import mlflow
+
+    uri = tracking_uri()
+    with _setup_lock(uri):
+        exp = mlflow.tracking.MlflowClient(uri).get_experiment_by_name(experiment)
+    where = f"experiments/{exp.experiment_id}" if exp else "experiments"
+    return f"{base.rstrip('/')}/#/{where}?workflowType=machine_learning"
+
+
+if __name__ == "__main__":  # python -m thinkmid.track [experiment]: how to open this store's runs
+    import sys
+
+    print(f"mlflow ui --backend-store-uri {tracking_uri()} --host 127.0.0.1 --port 5000")
+    print(ui_url(*sys.argv[1:2]))
