@@ -26,7 +26,7 @@ from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
-from thinkmid.train.checkpoint import clear_checkpoints
+from thinkmid.train.checkpoint import clear_checkpoints, saved_run_id
 from thinkmid.train.dist import Dist
 from thinkmid.train.loop import NonFiniteLossError
 from thinkmid.train.rlmt import RlmtTrainer, summarize
@@ -83,9 +83,10 @@ def run(params: Params, arm: str | None) -> None:
     policy.to(device)
     ref_model.to(device)
     judge_part, policy_at = wiring(params, arm)
+    run_id = saved_run_id(p["ckpt"])  # the MLflow run a checkpoint carries, resumed exactly
     # the reward gate's judge (models/base for `lm`, never the policy), then the policy's engine
     with build(judge_part, params) as judge, build(policy_at, params, policy, tok, progress=dist.is_main) as engine, \
-            dist.tracker("rlmt", params, arm) as tr:  # fmt: skip
+            dist.tracker("rlmt", params, arm, run_id=run_id) as tr:  # fmt: skip
         push = _pusher(policy, engine, tok, params.engine.reload_every, rp.steps)
         # Samples up to reload_every - 1 updates old: the engine's own log-probs are the old policy.
         stale = server_engine and params.engine.reload_every > 1

@@ -23,7 +23,7 @@ from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.load import load_model, save_model
 from thinkmid.track import StageRun
 from thinkmid.engines.wiring import Part, build, policy as policy_part
-from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
+from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint, saved_run_id
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.self_improve import self_improve_step, step_rows
 
@@ -61,7 +61,7 @@ def run(params: Params, arm: str | None) -> None:
         engine = stack.enter_context(build(policy_at, params, policy, tok, progress=False))
         if start:
             engine.sync(policy, tok)  # resumed: the server was started from models/base
-        tr = stack.enter_context(StageRun("self_improve", params))
+        tr = stack.enter_context(StageRun("self_improve", params, run_id=saved_run_id(CKPT)))
         logged = tr.logged_steps("dpo_loss") | tr.logged_steps("rollout_mean_score")
         bar = tqdm(range(start, p.steps), initial=start, total=p.steps, desc="self_improve", unit="step")
         for step in bar:

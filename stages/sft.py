@@ -25,7 +25,7 @@ from thinkmid.config import Params
 from thinkmid.data.thoughts import validate_thought_text
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
-from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
+from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint, saved_run_id
 from thinkmid.train.dist import Dist
 from thinkmid.train.loop import ThroughputMeter, clip_and_step, min_available_mem_gib, num_sft_batches, sft_batches
 from thinkmid.train.optim import make_optimizer, make_scheduler
@@ -91,7 +91,7 @@ def run(params: Params, arm: str | None) -> None:
     eval_model = model if dist.is_fsdp else dist.unwrap(model)
     meter = ThroughputMeter(extra.get("tokens_seen", 0))
     min_available_mem_gib(reset=True)
-    with dist.tracker("sft", params, arm=arm) as tr:
+    with dist.tracker("sft", params, arm=arm, run_id=saved_run_id(ckpt)) as tr:
         logged = tr.logged_steps("train_loss")
         model.train()
         bar = tqdm(total=total, initial=step, desc=f"sft/{arm}", unit="step", disable=not dist.is_main)

@@ -84,12 +84,13 @@ def test_second_repro_is_a_noop_and_param_changes_are_scoped(micro_repo):
     params["sft"]["lr"] = params["sft"]["lr"] * 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stale = _sh([sys.executable, "-m", "dvc", "status", "--json"], repo, env).stdout
-    assert sorted(json.loads(stale)) == ["sft@raw_base", "sft@think_base", "sft@think_phase3"]
+    # check_params revalidates the whole file (its output is unchanged, so nothing else follows it)
+    assert sorted(json.loads(stale)) == ["check_params", "sft@raw_base", "sft@think_base", "sft@think_phase3"]
     params["sft"]["lr"] = params["sft"]["lr"] / 2
     params["lr"] = params["lr"] * 10  # the RLMT sweep knob: `dvc exp run -S lr=...`
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stale = _sh([sys.executable, "-m", "dvc", "status", "--json"], repo, env).stdout
-    assert sorted(json.loads(stale)) == ["rlmt@think_base", "rlmt@think_phase3"]
+    assert sorted(json.loads(stale)) == ["check_params", "rlmt@think_base", "rlmt@think_phase3"]
     dry = _sh([sys.executable, "-m", "dvc", "repro", "--dry"], repo, env).stdout
     ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
     assert "sft@think_base" not in ran and "self_improve" not in ran

@@ -5,7 +5,7 @@ Layout of `<dir>/step-00000012/` (written to a temp dir and renamed, so it is wh
   optimizer.safetensors  every tensor of the optimizer state, keyed `<param index>.<name>`
   rng.safetensors        torch CPU (and CUDA) generator states
   state.json             step, extra, optimizer param groups and non-tensor state, scheduler,
-                         python and numpy RNG states
+                         python and numpy RNG states, and the MLflow run id (saved_run_id)
 Nothing is pickled, so loading a checkpoint never runs code. The last `keep` checkpoints are kept.
 """
 
@@ -112,11 +112,17 @@ def save_checkpoint(
     scheduler=None,
     extra: dict | None = None,
     keep: int = 2,
+    run_id: str | None = None,
 ) -> Path:
     """Write the state after `step` completed optimizer steps; returns the checkpoint's path.
 
-    Under DDP call it on the main process only (the model may be the wrapped one).
+    Under DDP call it on the main process only (the model may be the wrapped one). `run_id`: the
+    MLflow run to resume with this checkpoint; by default the StageRun this process is inside.
     """
+    if run_id is None:
+        from thinkmid.track import active_run_id
+
+        run_id = active_run_id()
     directory = Path(directory)
     opt_tensors, opt_meta = _optimizer_split(optimizer)
     rng_tensors, rng_meta = _rng_capture()
@@ -127,6 +133,7 @@ def save_checkpoint(
         "optimizer": opt_meta,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "rng": rng_meta,
+        "mlflow_run_id": run_id,
     }
     # Serialise first so a non-JSON `extra` fails before anything is written.
     text = json.dumps(state, allow_nan=False)
@@ -183,6 +190,19 @@ def load_latest_checkpoint(directory: str | Path, model, optimizer, scheduler=No
             f"{directory}: no checkpoint could be restored ({'; '.join(errors)}); if the model or "
             f"optimizer changed since it was written, delete the directory to start over"
         )
+    return None
+
+
+def saved_run_id(directory: str | Path) -> str | None:
+    """The MLflow run id stored with the newest checkpoint that has one (None when there is none):
+    pass it to StageRun(run_id=...) so a resumed stage continues exactly that run."""
+    for _, path in reversed(_checkpoints(Path(directory))):
+        try:
+            run_id = json.loads((path / "state.json").read_text(encoding="utf-8")).get("mlflow_run_id")
+        except (OSError, ValueError):
+            continue
+        if run_id:
+            return str(run_id)
     return None
 
 

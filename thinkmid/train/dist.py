@@ -202,12 +202,12 @@ class Dist:
             self.accelerator.wait_for_everyone()
 
     # -- main-process-only side effects ---------------------------------------------------------
-    def tracker(self, stage: str, params, arm: str | None = None):
-        """The MLflow StageRun on the main process, a NullRun elsewhere."""
+    def tracker(self, stage: str, params, arm: str | None = None, run_id: str | None = None):
+        """The MLflow StageRun (resuming `run_id` when given) on the main process, a NullRun elsewhere."""
         if self.is_main:
             from thinkmid.track import StageRun
 
-            return StageRun(stage, params, arm=arm)
+            return StageRun(stage, params, arm=arm, run_id=run_id)
         return NullRun()
 
     @contextlib.contextmanager

