@@ -1,6 +1,14 @@
 import pytest
 
-from thinkmid.judges.parse import VerdictError, load_prompt, parse_match, parse_winner, render
+from thinkmid.judges.parse import (
+    VerdictError,
+    load_prompt,
+    parse_match,
+    parse_score_lenient,
+    parse_winner,
+    parse_winner_lenient,
+    render,
+)
 
 
 @pytest.mark.parametrize("text,want", [
@@ -65,3 +73,39 @@ def test_prompts_have_their_slots(name, slots):
     t = load_prompt(name)
     for s in slots:
         assert "{" + s + "}" in t
+
+
+# The seed's lenient readings (scripts/self_improving.py parse_winner; eval_thinking.py judge_pointwise),
+# kept beside the strict parse: prose around the verdict still counts, nothing is ever invalid for
+# the pairwise judge (the fallback is "B"), and a reference answer without a score is no verdict.
+@pytest.mark.parametrize("text,want", [
+    ('{"winner": "A"}', "A"), ('Sure! {"winner":"a"} because', "A"), ("Option: B is better", "B"),
+    ("winner 1", "A"), ("Option 2", "B"), ("I pick A.", "A"), ("neither", "B"), ("", "B"), (None, "B"),
+])  # fmt: skip
+def test_winner_lenient(text, want):
+    assert parse_winner_lenient(text) == want
+
+
+@pytest.mark.parametrize("text,want", [
+    ('{"score": 1}', 1), ('Verdict: {"score":0} (off topic)', 0), ('{"score": 1.0}', 1), ('{"match": true}', None),
+    ("1", None), ("", None), (None, None),
+])  # fmt: skip
+def test_score_lenient(text, want):
+    assert parse_score_lenient(text) == want
+
+
+@pytest.mark.parametrize("name,order,opening", [
+    ("reference_match", ("{prefix}", "{reference}", "{predicted}"), '{"score": '),
+    ("pairwise_quality", ("{prefix}", "{a}", "{b}"), '{"winner": "'),
+])  # fmt: skip
+def test_judge_prompts_put_shared_parts_first_and_end_on_the_verdict(name, order, opening):
+    """Instructions, the passage (and the true continuation) come before the candidates, so a judge
+    can reuse their KV cache across candidates; the prompt ends on the JSON verdict format."""
+    t = load_prompt(name)
+    at = [t.index(slot) for slot in order]
+    assert at == sorted(at)
+    assert t.index("prefer") < at[0] if name == "pairwise_quality" else t.index("Give 1") < at[0]
+    last = t.strip().splitlines()[-1]
+    assert opening in last and last.endswith("}.")
+    if name == "pairwise_quality":
+        assert "do not favour a continuation because it matches the original source" in " ".join(t.split())

@@ -35,7 +35,7 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
     if backend == "endpoint":
         from thinkmid.judges.endpoint import EndpointPairwiseJudge
 
-        return EndpointPairwiseJudge.from_params(judge_params.endpoint, concurrency=concurrency)
+        return EndpointPairwiseJudge.from_params(judge_params.endpoint, concurrency=concurrency, **_decoding(judge_params))
     if backend == "lexical":
         raise InputError("judge.backend 'lexical' has no pairwise judge (nothing to compare against); use lm or endpoint")
     raise InputError(f"unknown judge backend {backend!r}")
@@ -55,8 +55,14 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
     if backend == "endpoint":
         from thinkmid.judges.endpoint import EndpointReferenceJudge
 
-        return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency)
+        return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency,
+                                                  **_decoding(judge_params))  # fmt: skip
     raise InputError(f"unknown judge backend {backend!r}")
+
+
+def _decoding(judge_params) -> dict:
+    """The verdict's decoding for an endpoint judge (the seed: T 0.7, top_p 0.6, 64 tokens)."""
+    return {k: getattr(judge_params, k) for k in ("temperature", "top_p", "max_tokens") if hasattr(judge_params, k)}
 
 
 def reference_judge_for(params):
