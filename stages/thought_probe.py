@@ -1,11 +1,11 @@
 """Causal thought-use probe: suffix reward when the model's own thought is replaced, per gate arm.
 
 For each gate arm (think_base, think_phase3, think_base_rlmt, think_phase3_rlmt; one loaded at a
-time) and the first thought_probe.prefixes rows of data/thoughts/probe.jsonl (prefixes tokenised
-with the arm's tokenizer): sample one thought per prefix (rlmt.thought_max_tokens, rlmt.temperature),
+time) and the first thought_probe.prefixes gate prefixes (the SFT val rows cut at a teacher thought,
+stages/reward_gate.py: gate_rows; prefixes tokenised with the arm's tokenizer): sample one thought per prefix (rlmt.thought_max_tokens, rlmt.temperature),
 then thought_probe.k suffixes (rlmt.suffix_max_tokens) after each of five thoughts: sampled (its
 own), swapped (another prefix's sampled thought, rotation by one), blank (<think></think>), generic
-(thought_probe.generic_thought) and teacher (the row's teacher thought; rows without one skipped).
+(thought_probe.generic_thought) and teacher (the teacher's thought at the cut, as the seed took it).
 Suffixes are judged by the shared reference judge; same seed for every arm and condition.
 
 Outputs
@@ -31,25 +31,23 @@ from thinkmid.cli import stage_main
 from thinkmid.judges.factory import reference_judge_for
 from thinkmid.config import Params
 from thinkmid.engines.factory import engine_for
-from thinkmid.errors import InputError
 from thinkmid.evals import probe
 from thinkmid.evals import reward_gate as rg
-from thinkmid.io import read_jsonl, write_json, write_jsonl
+from thinkmid.io import write_json, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.track import StageRun
 
 log = logging.getLogger("thinkmid.thought_probe")
-PROBE = "data/thoughts/probe.jsonl"
 OUT = "reports/thought_probe"
 SUMMARY = f"{OUT}/summary.json"
 SAMPLES = f"{OUT}/samples.jsonl"
 
 
 def probe_rows(params: Params) -> list[dict]:
-    rows = read_jsonl(PROBE, ("id", "prefix", "suffix", "teacher_thought"))[: params.thought_probe.prefixes]
-    if not rows:
-        raise InputError(f"{PROBE}: no rows; run teacher_thoughts")
-    return rows
+    """The first thought_probe.prefixes gate prefixes (the seed's probe reuses the gate's rows)."""
+    from stages.reward_gate import gate_rows
+
+    return gate_rows(params, limit=params.thought_probe.prefixes)
 
 
 def probe_arm(params: Params, arm: str, rows: list[dict], judge):
@@ -69,7 +67,6 @@ def probe_arm(params: Params, arm: str, rows: list[dict], judge):
 
 def run(params: Params, arm: str | None) -> None:
     rows = probe_rows(params)
-    rg.require_arm_dirs(ARMS_GATE)
     judge = reference_judge_for(params)
     arms, samples = {}, []
     for a in ARMS_GATE:
