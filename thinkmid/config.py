@@ -173,6 +173,7 @@ class SftParams(Section):
     raw_steps: int | None = Field(None, ge=1)  # raw_base's step count (token-matched); None: as the think arms
     raw_warmup_steps: int | None = Field(None, ge=0)  # raw_base's warmup; None: warmup_steps
     rep_rows: int = Field(256, ge=1)  # repetition_4gram_rate: the first N val rows of the training field
+    append_eos: bool = True  # end each training row with end-of-text (the seed does not)
 
 
 class RlmtParams(Section):
