@@ -49,6 +49,11 @@ class ChunkParams(Section):
     sft_val: int = Field(8, ge=1)
     rl: int = Field(8, ge=1)
     gate: int = Field(8, ge=1)
+    windows: Literal["all", "first"] = "all"  # first: one window per document, at its start (the seed)
+    # Phase 3 prefixes from another corpus: the seed's are the source documents of FinePhrase `math`.
+    phase3_source: Literal["same", "finephrase"] = "same"
+    phase3_dataset: str = "HuggingFaceFW/finephrase"
+    phase3_subset: str = "math"
 
     @model_validator(mode="after")
     def _lengths(self):
