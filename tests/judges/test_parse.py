@@ -109,3 +109,31 @@ def test_judge_prompts_put_shared_parts_first_and_end_on_the_verdict(name, order
     assert opening in last and last.endswith("}.")
     if name == "pairwise_quality":
         assert "do not favour a continuation because it matches the original source" in " ".join(t.split())
+
+
+class _RecordingClient:
+    """Transport only: records request bodies and answers each with a scripted chat response."""
+
+    def __init__(self, answers):
+        self.answers, self.bodies, self.retries = answers, [], 0
+
+    def post_many(self, path, bodies):
+        self.bodies += bodies
+        return [{"choices": [{"message": {"content": a}}]} for a in self.answers[: len(bodies)]]
+
+
+def test_endpoint_judge_decoding_from_params_and_lenient_reading_beside_strict():
+    from thinkmid.config import JudgeParams
+    from thinkmid.judges.endpoint import EndpointReferenceJudge
+    from thinkmid.judges.factory import _decoding
+
+    jp = JudgeParams(backend="endpoint", temperature=0.7, top_p=0.6, max_tokens=64)
+    client = _RecordingClient(['{"score": 1}', 'Reason first. {"score": 0}', "no verdict"])
+    judge = EndpointReferenceJudge(client, "m", **_decoding(jp))
+    got = judge.judge([("p", "c", "r")] * 3)
+    assert [(b["temperature"], b["top_p"], b["max_tokens"]) for b in client.bodies] == [(0.7, 0.6, 64)] * 3
+    assert got == [1, None, None] and judge.stats.invalid == 2  # strict: prose around the JSON is invalid
+    assert judge.last_lenient == [1, 0, None]  # the seed's reading of the same answers
+    plain = _RecordingClient(['{"score": 1}'])
+    EndpointReferenceJudge(plain, "m").judge([("p", "c", "r")])  # no decoding given: greedy, no top_p sent
+    assert plain.bodies[0]["temperature"] == 0 and "top_p" not in plain.bodies[0]
