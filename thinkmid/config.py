@@ -105,13 +105,13 @@ class JudgeParams(Section):
     calibrate: bool = True  # `lm`: subtract the option bias measured on a content-free pair
     lexical_threshold: float = Field(0.3, ge=0, le=1)
     lexical_metric: Literal["f1", "rouge_l"] = "f1"
-    batch_size: int = Field(8, ge=1)
-    endpoint: EndpointParams = EndpointParams()
-    max_invalid_rate: float = Field(0.5, ge=0, le=1)
     # Decoding of an endpoint judge's verdict (the seed: T 0.7, top_p 0.6, 64 tokens).
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(32, ge=1)
+    batch_size: int = Field(8, ge=1)
+    endpoint: EndpointParams = EndpointParams()
+    max_invalid_rate: float = Field(0.5, ge=0, le=1)
 
 
 class SelfImproveParams(Section):
