@@ -14,7 +14,7 @@ import time
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.chunks import assign_splits, make_chunks, split_sizes, split_stats
-from thinkmid.data.sources import documents
+from thinkmid.data.sources import documents, finephrase_documents
 from thinkmid.io import atomic_path, write_jsonl
 from thinkmid.models.tokenizer import load_tokenizer
 from thinkmid.track import StageRun
@@ -27,8 +27,18 @@ def run(params: Params, arm: str | None) -> None:
     t0 = time.time()
     c = params.chunks
     tok = load_tokenizer("models/base")
-    rows, dropped = make_chunks(documents(c), tok, c.prefix_tokens, c.suffix_tokens, c.min_source_tokens)
-    splits = assign_splits(rows, split_sizes(c), params.seed)  # raises before anything is written
+    first = c.windows == "first"
+    rows, dropped = make_chunks(documents(c), tok, c.prefix_tokens, c.suffix_tokens, c.min_source_tokens, first)
+    sizes = split_sizes(c)
+    if c.phase3_source == "finephrase":  # Phase 3 draws its own corpus; the other splits share this one
+        sizes.pop("phase3_train")
+        p3_docs = finephrase_documents(c.phase3_dataset, c.phase3_subset, tok, max(16, c.suffix_tokens // 2),
+                                       c.max_sources)  # fmt: skip
+        p3_rows, p3_dropped = make_chunks(p3_docs, tok, c.prefix_tokens, c.suffix_tokens, c.min_source_tokens, first)
+        dropped.update({f"phase3_{k}": v for k, v in p3_dropped.items()})
+    splits = assign_splits(rows, sizes, params.seed)  # raises before anything is written
+    if c.phase3_source == "finephrase":
+        splits["phase3_train"] = assign_splits(p3_rows, {"phase3_train": c.phase3_train}, params.seed)["phase3_train"]
     with StageRun("prepare_chunks", params) as tr:
         with atomic_path(OUT) as tmp:
             tmp.mkdir()

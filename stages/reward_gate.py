@@ -3,8 +3,11 @@
 Arms think_base, think_phase3 (SFT) and think_base_rlmt, think_phase3_rlmt (RLMT), loaded one at a
 time from their model dirs. Each gets reward_gate.k two-stage samples (thought up to
 rlmt.thought_max_tokens, </think> inserted, suffix up to rlmt.suffix_max_tokens, temperature
-rlmt.temperature) on the first reward_gate.prefixes rows of data/chunks/gate.jsonl, with the SAME
-seed (params.seed) for every arm, judged by one reference judge (reference_judge) shared by all arms.
+rlmt.temperature, rlmt.top_p) on the first reward_gate.prefixes usable SFT val rows
+(data/thoughts/val.jsonl shuffled with params.seed, each cut at its first teacher thought with
+prefixes.min_before tokens before and prefixes.min_after after; thinkmid/data/prefixes.py, the seed's
+build_eval_rows), with the SAME seed (params.seed) for every arm, judged by one reference judge
+(reference_judge) shared by all arms.
 
 Outputs
 - reports/reward_gate/samples/<arm>.jsonl (the folder is the DVC out): every sample (prefix_id,
@@ -36,28 +39,37 @@ import time
 from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
+from thinkmid.data.prefixes import prefix_rows
 from thinkmid.errors import InputError
 from thinkmid.evals import reward_gate as rg
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
-from thinkmid.rollouts import judge_groups, sample_groups
+from thinkmid.models.tokenizer import load_tokenizer
+from thinkmid.rollouts import arm_model_dir, judge_groups, sample_groups
 from thinkmid.track import StageRun
 from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.reward_gate")
-GATE = "data/chunks/gate.jsonl"
+GATE = "data/thoughts/val.jsonl"  # the seed's gate rows are the SFT val rows
 OUT = "reports/reward_gate"
 SUMMARY = f"{OUT}/summary.json"
 SAMPLES = f"{OUT}/samples"  # one <arm>.jsonl per arm
 
 
-def gate_rows(params: Params) -> list[dict]:
-    rows = read_jsonl(GATE, ("id", "prefix", "suffix", "prefix_ids"))[: params.reward_gate.prefixes]
+def gate_rows(params: Params, limit: int | None = None) -> list[dict]:
+    """The first `limit` (reward_gate.prefixes) usable prefixes of the shuffled SFT val rows; the probe
+    takes the first thought_probe.prefixes of the same list."""
+    limit = params.reward_gate.prefixes if limit is None else limit
+    val = read_jsonl(GATE, ("id", "text"))
+    rg.require_arm_dirs(ARMS_GATE)
+    tok = load_tokenizer(arm_model_dir(ARMS_GATE[0]))  # every arm shares the base tokenizer
+    rows = prefix_rows(val, tok, params.prefixes, params.seed, limit=limit)
     if not rows:
-        raise InputError(f"{GATE}: no rows; run prepare_chunks")
-    if len(rows) < params.reward_gate.prefixes:
-        log.warning("%s has %d rows, fewer than reward_gate.prefixes=%d", GATE, len(rows), params.reward_gate.prefixes)
+        raise InputError(f"{GATE}: no row has a teacher thought with >= prefixes.min_before tokens before "
+                         "and >= prefixes.min_after after; run teacher_thoughts or lower those")  # fmt: skip
+    if len(rows) < limit:
+        log.warning("%s has %d usable rows, fewer than %d", GATE, len(rows), limit)
     return rows
 
 
@@ -72,7 +84,7 @@ def sample_arm(params: Params, arm: str, rows: list[dict]):
     with build(policy(path, label=arm), params, model, tok) as eng:
         # The SAME seed for every arm: arms differ only by their weights.
         return sample_groups(eng, tok, rows, params.reward_gate.k, rl.thought_max_tokens,
-                             rl.suffix_max_tokens, rl.temperature, params.seed)  # fmt: skip
+                             rl.suffix_max_tokens, rl.temperature, params.seed, top_p=rl.top_p)  # fmt: skip
 
 
 def wiring(params: Params, arm: str | None = None) -> list[Part]:

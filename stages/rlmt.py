@@ -1,7 +1,9 @@
 """RLMT (Phase 4B) for one arm: GRPO on thought -> suffix rollouts judged against the true suffix.
 
 Starts from the arm's SFT model (models/sft_<arm>), trains it with rewards from the reference judge
-on data/chunks/rl.jsonl (see thinkmid/train/rlmt.py for one step), keeps the SFT model frozen as
+on prefixes cut at a teacher thought of the SFT train rows (data/thoughts/train.jsonl, shuffled with
+params.seed, from rlmt.row_offset on; thinkmid/data/prefixes.py, params.prefixes) (see
+thinkmid/train/rlmt.py for one step), keeps the SFT model frozen as
 the KL reference, and writes models/<arm>_rlmt, reports/rlmt/<arm>.json (the RLMT table row) and
 reports/rlmt/<arm>_steps.json (per-step metrics). Resumes from checkpoints/rlmt_<arm> after a kill.
 The learning rate is the top-level `lr` (`dvc exp run -S lr=1e-6`). Under `accelerate launch` (DDP,
@@ -21,6 +23,7 @@ import time
 from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
+from thinkmid.data.prefixes import prefix_rows
 from thinkmid.errors import InputError
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
@@ -34,8 +37,20 @@ from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.rlmt")
 
-RL_ROWS = "data/chunks/rl.jsonl"
-ROW_KEYS = ("id", "prefix", "suffix", "prefix_ids", "suffix_ids")
+RL_ROWS = "data/thoughts/train.jsonl"  # the seed's RL rows are SFT train rows (train_rlmt.py: --rl-split train)
+
+
+def rl_rows(params: Params, tokenizer) -> list[dict]:
+    """The RL prefixes: SFT train rows shuffled with params.seed, from rlmt.row_offset on, cut at the
+    first qualifying teacher thought (rows without one are skipped)."""
+    rows = prefix_rows(read_jsonl(RL_ROWS, ("id", "text")), tokenizer, params.prefixes, params.seed,
+                       offset=params.rlmt.row_offset)  # fmt: skip
+    if len(rows) < params.rlmt.prefixes_per_step:
+        raise InputError(f"{RL_ROWS}: {len(rows)} usable RL prefixes (a teacher thought with >= "
+                         f"prefixes.min_before tokens before and >= prefixes.min_after after, from row "
+                         f"rlmt.row_offset={params.rlmt.row_offset} on); rlmt.prefixes_per_step needs "
+                         f"{params.rlmt.prefixes_per_step}")  # fmt: skip
+    return rows
 
 
 def paths(arm: str) -> dict[str, str]:
@@ -69,9 +84,6 @@ def _pusher(policy_model, engine, tok, every: int, steps: int):
 def run(params: Params, arm: str | None) -> None:
     t_start = time.time()
     rp, p = params.rlmt, paths(arm)
-    rows = read_jsonl(RL_ROWS, ROW_KEYS)
-    if not rows:
-        raise RuntimeError(f"{RL_ROWS} has no rows")
     server_engine = params.engine.backend != "hf"
     dist = Dist()  # first: under accelerate it selects this process's GPU for everything below
     if dist.enabled and server_engine:
@@ -79,6 +91,7 @@ def run(params: Params, arm: str | None) -> None:
                          "scale a server engine with its own data parallelism instead")  # fmt: skip
     device = dist.device()
     policy, tok = load_model(p["sft"], dtype=params.base.dtype)
+    rows = rl_rows(params, tok)
     ref_model = copy.deepcopy(policy)  # the frozen SFT weights (taken before a checkpoint is restored)
     policy.to(device)
     ref_model.to(device)

@@ -51,8 +51,8 @@ def run(params: Params, arm: str | None) -> None:
     policy, tok = load_model("models/base", dtype=params.base.dtype)
     ref, _ = load_model("models/base", dtype=params.base.dtype)
     policy.to(device), ref.to(device).eval().requires_grad_(False)
-    optimizer = make_optimizer(policy, p.lr)
-    scheduler = make_scheduler(optimizer, p.warmup_steps, p.steps, p.min_lr_ratio)
+    optimizer = make_optimizer(policy, p.lr, p.weight_decay, decay_norms=p.decay_norms)
+    scheduler = make_scheduler(optimizer, p.warmup_steps, p.steps, p.min_lr_ratio, kind=p.lr_schedule)
     resumed = load_latest_checkpoint(CKPT, policy, optimizer, scheduler)
     start, history = (resumed[0], resumed[1].get("history", [])) if resumed else (0, [])
     judge_part, policy_at = wiring(params)
@@ -84,6 +84,7 @@ def run(params: Params, arm: str | None) -> None:
             "steps": len(history),
             "dpo_loss": _mean(history[-max(1, len(history) // 4):], "dpo_loss"),
             **{k: _mean(history, k) for k in ("reward_margin", "reward_accuracy", "chosen_is_rollout_rate",
+                                             "rejected_is_pivot_rate",
                                              "original_suffix_mean_score", "rollout_mean_score")},
             "skipped_prefixes": int(sum(h["skipped_prefixes"] for h in history)),
             "invalid_judgments": int(sum(h["invalid_judgments"] for h in history)),

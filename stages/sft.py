@@ -1,7 +1,13 @@
 """SFT arms: raw_base (base on raw chunks), think_base (base on thought chunks), think_phase3 (phase3
 on thought chunks); next-token loss on all tokens. All arms train on the same audited rows.
 
-Metrics are the results record's SFT columns plus thought-token NLL before and after training.
+Metrics are the results record's SFT columns as the seed computed them: thought_token_nll (per-row mean
+over thought segments, tags included, on the trained arm; "4.24" is the raw_base arm), and
+repetition_4gram_rate on the first sft.rep_rows val rows of the arm's training field (data, not
+samples). Ours stay beside them: thought_token_nll_before/after (tokens inside the tags, pooled,
+before = the starting model) and repetition_4gram_rate_samples (sampled continuations). raw_base can
+run its own step count and warmup (sft.raw_steps, sft.raw_warmup_steps: the seed's token-matched
+657 steps and warmup 64), going on into a second pass over the rows if it needs to.
 Resumable from checkpoints/sft_<arm>. Output: models/sft_<arm>.
 
     python -m stages.sft --arm think_base
@@ -29,7 +35,14 @@ from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint,
 from thinkmid.train.dist import Dist
 from thinkmid.train.loop import ThroughputMeter, clip_and_step, min_available_mem_gib, num_sft_batches, sft_batches
 from thinkmid.train.optim import make_optimizer, make_scheduler
-from thinkmid.train.sft import ARM_SOURCES, encode_rows, mean_nll, repetition_4gram_rate
+from thinkmid.train.sft import (
+    ARM_SOURCES,
+    encode_rows,
+    mean_nll,
+    repetition_4gram_rate,
+    repetition_4gram_rate_data,
+    thought_token_nll_seed,
+)
 from thinkmid.engines.wiring import Part, build, policy
 
 
@@ -70,14 +83,17 @@ def run(params: Params, arm: str | None) -> None:
     dist = Dist()
     model, tok = load_model(start_dir, dtype=params.base.dtype)
     model.to(dist.device())
-    train_ids = encode_rows(tok, [r[field] for r in train], p.seq_len)
-    val_ids = encode_rows(tok, [r[field] for r in val], p.seq_len)
-    val_raw = encode_rows(tok, [r["original"] for r in val], p.seq_len)
-    val_think = encode_rows(tok, [r["text"] for r in val], p.seq_len)
+    train_ids = encode_rows(tok, [r[field] for r in train], p.seq_len, p.append_eos)
+    val_ids = encode_rows(tok, [r[field] for r in val], p.seq_len, p.append_eos)
+    val_raw = encode_rows(tok, [r["original"] for r in val], p.seq_len, p.append_eos)
+    val_think = encode_rows(tok, [r["text"] for r in val], p.seq_len, p.append_eos)
     per_epoch = num_sft_batches(len(train_ids), p.batch_size)
-    total = per_epoch * p.epochs
-    optimizer = make_optimizer(model, p.lr, p.weight_decay)
-    scheduler = make_scheduler(optimizer, p.warmup_steps, total, p.min_lr_ratio)
+    total, warmup = per_epoch * p.epochs, p.warmup_steps
+    if arm == "raw_base":  # the seed matches raw_base's tokens to the think arms' with more steps
+        total = p.raw_steps or total
+        warmup = p.raw_warmup_steps if p.raw_warmup_steps is not None else warmup
+    optimizer = make_optimizer(model, p.lr, p.weight_decay, decay_norms=p.decay_norms)
+    scheduler = make_scheduler(optimizer, warmup, total, p.min_lr_ratio, kind=p.lr_schedule)
     ckpt = f"checkpoints/sft_{arm}"
     if dist.is_fsdp:  # checkpoints hold whole tensors; FSDP's are sharded
         log.warning("sft under FSDP: no mid-run checkpoints, a killed run starts over (use DDP to resume)")
@@ -99,6 +115,8 @@ def run(params: Params, arm: str | None) -> None:
             epoch, start_batch = divmod(step, per_epoch)
             for batch in sft_batches(train_ids, p.seq_len, p.batch_size, params.seed, epoch, tok.pad_token_id,
                                      start_batch=start_batch):  # fmt: skip
+                if step >= total:
+                    break
                 loss, loss_value, tokens = dist.lm_loss(model, batch)  # this rank's rows; global mean
                 loss.backward()
                 lr = scheduler.get_last_lr()[0]
@@ -126,6 +144,10 @@ def run(params: Params, arm: str | None) -> None:
             "thought_token_nll_before": nll_before,
             "thought_token_nll_after": mean_nll(eval_model, tok, val_think, p.batch_size, p.seq_len,
                                                 thoughts_only=True, dist=dist),  # fmt: skip
+            "thought_token_nll": thought_token_nll_seed(eval_model, tok, [r["text"] for r in val], p.seq_len,
+                                                        p.batch_size),  # fmt: skip
+            "repetition_4gram_rate": repetition_4gram_rate_data(
+                [tok.encode(r[field], add_special_tokens=False)[: p.seq_len] for r in val[: p.rep_rows]]),
             "tokens_seen": meter.tokens_seen,
             "throughput_tok_s": meter.tokens_per_s,
             "min_available_mem_gib": min_available_mem_gib(),
@@ -136,7 +158,7 @@ def run(params: Params, arm: str | None) -> None:
             [sampler] = wiring(params, arm)
             with build(sampler, params, final, tok, progress=False) as eng:
                 eng.sync(final, tok)  # the metric scores the trained model, not what the server started with
-                metrics["repetition_4gram_rate"] = repetition_4gram_rate(
+                metrics["repetition_4gram_rate_samples"] = repetition_4gram_rate(
                     eng, tok, val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed)
             save_model(final, tok, f"models/sft_{arm}")
             metrics["wall_time_s"] = round(time.time() - t0, 2)

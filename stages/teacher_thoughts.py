@@ -1,6 +1,10 @@
 """A teacher model interleaves 3-6 short `<think>thought</think>` spans into SFT chunks; audited.
 
-Stripping the thoughts must give back the original chunk exactly; rows that fail are counted and
+teacher_thoughts.mode "insert": code picks sentence boundaries and the teacher writes one thought for
+each; stripping the thoughts must give back the original chunk exactly. "rewrite" (the seed): the
+teacher rewrites each chunk (its first teacher_thoughts.chunk_tokens tokens) and places the thoughts
+itself; the seed's check (thought count, balanced tags, word coverage, length, before and after the
+cut to max_augmented_tokens) with retries (thinkmid/data/rewrite.py). Rows that fail are counted and
 dropped. Also writes the teacher's thought at the prefix/suffix boundary of the gate prefixes, which
 the thought-use probe uses as its "teacher" condition. Outputs data/thoughts/{train,val,probe}.jsonl.
 
@@ -13,6 +17,7 @@ import time
 
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
+from thinkmid.data.rewrite import rewrite_rows
 from thinkmid.data.teacher import interleave_rows, prefix_thoughts
 from thinkmid.data.thoughts import audit_summary
 from thinkmid.io import atomic_path, read_jsonl, write_jsonl
@@ -22,7 +27,7 @@ from thinkmid.engines.wiring import Part, build
 
 OUT = "data/thoughts"
 METRICS = "reports/teacher_thoughts/metrics.json"
-ROW_KEYS = ("id", "prefix", "suffix", "text")
+ROW_KEYS = ("id", "prefix", "suffix", "text", "prefix_ids", "suffix_ids")
 
 
 def wiring(params: Params, arm: str | None = None) -> list[Part]:
@@ -40,7 +45,12 @@ def run(params: Params, arm: str | None) -> None:
     with build(teacher_part, params) as teacher, StageRun("teacher_thoughts", params) as tr:
         outputs, audits_all, rows_all = {}, [], []
         for name in ("train", "val"):
-            rows, audits = interleave_rows(splits[name], teacher, tp.min_thoughts, tp.max_thoughts, params.seed)
+            if tp.mode == "rewrite":
+                rows, audits = rewrite_rows(splits[name], teacher, tok, tp)
+                for r in rows:
+                    r["text"] = r["original"]  # the chunk as the teacher saw it (cut to chunk_tokens)
+            else:
+                rows, audits = interleave_rows(splits[name], teacher, tp.min_thoughts, tp.max_thoughts, params.seed)
             audits_all += audits
             rows_all += [r["interleaved"] for r in rows]
             outputs[name] = [
@@ -60,6 +70,9 @@ def run(params: Params, arm: str | None) -> None:
             for name, rows in outputs.items():
                 write_jsonl(tmp / f"{name}.jsonl", rows)
         summary = audit_summary(audits_all, tok, rows_all)
+        cover = [a["word_coverage"] for a in audits_all if a["ok"] and "word_coverage" in a]
+        if cover:  # rewrite mode: the seed's raw word coverage of the kept rows
+            summary["raw_word_coverage_mean"] = sum(cover) / len(cover)
         summary.update(
             train_rows=len(outputs["train"]), val_rows=len(outputs["val"]),
             probe_rows_with_thought=sum(bool(r["teacher_thought"]) for r in outputs["probe"]),

@@ -1,13 +1,14 @@
 """Causal thought-use probe: suffix reward when the model's own thought is replaced, per gate arm.
 
 For each gate arm (think_base, think_phase3, think_base_rlmt, think_phase3_rlmt; one loaded at a
-time) and the first thought_probe.prefixes rows of data/thoughts/probe.jsonl (prefixes tokenised
-with the arm's tokenizer), as the seed's probe ran: thought_probe.k thoughts sampled independently
-per prefix (rlmt.thought_max_tokens, rlmt.temperature), one suffix (rlmt.suffix_max_tokens) after
-each (`normal`); then one suffix after each replaced thought: blank (<think></think>), generic
-(thought_probe.generic_thoughts, rotated by prefix + sample), swapped (a seeded random derangement of
-the prefixes; sample j takes thought j of its source) and teacher (the row's teacher thought; rows
-without one skipped). Suffixes are judged by the shared reference judge; same seed for every arm.
+time) and the first thought_probe.prefixes gate prefixes (the SFT val rows cut at a teacher thought,
+stages/reward_gate.py: gate_rows; prefixes tokenised with the arm's tokenizer), as the seed's probe ran:
+thought_probe.k thoughts sampled independently per prefix (rlmt.thought_max_tokens, rlmt.temperature),
+one suffix (rlmt.suffix_max_tokens) after each (`normal`); then one suffix after each replaced thought:
+blank (<think></think>), generic (thought_probe.generic_thoughts, rotated by prefix + sample), swapped
+(a seeded random derangement of the prefixes; sample j takes thought j of its source) and teacher (the
+teacher's thought at the cut; rows without one skipped). Suffixes are judged by the shared reference
+judge; same seed for every arm.
 
 Outputs
 - reports/thought_probe/summary.json: {"arms": {arm: {"conditions": {cond: {reward_mean, reward_std,
@@ -31,27 +32,25 @@ import time
 from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
-from thinkmid.errors import InputError
 from thinkmid.evals import probe
 from thinkmid.evals import reward_gate as rg
 from thinkmid.rollouts import arm_model_dir
-from thinkmid.io import read_jsonl, write_json, write_jsonl
+from thinkmid.io import write_json, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.track import StageRun
 from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.thought_probe")
-PROBE = "data/thoughts/probe.jsonl"
 OUT = "reports/thought_probe"
 SUMMARY = f"{OUT}/summary.json"
 SAMPLES = f"{OUT}/samples.jsonl"
 
 
 def probe_rows(params: Params) -> list[dict]:
-    rows = read_jsonl(PROBE, ("id", "prefix", "suffix", "teacher_thought"))[: params.thought_probe.prefixes]
-    if not rows:
-        raise InputError(f"{PROBE}: no rows; run teacher_thoughts")
-    return rows
+    """The first thought_probe.prefixes gate prefixes (the seed's probe reuses the gate's rows)."""
+    from stages.reward_gate import gate_rows
+
+    return gate_rows(params, limit=params.thought_probe.prefixes)
 
 
 def probe_arm(params: Params, arm: str, rows: list[dict], judge):

@@ -49,6 +49,11 @@ class ChunkParams(Section):
     sft_val: int = Field(8, ge=1)
     rl: int = Field(8, ge=1)
     gate: int = Field(8, ge=1)
+    windows: Literal["all", "first"] = "all"  # first: one window per document, at its start (the seed)
+    # Phase 3 prefixes from another corpus: the seed's are the source documents of FinePhrase `math`.
+    phase3_source: Literal["same", "finephrase"] = "same"
+    phase3_dataset: str = "HuggingFaceFW/finephrase"
+    phase3_subset: str = "math"
 
     @model_validator(mode="after")
     def _lengths(self):
@@ -148,6 +153,10 @@ class JudgeParams(Section):
     calibrate: bool = True  # `lm`: subtract the option bias measured on a content-free pair
     lexical_threshold: float = Field(0.3, ge=0, le=1)
     lexical_metric: Literal["f1", "rouge_l"] = "f1"
+    # Decoding of an endpoint judge's verdict (the seed: T 0.7, top_p 0.6, 64 tokens).
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(32, ge=1)
     batch_size: int = Field(8, ge=1)
     endpoint: EndpointParams = EndpointParams()
     max_invalid_rate: float = Field(0.5, ge=0, le=1)
@@ -165,6 +174,11 @@ class SelfImproveParams(Section):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     max_grad_norm: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(2, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    decay_norms: bool = False  # weight decay on 1-D tensors too (the seed decays every parameter)
+    lr_schedule: Literal["thinkmid", "seed"] = "thinkmid"  # optim.lr_factor vs optim.seed_lr_factor
+    suppress_eos: bool = False  # rollouts run to k tokens exactly: end-of-text cannot be sampled
+    rejected_from: Literal["rollouts", "pool"] = "rollouts"  # argmin over the rollouts or the whole pool
 
 
 class EvalContinuationsParams(Section):
@@ -183,6 +197,15 @@ class TeacherParams(Section):
     thought_max_tokens: int = Field(16, ge=2)
     temperature: float = Field(0.7, gt=0)
     endpoint: EndpointParams = EndpointParams()
+    # insert: code picks sentence boundaries, the teacher writes one thought each (small teachers);
+    # rewrite: the teacher rewrites the whole chunk and places 3-6 tagged thoughts itself (the seed).
+    mode: Literal["insert", "rewrite"] = "insert"
+    top_p: float = Field(0.95, gt=0, le=1)
+    chunk_tokens: int | None = Field(None, ge=8)  # rewrite: the chunk is its first N tokens (None: all)
+    rewrite_max_tokens: int = Field(1536, ge=16)  # rewrite: the teacher's answer budget
+    max_augmented_tokens: int = Field(768, ge=16)  # rewrite: the interleaved text is cut here
+    retries: int = Field(2, ge=0)  # rewrite: new attempts for a chunk that fails the check
+    min_coverage: float = Field(0.6, ge=0, le=1)  # rewrite: share of the chunk's words kept
 
     @model_validator(mode="after")
     def _range(self):
@@ -201,6 +224,12 @@ class SftParams(Section):
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(4, ge=1)
+    decay_norms: bool = False
+    lr_schedule: Literal["thinkmid", "seed"] = "thinkmid"
+    raw_steps: int | None = Field(None, ge=1)  # raw_base's step count (token-matched); None: as the think arms
+    raw_warmup_steps: int | None = Field(None, ge=0)  # raw_base's warmup; None: warmup_steps
+    rep_rows: int = Field(256, ge=1)  # repetition_4gram_rate: the first N val rows of the training field
+    append_eos: bool = True  # end each training row with end-of-text (the seed does not)
 
 
 class RlmtParams(Section):
@@ -217,6 +246,19 @@ class RlmtParams(Section):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     max_grad_norm: float = Field(0.1, gt=0)
     checkpoint_every: int = Field(2, ge=1)
+    top_p: float = Field(1.0, gt=0, le=1)  # thought and suffix sampling (RLMT, gate, probe)
+    lr_schedule: Literal["thinkmid", "seed"] = "thinkmid"
+    # sequence: ratio and k3 KL on each sequence's mean token log-prob (the seed); token: per token
+    loss_form: Literal["sequence", "token"] = "token"
+    row_offset: int = Field(0, ge=0)  # RL rows: the shuffled SFT train rows from this index on
+
+
+class PrefixParams(Section):
+    """Where RLMT, gate and probe prefixes are cut (thinkmid/data/prefixes.py)."""
+
+    min_before: int = Field(32, ge=1)  # tokens of text before the teacher thought at the cut
+    min_after: int = Field(16, ge=1)  # tokens of thought-stripped text after it
+    reference_tokens: int = Field(32, ge=1)  # the true continuation the judge compares with
 
 
 class RewardGateParams(Section):
@@ -282,6 +324,7 @@ class Params(Section):
     teacher_thoughts: TeacherParams = TeacherParams()
     sft: SftParams = SftParams()
     rlmt: RlmtParams = RlmtParams()
+    prefixes: PrefixParams = PrefixParams()
     reward_gate: RewardGateParams = RewardGateParams()
     thought_probe: ThoughtProbeParams = ThoughtProbeParams()
     reasoning_eval: ReasoningEvalParams = ReasoningEvalParams()

@@ -92,3 +92,10 @@ def test_split_sizes_and_stats():
     assert list(sizes) == list(SPLIT_ORDER) and sizes["sft_train"] == 64
     a = assign_splits(_fake_rows(40, 3), SIZES, seed=0)
     assert split_stats(a)["sft_train"] == {"rows": 8, "tokens": 40}
+
+
+def test_first_only_keeps_one_window_at_the_document_start(qwen_tok):
+    text = " ".join(f"Sentence number {i} talks about rivers and hills." for i in range(40))
+    rows, _ = make_chunks([{"id": "d", "text": text}], qwen_tok, 10, 6, 16, first_only=True)
+    ids = qwen_tok.encode(text, add_special_tokens=False)
+    assert len(rows) == 1 and rows[0]["prefix_ids"] == ids[:10] and rows[0]["suffix_ids"] == ids[10:16]

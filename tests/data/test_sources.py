@@ -41,3 +41,18 @@ def test_fineweb_offline_raises_clear_error(monkeypatch):
         list(fineweb_documents("HuggingFaceFW/fineweb-edu", "sample-10BT", 2))
     with pytest.raises(InputError, match="fineweb"):
         list(documents(ChunkParams(source="fineweb", max_sources=2)))
+
+
+def test_finephrase_rows_keep_source_text_with_a_long_enough_rollout(qwen_tok):
+    from thinkmid.data.sources import finephrase_rows, rollout_text
+
+    long = " ".join(["word"] * 80)
+    rows = [
+        {"id": "a", "text": "Source A.", "rollout_results": [{"text": long}]},
+        {"id": "b", "text": "Source B.", "rollout_results": [{"text": "too short"}]},
+        {"url": "u", "text": "Source C.", "rollout_results": {"rollout_results": [{"text": long}]}},
+        {"id": "d", "text": "", "rollout_results": [{"text": long}]},
+    ]
+    assert rollout_text(rows[2]["rollout_results"]) == long and rollout_text(None) == ""
+    got = list(finephrase_rows(rows, qwen_tok, 64))
+    assert got == [{"id": "a", "text": "Source A."}, {"id": "u", "text": "Source C."}]

@@ -55,6 +55,7 @@ rlmt:
   suffix_max_tokens: 4
   warmup_steps: 0
   checkpoint_every: 1
+prefixes: {{min_before: 3, min_after: 3, reference_tokens: 8}}  # RLMT cuts data/thoughts/train.jsonl rows
 tracking: {{experiment: reliability}}
 """
 

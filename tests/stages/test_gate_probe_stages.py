@@ -26,6 +26,7 @@ reference_judge: {backend: lexical, lexical_threshold: 0.05, max_invalid_rate: 0
 rlmt: {thought_max_tokens: 2, suffix_max_tokens: 3}
 reward_gate: {prefixes: 3, k: 2}
 thought_probe: {prefixes: 3, k: 2}
+prefixes: {min_before: 4, min_after: 4, reference_tokens: 8}
 tracking: {experiment: micro}
 """
 TESTS = Path(__file__).resolve().parents[1]
@@ -59,9 +60,10 @@ def workspace(tmp_path_factory, qwen_tok):
              "suffix_ids": qwen_tok.encode(s, add_special_tokens=False)}
             for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
     write_jsonl(root / "data/chunks/gate.jsonl", gate)
-    probe = [{"id": r["id"], "prefix": r["prefix"], "suffix": r["suffix"], "teacher_thought": t}
-             for r, t in zip(gate, TEACHER)]  # fmt: skip
-    write_jsonl(root / "data/thoughts/probe.jsonl", probe)
+    # The gate and probe prefixes are the SFT val rows cut at their teacher thought (data/prefixes.py).
+    val = [{"id": r["id"], "original": r["text"], "text": r["prefix"] + f" <think>{t}</think>" + r["suffix"]}
+           for r, t in zip(gate, TEACHER)]  # fmt: skip
+    write_jsonl(root / "data/thoughts/val.jsonl", val)
     (root / "params.yaml").write_text(PARAMS)
     return root
 
@@ -103,6 +105,14 @@ def _runs(ws, stage):
     return {r.info.run_name: r for r in runs}
 
 
+def _shuffled_ids(seed: int) -> list[str]:
+    import random
+
+    ids = [f"doc{i}#0" for i in range(len(TEXTS))]
+    random.Random(seed).shuffle(ids)
+    return ids
+
+
 def test_reward_gate_stage(in_ws):
     from stages.reward_gate import run
     from thinkmid.report.inputs import _check_gate
@@ -117,7 +127,8 @@ def test_reward_gate_stage(in_ws):
         assert 0 <= a["reward_mean"] <= 1 and a["closed_think_rate"] == 1.0
         lines = (in_ws / f"reports/reward_gate/samples/{arm}.jsonl").read_text().splitlines()
         rows = [json.loads(x) for x in lines]
-        assert len(rows) == 6 and [r["prefix_id"] for r in rows[:2]] == ["doc0#0", "doc0#0"]
+        first = _shuffled_ids(3)[0]  # val rows shuffled with params.seed (data/prefixes.py), K samples each
+        assert len(rows) == 6 and [r["prefix_id"] for r in rows[:2]] == [first, first]
         assert {"prefix_id", "sample_idx", "thought", "predicted_suffix", "reward", "new_tokens"} <= set(rows[0])
         assert sum(r["reward"] for r in rows) / 6 == pytest.approx(a["reward_mean"])
         assert all(r["new_tokens"] <= 2 + 1 + 3 for r in rows)
@@ -155,17 +166,18 @@ def test_thought_probe_stage(in_ws):
     summary = json.loads(path.read_text())
     _check_probe(path, summary)
     assert set(summary["arms"]) == set(ARMS_GATE)
+    with_teacher = sum(bool(TEACHER[int(i[3])]) for i in _shuffled_ids(3)[:3])  # the probe's 3 prefixes
     for arm, a in summary["arms"].items():
         assert set(a["conditions"]) == set(PROBE_CONDITIONS)
         assert a["conditions"]["normal"]["n"] == 3 * 2
-        assert a["conditions"]["teacher"]["n"] == 2 * 2  # the second probe row has no teacher thought
+        assert a["conditions"]["teacher"]["n"] == with_teacher * 2  # rows without a teacher thought are skipped
         assert set(a["causal_deltas"]) == {f"normal_minus_{c}" for c in PROBE_CONDITIONS if c != "normal"}
         # every prefix has all its verdicts, so the mean delta is the difference of the prefix means
         c = a["conditions"]
         d = c["normal"]["prefix_mean_reward"] - c["blank"]["prefix_mean_reward"]
         assert a["causal_deltas"]["normal_minus_blank"]["mean_delta"] == pytest.approx(d)
     rows = [json.loads(x) for x in (in_ws / "reports/thought_probe/samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 4 * 2 * (4 * 3 + 2)
+    assert len(rows) == 4 * 2 * (4 * 3 + with_teacher)
     assert {r["condition"] for r in rows} == set(PROBE_CONDITIONS)
     runs = _runs(in_ws, "thought_probe")
     assert set(runs) == {f"thought_probe/{a}" for a in ARMS_GATE} | {"thought_probe"}
@@ -199,7 +211,7 @@ def test_missing_probe_input_exits_2(tmp_path, monkeypatch, capsys):
     (tmp_path / "params.yaml").write_text(PARAMS)
     with pytest.raises(SystemExit) as e:
         stage_main("thought_probe", run, argv=[])
-    assert e.value.code == 2 and "data/thoughts/probe.jsonl" in capsys.readouterr().err
+    assert e.value.code == 2 and "data/thoughts/val.jsonl" in capsys.readouterr().err
 
 
 def test_missing_arm_models_exit_2(tmp_path, monkeypatch, capsys, workspace):
@@ -207,8 +219,8 @@ def test_missing_arm_models_exit_2(tmp_path, monkeypatch, capsys, workspace):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(PARAMS)
-    (tmp_path / "data/chunks").mkdir(parents=True)
-    (tmp_path / "data/chunks/gate.jsonl").write_text((workspace / "data/chunks/gate.jsonl").read_text())
+    (tmp_path / "data/thoughts").mkdir(parents=True)
+    (tmp_path / "data/thoughts/val.jsonl").write_text((workspace / "data/thoughts/val.jsonl").read_text())
     with pytest.raises(SystemExit) as e:
         stage_main("reward_gate", run, argv=[])
     err = capsys.readouterr().err

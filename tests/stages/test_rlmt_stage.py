@@ -26,6 +26,7 @@ rlmt:
   suffix_max_tokens: 4
   warmup_steps: 1
   checkpoint_every: {every}
+prefixes: {{min_before: 4, min_after: 4, reference_tokens: 8}}
 tracking: {{experiment: {experiment}}}
 """
 TEXTS = [
@@ -36,7 +37,7 @@ TEXTS = [
 SUMMARY_KEYS = {
     "arm", "completed_steps", "stopped_reason", "avg_reward", "final_reward", "avg_mixed_groups",
     "avg_near_zero_groups", "avg_all_zero_groups", "avg_all_one_groups", "invalid_judge_rate",
-    "avg_length_drift", "avg_artifact_rate", "wall_time_s",
+    "avg_length_drift", "avg_artifact_rate", "avg_markup_artifact_rate", "wall_time_s",
 }  # fmt: skip
 
 
@@ -52,9 +53,10 @@ def _setup(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, mlflow_db, experimen
     monkeypatch.setenv("THINKMID_THREADS", "2")
     Path("params.yaml").write_text(PARAMS.format(steps=steps, every=every, experiment=experiment))
     shutil.copytree(tiny_model_dir, "models/sft_think_base")  # as save_model wrote it
-    rows = [{"id": f"rl-{i}", "prefix": p, "suffix": s, "prefix_ids": qwen_tok.encode(p),
-             "suffix_ids": qwen_tok.encode(s)} for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
-    write_jsonl("data/chunks/rl.jsonl", rows)
+    # RL prefixes are SFT train rows cut at their teacher thought (thinkmid/data/prefixes.py).
+    rows = [{"id": f"rl-{i}", "original": p + s, "text": p + " <think>a note</think>" + s}
+            for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
+    write_jsonl("data/thoughts/train.jsonl", rows)
 
 
 def _run():

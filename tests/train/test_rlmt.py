@@ -13,8 +13,8 @@ from thinkmid.train.rlmt import (
     STEP_KEYS,
     RlmtTrainer,
     build_completion,
+    advantages,
     engine_logprobs,
-    reward_matrix,
     step_rows,
     step_seed,
     summarize,
@@ -96,9 +96,17 @@ def test_engine_logprobs_align_with_completion():
     assert engine_logprobs(_sample([5], [7], sl=[])) is None  # a backend that returned no log-probs
 
 
-def test_rewards_invalid_count_as_zero():
-    groups = [[_sample([1], [2], 1), _sample([1], [2], None)], [_sample([1], [2], 0), _sample([1], [2], 1)]]
-    assert reward_matrix(groups).tolist() == [[1.0, 0.0], [0.0, 1.0]]
+def test_invalid_verdicts_are_dropped_from_the_advantages():
+    """The seed (train_rlmt.py) normalises over valid_records only: an invalid verdict is neither a
+    0 in its group's mean/std nor a trained sample. Group 1 = valid [1, 0, 0] (mean 1/3, population
+    std sqrt(2)/3); group 2 = valid [0, 0] (no spread: advantages 0)."""
+    groups = [[_sample([1], [2], 1), _sample([1], [2], None), _sample([1], [2], 0), _sample([1], [2], 0)],
+              [_sample([1], [2], None), _sample([1], [2], 0), _sample([1], [2], 0)]]  # fmt: skip
+    sd = math.sqrt(2) / 3
+    want = [(2 / 3) / (sd + 1e-6), (-1 / 3) / (sd + 1e-6), (-1 / 3) / (sd + 1e-6), 0.0, 0.0]
+    assert advantages(groups) == pytest.approx(want)
+    # Scored 0 instead, the first group would be [1, 0, 0, 0]: another mean, another std.
+    assert advantages(groups)[0] != pytest.approx(0.75 / (math.sqrt(3) / 4 + 1e-6))
 
 
 def test_rows_cycle_and_seeds():

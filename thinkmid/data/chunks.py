@@ -60,9 +60,13 @@ def _document_problem(text: str) -> str | None:
 
 
 def make_chunks(
-    docs: Iterable[dict], tokenizer, prefix_tokens: int, suffix_tokens: int, min_source_tokens: int
+    docs: Iterable[dict], tokenizer, prefix_tokens: int, suffix_tokens: int, min_source_tokens: int,
+    first_only: bool = False,
 ) -> tuple[list[dict], dict[str, int]]:
     """Cut each document into non-overlapping windows of prefix_tokens + suffix_tokens tokens.
+
+    first_only: one window per document, at its beginning (the seed: prefix = the document's first
+    prefix_tokens tokens, suffix = the next suffix_tokens; prepare_pretraining_data.py @ f5a982a).
 
     Returns (rows, dropped) where each row is {"id", "source_id", "prefix", "suffix", "prefix_ids",
     "suffix_ids", "text"} and dropped counts documents by reason ("empty", "non_text",
@@ -104,6 +108,8 @@ def make_chunks(
             })  # fmt: skip
             k += 1
             start += size
+            if first_only:
+                break
     return rows, dict(dropped)
 
 

@@ -106,6 +106,49 @@ def fineweb_documents(dataset: str, name: str | None, max_sources: int | None = 
         n += 1
 
 
+def rollout_text(value) -> str:
+    """The text of a FinePhrase row's first rollout (`rollout_results`: a list of {"text"} or a dict)."""
+    if isinstance(value, list) and value:
+        value = value[0]
+    if isinstance(value, dict):
+        if "text" in value:
+            return str(value["text"] or "")
+        if "rollout_results" in value:
+            return rollout_text(value["rollout_results"])
+    return ""
+
+
+def finephrase_rows(rows, tokenizer, min_rollout_tokens: int) -> Iterator[dict]:
+    """FinePhrase rows as source documents: the `text` column (the source document, not the
+    rewrite), kept only when the row's rollout has >= min_rollout_tokens tokens (the seed's
+    materialize_paired keeps rows with a FinePhrase suffix of >= max(16, suffix // 2) tokens)."""
+    for i, row in enumerate(rows):
+        text = str(row.get("text") or "")
+        roll = rollout_text(row.get("rollout_results"))
+        if not text or len(tokenizer.encode(roll, add_special_tokens=False)) < min_rollout_tokens:
+            continue
+        yield {"id": str(row.get("id") or row.get("url") or f"finephrase/{i}"), "text": text}
+
+
+def finephrase_documents(dataset: str, subset: str, tokenizer, min_rollout_tokens: int,
+                         max_sources: int | None = None) -> Iterator[dict]:  # fmt: skip
+    """Phase 3 prefixes as the seed drew them: the source documents of HuggingFaceFW/finephrase
+    `math` (its parquet files under math/), streamed."""
+    try:
+        import datasets
+    except ImportError:
+        raise InputError("package `datasets` is not installed (pip install datasets)") from None
+    try:
+        stream = datasets.load_dataset(dataset, data_dir=subset, split="train", streaming=True)
+    except Exception as e:
+        raise InputError(f"chunks.phase3_dataset: could not open {dataset} ({subset}) from the hub: "
+                         f"{type(e).__name__}: {e}") from None  # fmt: skip
+    for n, doc in enumerate(finephrase_rows(stream, tokenizer, min_rollout_tokens)):
+        if max_sources is not None and n >= max_sources:
+            return
+        yield doc
+
+
 def _chain(first, rest):
     yield first
     yield from rest

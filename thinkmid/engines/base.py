@@ -18,6 +18,9 @@ class SamplingParams:
     top_p: float = 1.0
     stop_token_ids: tuple[int, ...] = ()  # generation of a row ends after emitting one of these
     seed: int = 0
+    # Tokens that can never be sampled (Phase 3: end-of-text, so every rollout runs to max_new_tokens,
+    # as the seed's `min_new_tokens=max_new_tokens` does).
+    suppress_token_ids: tuple[int, ...] = ()
 
 
 @dataclass

@@ -128,7 +128,8 @@ class HFEngine:
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         if not prompts:
             return []
-        if self._fast_decoder() is not None:
+        # The static-cache decoder has no token mask; suppressing tokens takes the generic loop.
+        if not params.suppress_token_ids and self._fast_decoder() is not None:
             plan = {"su_max": params.max_new_tokens, "su_stop": tuple(sorted(set(params.stop_token_ids))),
                     "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2}  # fmt: skip
             res: list[list[Completion]] = [[] for _ in prompts]
@@ -180,7 +181,11 @@ class HFEngine:
         lps: list[list[float]] = [[] for _ in range(rows)]
         finish = ["length"] * rows
         stop = torch.tensor(sorted(set(params.stop_token_ids)) or [-1], device=dev)
+        banned = sorted(set(params.suppress_token_ids))
         for step in range(params.max_new_tokens):
+            if banned:
+                logits = logits.clone()
+                logits[:, banned] = float("-inf")
             tok, lp = sample_next(logits, params.temperature, params.top_p, gen)
             tok_l, lp_l, live_l = tok.tolist(), lp.tolist(), live.tolist()
             for b, r in enumerate(live_l):

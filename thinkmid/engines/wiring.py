@@ -87,7 +87,7 @@ def teacher_for(params, model=None, tokenizer=None):
             name = handle.served_model if handle is not None else ep.model
             client = HTTPClient(url, ep.api_key_env, ep.timeout_s, ep.max_retries, ep.backoff_s,
                                 params.engine.batch_size)  # fmt: skip
-            teacher = ChatTeacher(client, name, tp.thought_max_tokens, tp.temperature)
+            teacher = ChatTeacher(client, name, tp.thought_max_tokens, tp.temperature, tp.top_p, tp.rewrite_max_tokens)
             teacher.server = handle
             try:
                 yield teacher
@@ -101,4 +101,5 @@ def teacher_for(params, model=None, tokenizer=None):
         model, tokenizer = load_model(path, dtype=params.base.dtype)
         model.to(pick_device())
     with build(policy(path, label="teacher"), params, model, tokenizer) as eng:
-        yield EngineTeacher(eng, tokenizer, tp.thought_max_tokens, tp.temperature, params.seed)
+        yield EngineTeacher(eng, tokenizer, tp.thought_max_tokens, tp.temperature, params.seed, tp.top_p,
+                            tp.rewrite_max_tokens)  # fmt: skip

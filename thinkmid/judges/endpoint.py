@@ -1,4 +1,5 @@
-"""Judges over an OpenAI-compatible chat API (/v1/chat/completions, temperature 0).
+"""Judges over an OpenAI-compatible chat API (/v1/chat/completions; temperature 0 unless the params
+give the judge's decoding, e.g. the seed's T 0.7 / top_p 0.6 in the paper profile).
 
 The model must answer a strict JSON verdict (see parse.py). Transport failures are retried by the
 shared HTTPClient; what still fails, and every answer that does not parse, becomes an invalid
@@ -9,15 +10,24 @@ from __future__ import annotations
 
 from thinkmid.engines.openai import EndpointError, HTTPClient
 from thinkmid.judges.base import JudgeStats, Verdict
-from thinkmid.judges.parse import VerdictError, load_prompt, parse_match, parse_winner, render
+from thinkmid.judges.parse import (
+    VerdictError,
+    load_prompt,
+    parse_match,
+    parse_score_lenient,
+    parse_winner,
+    render,
+)
 
 
 _FROM_PARAMS = object()
 
 
 class _ChatJudge:
-    def __init__(self, client: HTTPClient, model: str | None, prompt: str, max_tokens: int):
+    def __init__(self, client: HTTPClient, model: str | None, prompt: str, max_tokens: int,
+                 temperature: float = 0.0, top_p: float = 1.0):  # fmt: skip
         self.client, self.model, self.max_tokens = client, model, max_tokens
+        self.temperature, self.top_p = temperature, top_p
         self.template = load_prompt(prompt)
         self.stats = JudgeStats()
         self.server = None  # the servers.Handle it talks to, when built for a stage
@@ -51,7 +61,10 @@ class _ChatJudge:
         """(answer text, transport error) per prompt."""
         bodies = []
         for p in prompts:
-            body = {"messages": [{"role": "user", "content": p}], "temperature": 0, "max_tokens": self.max_tokens}
+            body = {"messages": [{"role": "user", "content": p}], "temperature": self.temperature,
+                    "max_tokens": self.max_tokens}  # fmt: skip
+            if self.top_p < 1.0:
+                body["top_p"] = self.top_p
             if self.model is not None:
                 body["model"] = self.model
             bodies.append(body)
@@ -74,8 +87,9 @@ class _ChatJudge:
 
 
 class EndpointPairwiseJudge(_ChatJudge):
-    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "pairwise_quality", max_tokens: int = 32):
-        super().__init__(client, model, prompt, max_tokens)
+    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "pairwise_quality", max_tokens: int = 32,
+                 temperature: float = 0.0, top_p: float = 1.0):  # fmt: skip
+        super().__init__(client, model, prompt, max_tokens, temperature, top_p)
 
     def judge_pairs(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
         answers = self._ask([render(self.template, prefix=p, a=a, b=b) for p, a, b in items])
@@ -94,15 +108,20 @@ class EndpointPairwiseJudge(_ChatJudge):
 
 
 class EndpointReferenceJudge(_ChatJudge):
-    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "reference_match", max_tokens: int = 32):
-        super().__init__(client, model, prompt, max_tokens)
+    """`last_lenient`: the same answers read the seed's lenient way (parse.parse_score_lenient)."""
+
+    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "reference_match", max_tokens: int = 32,
+                 temperature: float = 0.0, top_p: float = 1.0):  # fmt: skip
+        super().__init__(client, model, prompt, max_tokens, temperature, top_p)
         self.last_errors: list[str | None] = []
+        self.last_lenient: list[int | None] = []
 
     def judge(self, items: list[tuple[str, str, str]]) -> list[int | None]:
         prompts = [render(self.template, prefix=p, predicted=pr, reference=r) for p, pr, r in items]
         out: list[int | None] = []
-        self.last_errors = []
+        self.last_errors, self.last_lenient = [], []
         for text, err in self._ask(prompts):
+            self.last_lenient.append(parse_score_lenient(text) if err is None else None)
             if err is None:
                 try:
                     out.append(parse_match(text))

@@ -38,7 +38,7 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
         from thinkmid.judges.endpoint import EndpointPairwiseJudge
 
         return EndpointPairwiseJudge.from_params(judge_params.endpoint, concurrency=concurrency, server=server,
-                                                 role="judge")  # fmt: skip
+                                                 role="judge", **_decoding(judge_params))  # fmt: skip
     if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
         from thinkmid.judges import inprocess
 
@@ -63,7 +63,7 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
         from thinkmid.judges.endpoint import EndpointReferenceJudge
 
         return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency, server=server,
-                                                  role="reference_judge")  # fmt: skip
+                                                  role="reference_judge", **_decoding(judge_params))  # fmt: skip
     if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
         from thinkmid.judges import inprocess
 
@@ -74,6 +74,11 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
 def judge_model(judge_params) -> str:
     """The model a judge role serves: `endpoint.server.model`, else `model_path`, else models/base."""
     return judge_params.endpoint.server.model or getattr(judge_params, "model_path", None) or "models/base"
+
+
+def _decoding(judge_params) -> dict:
+    """The verdict's decoding for an endpoint judge (the seed: T 0.7, top_p 0.6, 64 tokens)."""
+    return {k: getattr(judge_params, k) for k in ("temperature", "top_p", "max_tokens") if hasattr(judge_params, k)}
 
 
 def judge_server_spec(judge_params, role: str):

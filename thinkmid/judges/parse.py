@@ -79,6 +79,39 @@ def parse_match(text: str | None) -> int:
     return v
 
 
+# The seed's lenient readings, kept only to show the figure the seed's numbers were built on:
+# scripts/self_improving.py (parse_winner, a cascade that ends in "B") and scripts/eval_thinking.py
+# (judge_pointwise: the first `"score": 0|1` anywhere in the answer, else no verdict).
+_SEED_WINNER = (
+    re.compile(r'"winner"\s*:\s*"([AB])"', re.IGNORECASE),
+    re.compile(r"\b(?:Option|option|winner|Winner)[\s:]*([AB])\b"),
+)
+_SEED_WINNER_NUM = re.compile(r"\b(?:Option|option|winner|Winner)[\s:]*(1|2)\b")
+_SEED_WINNER_ANY = re.compile(r"\b([AB])\b")
+_SEED_SCORE = re.compile(r'"score"\s*:\s*([01])')
+
+
+def parse_winner_lenient(text: str | None) -> str:
+    """The seed's pairwise reading: JSON winner, then "Option/winner X", then "Option 1/2", then the
+    first bare A or B; anything else (a failed call included) is "B". Never invalid."""
+    text = text or ""
+    for rx in _SEED_WINNER:
+        m = rx.search(text)
+        if m:
+            return m.group(1).upper()
+    m = _SEED_WINNER_NUM.search(text)
+    if m:
+        return "A" if m.group(1) == "1" else "B"
+    m = _SEED_WINNER_ANY.search(text)
+    return m.group(1).upper() if m else "B"
+
+
+def parse_score_lenient(text: str | None) -> int | None:
+    """The seed's reference-judge reading: the first `"score": 0|1` anywhere, else None."""
+    m = _SEED_SCORE.search(text or "")
+    return int(m.group(1)) if m else None
+
+
 @lru_cache(maxsize=None)
 def load_prompt(name: str) -> str:
     path = PROMPTS / f"{name}.txt"

@@ -73,7 +73,8 @@ def group_advantages(
 ) -> torch.Tensor:
     """Advantages [G, K] from rewards [G, K] (G prompts, K samples each).
 
-    grpo: (r - mean) / (std + eps) with the unbiased std, as in the GRPO paper and TRL.
+    grpo: (r - mean) / (std + eps) with the population std (ddof 0), as the seed computes it
+    (scripts/train_rlmt.py: group_advantages, sqrt of the mean squared deviation).
     drgrpo: r - mean (Dr. GRPO drops the std normalisation).
     A group whose rewards are all equal (std < 1e-6) gets exactly zero advantages in both modes.
     """
@@ -83,10 +84,17 @@ def group_advantages(
         raise ValueError(f"unknown advantage mode {mode!r}; expected 'grpo' or 'drgrpo'")
     r = rewards.float()
     mean = r.mean(dim=1, keepdim=True)
-    std = r.std(dim=1, keepdim=True) if r.shape[1] > 1 else torch.zeros_like(mean)
+    std = r.std(dim=1, keepdim=True, unbiased=False) if r.shape[1] > 1 else torch.zeros_like(mean)
     centered = r - mean
     adv = centered / (std + eps) if mode == "grpo" else centered
     return torch.where(std < DEGENERATE_STD, torch.zeros_like(adv), adv)
+
+
+def ragged_advantages(groups: list[list[float]], mode: Literal["grpo", "drgrpo"] = "grpo",
+                      eps: float = 1e-6) -> list[list[float]]:  # fmt: skip
+    """group_advantages for groups of different sizes (the valid verdicts of each prefix)."""
+    return [group_advantages(torch.tensor([g], dtype=torch.float32), mode, eps)[0].tolist() if g else []
+            for g in groups]  # fmt: skip
 
 
 def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, token_budget: int | None) -> torch.Tensor:
@@ -110,8 +118,15 @@ def rlmt_loss(
     kl_coef: float = 0.02,
     mode: Literal["grpo", "drgrpo"] = "grpo",
     token_budget: int | None = None,
+    form: Literal["token", "sequence"] = "token",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO-clipped policy loss with a k3 KL penalty, on per-token log-probs [N, T].
+
+    form="sequence" is the seed's (scripts/train_rlmt.py: sequence_logps and the update after it):
+    each sequence's log-prob is the MEAN over its masked tokens; ratio = exp(clamp(new - old, +-20))
+    per sequence; the loss is -min(ratio * A, clip(ratio) * A) averaged over sequences, plus kl_coef
+    times the mean over sequences of k3(d) = exp(d) - d - 1 with d = clamp(ref - new, +-20) on
+    those means. form="token" (below) applies ratio, clip and k3 to each token.
 
     advantages: [N] (or [G, K], flattened to N = G*K), one per sequence, broadcast over its tokens.
     mask [N, T]: 1 on tokens the policy sampled (the caller leaves out the inserted </think>).
@@ -124,10 +139,14 @@ def rlmt_loss(
         raise ValueError("drgrpo needs a positive token_budget (e.g. thought_max_tokens + suffix_max_tokens)")
     if ref_logps is None and kl_coef != 0:
         raise ValueError("ref_logps is required when kl_coef != 0")
+    if form not in ("token", "sequence"):
+        raise ValueError(f"unknown loss form {form!r}; expected 'token' or 'sequence'")
     mask = mask.to(new_logps.dtype)
     adv = advantages.reshape(-1).to(new_logps.dtype)
     if adv.shape[0] != new_logps.shape[0]:
         raise ValueError(f"{adv.shape[0]} advantages for {new_logps.shape[0]} sequences")
+    if form == "sequence":
+        return _sequence_loss(new_logps, old_logps, ref_logps, mask, adv, clip_eps, kl_coef)
     old = old_logps.detach()
     log_ratio = (new_logps - old) * mask  # zeroed on padding so exp() stays finite there
     ratio = torch.exp(log_ratio)
@@ -148,5 +167,32 @@ def rlmt_loss(
             "kl": kl.item(),
             "clip_frac": (clipped.sum() / n_tok).item(),
             "ratio_mean": ((ratio * mask).sum() / n_tok).item(),
+        }
+    return loss, metrics
+
+
+def sequence_mean_logps(logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each sequence's mean log-prob over its masked tokens, [N] (0 for a sequence with none)."""
+    return (logps * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
+
+
+def _sequence_loss(new_logps, old_logps, ref_logps, mask, adv, clip_eps, kl_coef):
+    new = sequence_mean_logps(new_logps, mask)
+    old = sequence_mean_logps(old_logps.detach(), mask)
+    ratio = torch.exp((new - old).clamp(-20.0, 20.0))
+    surr = torch.minimum(ratio * adv, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv)
+    pg = -surr.mean()
+    if ref_logps is not None:
+        d = (sequence_mean_logps(ref_logps.detach(), mask) - new).clamp(-20.0, 20.0)
+        kl = (torch.exp(d) - d - 1.0).mean()
+    else:
+        kl = torch.zeros((), dtype=new_logps.dtype, device=new_logps.device)
+    loss = pg + kl_coef * kl
+    with torch.no_grad():
+        metrics = {
+            "pg_loss": pg.item(),
+            "kl": kl.item(),
+            "clip_frac": ((ratio - 1.0).abs() > clip_eps).to(mask.dtype).mean().item(),
+            "ratio_mean": ratio.mean().item(),
         }
     return loss, metrics

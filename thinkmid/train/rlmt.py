@@ -1,11 +1,15 @@
 """RLMT (Phase 4B): GRPO / Dr.GRPO on the two-stage thought -> suffix interface, one step at a time.
 
 One step: P prefixes (deterministic by step) x K samples from the policy (thought, then </think>
-inserted by us, then the suffix), reference-judge rewards in {0, 1} (invalid = None: reward 0 for
-the advantage, left out of reward means), group advantages, old log-probs from a no-grad
-teacher-forced pass of the current policy, reference log-probs from the frozen SFT model, the PPO-
-clipped loss with a k3 KL over thought + suffix tokens (the inserted </think> masked out), one
-guarded optimizer step. `RlmtTrainer` owns the optimizer, scheduler, history and checkpoints, so a
+inserted by us, then the suffix), reference-judge rewards in {0, 1} (an invalid verdict, None, is
+dropped: the sample takes no part in the advantages, the loss or the step's statistics, as in the
+seed), group advantages over each prefix's valid samples (population std), old log-probs from a
+no-grad teacher-forced pass of the current policy, reference log-probs from the frozen SFT model, the
+PPO-clipped loss with a k3 KL over thought + suffix tokens (the inserted </think> masked out), one
+guarded optimizer step. rlmt.loss_form "sequence" takes ratio and k3 on each sequence's mean
+log-prob (the seed), "token" per token. With one update per rollout batch the old policy IS the
+policy being updated, so the ratio is exactly 1 and the clip never acts, in the seed as here: the
+step's gradient is -A * grad(mean log-prob) plus the KL term. `RlmtTrainer` owns the optimizer, scheduler, history and checkpoints, so a
 run resumed from a checkpoint is step-for-step the run that was never stopped.
 """
 
@@ -29,7 +33,7 @@ from thinkmid.train.checkpoint import load_latest_checkpoint, save_checkpoint
 from thinkmid.train.dist import Dist
 from thinkmid.train.logprobs import sequence_logprobs
 from thinkmid.train.loop import clip_and_step
-from thinkmid.train.losses import group_advantages, rlmt_loss
+from thinkmid.train.losses import ragged_advantages, rlmt_loss
 from thinkmid.train.optim import make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,8 @@ log = logging.getLogger(__name__)
 LOGPROB_TOLERANCE = 1e-2  # engine vs teacher-forced log-prob gap above which we warn (fp32 CPU: ~1e-5)
 STEP_KEYS = (
     "reward_mean", "mixed_groups", "near_zero_groups", "all_zero_groups", "all_one_groups",
-    "invalid_judge_rate", "avg_total_new_tokens", "length_drift", "artifact_rate", "loss", "pg_loss",
+    "invalid_judge_rate", "avg_total_new_tokens", "length_drift", "artifact_rate", "markup_artifact_rate",
+    "avg_total_new_tokens_sampled", "valid_samples", "loss", "pg_loss",
     "kl", "clip_frac", "grad_norm", "lr", "logprob_mismatch", "step_time_s", "gen_time_s",
     "judge_time_s", "update_time_s",
 )  # fmt: skip
@@ -74,9 +79,16 @@ def engine_logprobs(sample: Sample) -> list[float] | None:
     return list(sample.thought_logps) + [0.0] + list(sample.suffix_logps)
 
 
-def reward_matrix(groups: list[list[Sample]]) -> torch.Tensor:
-    """Rewards [P, K] for the advantage: invalid verdicts (None) count as 0."""
-    return torch.tensor([[float(s.reward or 0) for s in g] for g in groups], dtype=torch.float32)
+def valid_groups(groups: list[list[Sample]]) -> list[list[Sample]]:
+    """Each group's samples with a valid verdict (the seed trains on `valid_records` only)."""
+    return [[s for s in g if s.reward is not None] for g in groups]
+
+
+def advantages(groups: list[list[Sample]], mode: str = "grpo") -> list[float]:
+    """One advantage per valid sample, flat in group order; each group normalised over its own valid
+    rewards (population std; 0 for a group whose rewards are all equal)."""
+    return [a for g in ragged_advantages([[float(s.reward) for s in g] for g in valid_groups(groups)], mode)
+            for a in g]  # fmt: skip
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -105,8 +117,8 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
     dist = dist if dist is not None else Dist()
     world = dist.world_size
     frozen = dist.unwrap(policy)
-    samples = [s for g in groups for s in g]
-    adv = group_advantages(reward_matrix(groups), mode=rp.advantage).reshape(-1)
+    samples = [s for g in valid_groups(groups) for s in g]
+    adv = torch.tensor(advantages(groups, rp.advantage), dtype=torch.float32)
     prompts = [s.prompt_ids for s in samples]
     built = [build_completion(s.thought_ids, s.suffix_ids, close_id) for s in samples]
     comps, masks = [c for c, _ in built], [m for _, m in built]
@@ -133,6 +145,8 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
 
     policy.train()
     n = int(dist.sum(torch.tensor([float(len(samples))]))[0]) if world > 1 else len(samples)
+    if n == 0:  # every verdict of the step was invalid: nothing to learn from (the seed stops here)
+        raise RuntimeError(f"step {step}: no valid judge verdict in the step")
     lr = float(scheduler.get_last_lr()[0]) if scheduler is not None else float(optimizer.param_groups[0]["lr"])
     total, acc, n_tok, clipped = 0.0, {"pg_loss": 0.0, "kl": 0.0}, 0.0, 0.0
     for i, p in enumerate(parts):
@@ -144,6 +158,7 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
             loss, met = rlmt_loss(
                 new, old[i], ref[i] if ref is not None else None, mask, adv[p].to(new.device),
                 clip_eps=rp.clip_eps, kl_coef=rp.kl_coef, mode=rp.advantage, token_budget=token_budget(rp),
+                form=getattr(rp, "loss_form", "token"),
             )  # fmt: skip
             w = (p.stop - p.start) / n  # the loss is a mean over all sequences: micro-batches add up to it
             (loss * (w * world)).backward()  # DDP averages over ranks: x world makes it a sum
@@ -161,7 +176,7 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
     grad_norm = clip_and_step(policy, optimizer, scheduler, rp.max_grad_norm, loss=total, step=step,
                               accelerator=dist.accelerator)  # fmt: skip
     return {"loss": total, **acc, "clip_frac": clipped / max(n_tok, 1.0), "grad_norm": grad_norm, "lr": lr,
-            "logprob_mismatch": mismatch}  # fmt: skip
+            "logprob_mismatch": mismatch, "valid_samples": float(n)}  # fmt: skip
 
 
 def _engine_old(samples: list[Sample], like: torch.Tensor) -> torch.Tensor:
@@ -185,7 +200,7 @@ def sample_and_judge(engine, tokenizer, judge, rows: list[dict], rp, seed: int, 
     """
     t0 = time.perf_counter()
     groups = sample_groups(engine, tokenizer, rows, rp.k, rp.thought_max_tokens, rp.suffix_max_tokens,
-                           rp.temperature, seed)  # fmt: skip
+                           rp.temperature, seed, top_p=getattr(rp, "top_p", 1.0))  # fmt: skip
     t1 = time.perf_counter()
     judge_groups(judge, rows, groups)
     t2 = time.perf_counter()
@@ -197,7 +212,8 @@ def sample_and_judge(engine, tokenizer, judge, rows: list[dict], rp, seed: int, 
     check_invalid_rate(jstats, max_invalid_rate, what=f"rlmt reference judge (step {step})")
     stats = group_stats(every)
     metrics = {k: stats[k] for k in ("reward_mean", "mixed_groups", "near_zero_groups", "all_zero_groups",
-                                     "all_one_groups", "avg_total_new_tokens", "artifact_rate")}  # fmt: skip
+                                     "all_one_groups", "avg_total_new_tokens", "artifact_rate",
+                                     "markup_artifact_rate", "avg_total_new_tokens_sampled")}  # fmt: skip
     metrics.update(invalid_judge_rate=stats["invalid_rate"], gen_time_s=t1 - t0, judge_time_s=t2 - t1)
     return groups, metrics
 
@@ -232,7 +248,8 @@ class RlmtTrainer:
             p.requires_grad_(False)
         ref_model.eval()
         self.optimizer = make_optimizer(policy, lr=lr)
-        self.scheduler = make_scheduler(self.optimizer, rp.warmup_steps, rp.steps, rp.min_lr_ratio)
+        self.scheduler = make_scheduler(self.optimizer, rp.warmup_steps, rp.steps, rp.min_lr_ratio,
+                                        kind=getattr(rp, "lr_schedule", "thinkmid"))  # fmt: skip
         # The engine samples from `policy` itself; the update goes through the (DDP-)wrapped `model`.
         self.model, self.optimizer = self.dist.prepare(policy, self.optimizer)
         self.history: list[dict] = []
@@ -319,5 +336,6 @@ def summarize(arm: str, history: list[dict], stopped_reason: str | None, wall_ti
         "invalid_judge_rate": _mean(history, "invalid_judge_rate"),  # every step judges P x K samples
         "avg_length_drift": _mean(history, "length_drift"),
         "avg_artifact_rate": _mean(history, "artifact_rate"),
+        "avg_markup_artifact_rate": _mean(history, "markup_artifact_rate"),
         "wall_time_s": round(wall_time_s, 2),
     }

@@ -2,8 +2,10 @@
 
 For each prefix: K continuations from the policy (full suffix length), a pool of those plus the
 original suffix, every pair judged once in random A/B order, pointwise score = wins / (pool - 1),
-chosen = best, rejected = worst rollout (ties rotate with the step; all-equal prefixes are skipped),
-then DPO on summed suffix log-probs against the frozen base.
+chosen = best, rejected = worst rollout, or worst of the whole pool with self_improve.rejected_from
+"pool" (the seed: the original suffix can be rejected; rejected_is_pivot_rate counts how often), ties
+rotate with the step; all-equal prefixes are skipped; then DPO on summed suffix log-probs against the
+frozen base. self_improve.suppress_eos makes every rollout exactly suffix_tokens long.
 """
 
 from __future__ import annotations
@@ -40,29 +42,34 @@ def self_improve_step(step: int, rows: list[dict], policy, ref, tokenizer, engin
     """Run one Phase 3 step; returns its metrics. `p` is params.self_improve."""
     t0 = time.time()
     prompts = [list(r["prefix_ids"]) for r in rows]
+    eos = tuple(i for i in {tokenizer.eos_token_id} if i is not None) if getattr(p, "suppress_eos", False) else ()
     rollouts = engine.generate(
-        prompts, SamplingParams(max_new_tokens=suffix_tokens, n=p.k, temperature=p.temperature, seed=seed * 7919 + step)
+        prompts, SamplingParams(max_new_tokens=suffix_tokens, n=p.k, temperature=p.temperature, seed=seed * 7919 + step,
+                                suppress_token_ids=eos)  # fmt: skip
     )
     t_gen = time.time()
     pool_ids, pool_texts = build_pools(tokenizer, rows, rollouts)
     scored = score_pools([r["prefix"] for r in rows], pool_texts, judge, random.Random(f"{seed}:{step}"))
     t_judge = time.time()
-    pairs, chosen_is_rollout, orig_scores, roll_scores, tops, bottoms = [], [], [], [], [], []
+    pairs, chosen_is_rollout, rejected_is_pivot, orig_scores, roll_scores, tops, bottoms = [], [], [], [], [], [], []
+    whole_pool = getattr(p, "rejected_from", "rollouts") == "pool"
     invalid = skipped = 0
     for i, (scores, n_invalid) in enumerate(scored):
         invalid += n_invalid
         is_rollout = [True] * p.k + [False]
+        rejectable = [True] * (p.k + 1) if whole_pool else is_rollout
         orig_scores.append(scores[-1])
         roll_scores.extend(scores[:-1])
         tops.append(max(scores))
         bottoms.append(min(scores))
-        pick = select_pair(scores, step, is_rollout)
+        pick = select_pair(scores, step, rejectable)
         if pick is None:
             skipped += 1
             continue
         c, r = pick
         pairs.append((prompts[i], pool_ids[i][c], pool_ids[i][r]))
         chosen_is_rollout.append(is_rollout[c])
+        rejected_is_pivot.append(not is_rollout[r])
     metrics = {
         "original_suffix_mean_score": sum(orig_scores) / len(orig_scores),
         "rollout_mean_score": sum(roll_scores) / max(len(roll_scores), 1),
@@ -72,6 +79,7 @@ def self_improve_step(step: int, rows: list[dict], policy, ref, tokenizer, engin
         "invalid_judgments": invalid,
         "judged_pairs": sum(len(t) * (len(t) - 1) // 2 for t in pool_texts),
         "chosen_is_rollout_rate": sum(chosen_is_rollout) / len(chosen_is_rollout) if pairs else 0.0,
+        "rejected_is_pivot_rate": sum(rejected_is_pivot) / len(rejected_is_pivot) if pairs else 0.0,
         "gen_time_s": t_gen - t0,
         "judge_time_s": t_judge - t_gen,
     }
