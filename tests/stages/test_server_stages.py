@@ -30,6 +30,7 @@ engine:
 reference_judge: {{backend: lexical, lexical_threshold: 0.05, max_invalid_rate: 0.5}}
 rlmt: {{steps: 3, prefixes_per_step: 2, k: 2, thought_max_tokens: 3, suffix_max_tokens: 4, warmup_steps: 1,
         checkpoint_every: 5}}
+prefixes: {{min_before: 4, min_after: 4, reference_tokens: 8}}
 tracking: {{experiment: rlmt-server}}
 """
 TEXTS = [("The river runs through the old town and", " past the mill before it reaches the sea."),
@@ -43,8 +44,9 @@ def test_rlmt_keeps_its_own_server_on_policy(tmp_path, monkeypatch, tiny_model_d
     port = free_port()
     Path("params.yaml").write_text(PARAMS.format(port=port))
     shutil.copytree(tiny_model_dir, "models/sft_think_base")
-    write_jsonl("data/chunks/rl.jsonl", [{"id": f"rl-{i}", "prefix": p, "suffix": s, "prefix_ids": qwen_tok.encode(p),
-                                          "suffix_ids": qwen_tok.encode(s)} for i, (p, s) in enumerate(TEXTS)])  # fmt: skip
+    # RL prefixes are SFT train rows cut at their teacher thought (thinkmid/data/prefixes.py).
+    write_jsonl("data/thoughts/train.jsonl", [{"id": f"rl-{i}", "original": p + s, "text": p + " <think>a note</think>" + s}
+                                              for i, (p, s) in enumerate(TEXTS)])  # fmt: skip
     served = []
     real = OpenAIEngine.update_weights
 
