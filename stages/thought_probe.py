@@ -63,7 +63,7 @@ def probe_arm(params: Params, arm: str, rows: list[dict], judge):
         results = probe.run_probe(
             eng, tok, arm_rows, judge, k=tp.k, thought_max=rl.thought_max_tokens,
             suffix_max=rl.suffix_max_tokens, temperature=rl.temperature, seed=params.seed,
-            generic_thoughts=list(tp.generic_thoughts),
+            generic_thoughts=list(tp.generic_thoughts), top_p=rl.top_p,
         )  # fmt: skip
     return arm_rows, results
 

@@ -79,18 +79,19 @@ def with_prefix_ids(rows: list[dict], tokenizer) -> list[dict]:
 
 
 def run_probe(engine, tokenizer, rows: list[dict], judge, *, k: int, thought_max: int, suffix_max: int,
-              temperature: float, seed: int, generic_thoughts: list[str]) -> dict:  # fmt: skip
+              temperature: float, seed: int, generic_thoughts: list[str], top_p: float = 1.0) -> dict:  # fmt: skip
     """K sampled thought + suffix pairs per row (`normal`), then one suffix after each replaced thought.
 
     Returns {cond: (row indices, groups of K judged Samples)}; `rows` carry prefix_ids."""
-    normal = sample_groups(engine, tokenizer, rows, k, thought_max, suffix_max, temperature, seed)
+    normal = sample_groups(engine, tokenizer, rows, k, thought_max, suffix_max, temperature, seed, top_p=top_p)
     conds = build_conditions(rows, [[s.thought_ids for s in g] for g in normal], tokenizer, generic_thoughts, seed)
     out = {"normal": (list(range(len(rows))), normal)}
     judge_rows, judge_grps = list(rows), list(normal)
     for cond, (idx, thoughts) in conds.items():
         flat_rows = [rows[i] for i, ts in zip(idx, thoughts) for _ in ts]
         flat_thoughts = [t for ts in thoughts for t in ts]
-        flat = sample_suffixes(engine, tokenizer, flat_rows, flat_thoughts, 1, suffix_max, temperature, seed + 1)
+        flat = sample_suffixes(engine, tokenizer, flat_rows, flat_thoughts, 1, suffix_max, temperature, seed + 1,
+                               top_p=top_p)  # fmt: skip
         groups = [[g[0] for g in flat[j * k : (j + 1) * k]] for j in range(len(idx))]
         out[cond] = (idx, groups)
         judge_rows += [rows[i] for i in idx]
