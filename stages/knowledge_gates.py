@@ -67,6 +67,7 @@ def run(params: Params, arm: str | None) -> None:
         def on_step(m: dict) -> None:
             if m["step"] not in logged:
                 tr.log_metrics({k: v for k, v in m.items() if k != "step"}, step=m["step"])
+                logged.add(m["step"])
 
         history = train_gates(model, gates, facts, retain, cfg, params.seed, tok.pad_token_id, ckpt, arm, on_step)
         for m in history:  # steps a killed run checkpointed before its MLflow run got them
