@@ -104,6 +104,7 @@ def render_gates(summary: dict, plot: str = PLOT) -> str:
         "keeps reasoning text unchanged (reference/lambda-gates-card.txt), then closed lowest first. "
         "0% is the ungated model." + note,
         "### Entity-knowledge accuracy (held-out facts, every entity token top-1)", curve_table(summary, "entity_acc"),
+        "### Entity-token accuracy (share of entity tokens predicted top-1)", curve_table(summary, "entity_token_acc"),
         "### Reasoning accuracy (the reasoning eval's GSM8K subset, Mean@k)", curve_table(summary, "reasoning_acc"),
         "### Reference-solution NLL on those GSM8K problems", curve_table(summary, "gsm8k_solution_nll", f4),
         f"### Knowledge neurons (gate < 0.5)\n\n{neurons_table(summary)}",
