@@ -306,6 +306,61 @@ class ReasoningEvalParams(Section):
     think_opener: bool = False
 
 
+class KnowledgeGatesParams(Section):
+    """Per-neuron MLP gates trained to forget entity knowledge (reference/lambda-gates-card.txt)."""
+
+    # arm -> the model it probes; dvc.yaml's `foreach` reads this mapping, so it decides which arms run
+    arms: dict[str, str] = {"base": "models/base", "think_base": "models/sft_think_base",
+                            "think_base_rlmt": "models/think_base_rlmt"}  # fmt: skip
+    knowledge_source: Literal["factbook", "popqa"] = "factbook"
+    reasoning_source: Literal["gsm8k", "numina"] = "gsm8k"
+    popqa_dataset: str = "akariasai/PopQA"
+    numina_dataset: str = "AI-MO/NuminaMath-CoT"
+    train_facts: int = Field(16, ge=1)  # knowledge rows the gates train on (the forget set)
+    eval_facts: int = Field(16, ge=1)  # held-out knowledge rows for entity accuracy
+    reasoning_rows: int = Field(32, ge=1)  # reasoning texts of the retain loss
+    seq_len: int = Field(64, ge=8)
+    scale_mode: Literal["mean", "energy"] = "energy"
+    init_logit_std: float = Field(0.1, ge=0)
+    lambda_f: float = Field(0.1, ge=0)
+    lambda_r: float = Field(0.5, ge=0)
+    unmasked_retain_weight: float = Field(0.0, ge=0)
+    beta: float = 4.0
+    distill_temperature: float = Field(2.0, gt=0)
+    forget_batch_size: int = Field(4, ge=1)
+    retain_per_forget: int = Field(2, ge=1)
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(1e-2, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(4, ge=1)
+    knowledge_threshold: float = Field(0.5, gt=0, lt=1)
+    off_fractions: list[float] = [0.05, 0.25, 0.5, 0.75, 0.95]
+    eval_problems: int | None = Field(None, ge=0)  # first n of the reasoning eval's GSM8K subset; None = all
+    eval_k: int = Field(1, ge=1)
+    eval_temperature: float = Field(0.0, ge=0)  # 0 = greedy
+    eval_max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(16, ge=1)  # evaluation forward / generation batch
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: dict[str, str]) -> dict[str, str]:
+        from thinkmid.gates import ARMS
+
+        unknown = [a for a in v if a not in ARMS]
+        if not v or unknown:
+            raise ValueError(f"knowledge_gates.arms: unknown arm(s) {unknown}; expected some of {list(ARMS)}")
+        return v
+
+    @field_validator("off_fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < f < 1 for f in v) or sorted(set(v)) != v:
+            raise ValueError("knowledge_gates.off_fractions must be increasing, distinct and each in (0, 1)")
+        return v
+
+
 class TrackingParams(Section):
     experiment: str = "thinkmid"
 
@@ -329,6 +384,7 @@ class Params(Section):
     thought_probe: ThoughtProbeParams = ThoughtProbeParams()
     reasoning_eval: ReasoningEvalParams = ReasoningEvalParams()
     tracking: TrackingParams = TrackingParams()
+    knowledge_gates: KnowledgeGatesParams = KnowledgeGatesParams()
 
     @model_validator(mode="after")
     def _context(self):
@@ -340,6 +396,18 @@ class Params(Section):
             )
         if self.sft.seq_len > self.base.max_context:
             raise ValueError(f"sft.seq_len ({self.sft.seq_len}) exceeds base.max_context ({self.base.max_context})")
+        return self
+
+
+    @model_validator(mode="after")
+    def _gates(self):
+        g = self.knowledge_gates
+        if g.seq_len > self.base.max_context:
+            raise ValueError(f"knowledge_gates.seq_len ({g.seq_len}) exceeds base.max_context ({self.base.max_context})")
+        if g.reasoning_source == "gsm8k" and self.reasoning_eval.gsm8k.limit is None:
+            raise ValueError("knowledge_gates.reasoning_source gsm8k trains on the GSM8K rows that "
+                             "reasoning_eval.gsm8k does not score, but its limit selects all of them; set "
+                             "reasoning_eval.gsm8k.limit or use reasoning_source: numina")
         return self
 
 
