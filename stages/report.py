@@ -17,6 +17,7 @@ from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.io import write_json, write_text
 from thinkmid.report import build_summary, flat_metrics, load_inputs, render_results
+from thinkmid.report import interfaces  # thought interfaces (issue 17): an appended section
 from thinkmid.report.plots import reward_gate_plot, rlmt_reward_plot
 from thinkmid.report.results import PLOTS
 from thinkmid.track import StageRun
@@ -34,7 +35,8 @@ def run(params: Params, arm: str | None) -> None:
         gate_png = reward_gate_plot(inp.reward_gate, REPORTS / PLOTS["reward_gate"],
                                     params.reward_gate.prefixes * params.reward_gate.k)  # fmt: skip
         summary = build_summary(inp)
-        write_text(RESULTS, render_results(inp, params.profile))
+        summary["thought_interfaces"] = interfaces.summary(REPORTS)
+        write_text(RESULTS, render_results(inp, params.profile) + "\n" + interfaces.section(REPORTS))
         write_json(SUMMARY, summary)
         tr.log_metrics(flat_metrics(summary))
         for path in (RESULTS, SUMMARY, rlmt_png, gate_png):

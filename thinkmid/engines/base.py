@@ -18,6 +18,7 @@ class SamplingParams:
     top_p: float = 1.0
     stop_token_ids: tuple[int, ...] = ()  # generation of a row ends after emitting one of these
     seed: int = 0
+    allowed_token_ids: tuple[int, ...] = ()  # when set, sampling is masked to these ids (hf engine)
 
 
 @dataclass
