@@ -11,9 +11,11 @@ from thinkmid.thoughts.tasks import is_correct
 
 def test_modsum_steps_are_running_sums():
     p = pr.modsum_problem(random.Random(1), terms=6, modulus=10)
-    xs = [int(x) for x in p.question.split("+")]
+    xs = [int(x) for x in p.question]
     run = [sum(xs[: i + 2]) % 10 for i in range(5)]
-    assert p.steps.split() == [str(r) for r in run] and p.answer == str(run[-1])
+    assert p.steps == "".join(map(str, run)) and p.answer == str(run[-1])
+    wide = pr.modsum_problem(random.Random(1), terms=4, modulus=100)
+    assert len(wide.question.split("+")) == 4 and len(wide.steps.split()) == 3
 
 
 def test_mult_answer_and_partial_products():

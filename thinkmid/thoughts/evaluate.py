@@ -57,7 +57,7 @@ def abstract(engine, tok, problems, n_vocab, budgets, max_answer, seed, split="e
     abstract tokens of the same lengths, and no abstract tokens at all."""
     abs_ids, a_open, a_close = ab.ids(tok, n_vocab)
     prompts = [prompt_ids(tok, p) + [a_open] for p in problems]
-    rows, samples, last = [], [], None
+    rows, samples, last = [], [], []
     for b in budgets:
         outs = engine.two_stage(prompts, ab.thought_params(tok, n_vocab, b, 0.0, seed), answer_params(tok, max_answer),
                                 [a_close])  # fmt: skip
@@ -69,8 +69,7 @@ def abstract(engine, tok, problems, n_vocab, budgets, max_answer, seed, split="e
         if b == max(budgets):
             samples += [{"interface": "abstract", "budget": b, "question": p.question, "gold": p.answer, "output": t,
                          "abstract": tok.decode(z), "correct": ok} for p, t, z, ok in zip(problems, texts, zs, oks)]  # fmt: skip
-    rand = ab.random_sequences(len(problems), 1, abs_ids, seed)
-    rand = [ab.random_sequences(1, len(z), abs_ids, seed + i)[0] for i, z in enumerate(last)] if last else rand
+    rand = [ab.random_sequences(1, len(z), abs_ids, seed + i)[0] for i, z in enumerate(last)]  # same lengths
     b = max(budgets)
     for name, zs in (("abstract_random", rand), ("abstract_none", [[] for _ in problems])):
         texts = _answers(engine, tok, [q + z + [a_close] for q, z in zip(prompts, zs)], max_answer)

@@ -3,7 +3,8 @@
 Two kinds, both with a verbal reasoning trace a small model can learn in minutes and an answer that
 is hard to produce without one (the implicit-CoT / Coconut / CODI tasks):
 
-- `modsum`: an addition chain mod m. "3+8+5+9+2+7" -> steps "1 6 5 7 4" (running sums mod 10) -> "4".
+- `modsum`: an addition chain mod m. "385927" -> steps "16574" (running sums mod 10) -> "4"; mod 2 it
+  is a parity chain, whose steps (a 4-entry table at a fixed offset) a 2-layer model learns quickly.
   Each step is one table lookup; the answer alone needs the whole chain at once.
 - `mult`: multi-digit multiplication. "37*46" -> partial products and their running sum -> "1702".
 
@@ -41,11 +42,15 @@ def hops_problem(rng: random.Random, hops: int, letters: int) -> Problem:
 
 
 def modsum_problem(rng: random.Random, terms: int, modulus: int) -> Problem:
+    """With single-digit terms (modulus <= 10) the chain is written compactly, one character per term
+    and per running sum ("101101" -> "11011"), so step i sits a fixed distance after term i + 1."""
     xs = [rng.randrange(modulus) for _ in range(terms)]
     run, steps = xs[0], []
     for x in xs[1:]:
         run = (run + x) % modulus
         steps.append(str(run))
+    if modulus <= 10:
+        return Problem(question="".join(map(str, xs)), steps="".join(steps), answer=str(run))
     return Problem(question="+".join(map(str, xs)), steps=" ".join(steps), answer=str(run))
 
 
