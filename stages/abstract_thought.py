@@ -45,8 +45,9 @@ def run(params: Params, arm: str | None) -> None:
             seed = params.seed * 1000 + r
             if r == 1:  # round 1: random abstract sequences, no loss on them
                 zs = ab.random_sequences(len(train), ap.max_tokens, abs_ids, seed)
-            else:  # later rounds: sampled from the previous round's model, given the prompt alone
-                zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed)
+            else:  # later rounds: sampled from the previous round's model after the reasoning (the teacher)
+                zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed,
+                                         with_reasoning=True)  # fmt: skip
             ex = [ab.phase_a_example(tok, p, z, ap.vocab_size, r > 1, task.seq_len) for p, z in zip(train, zs)]
             s = run_phase(f"r{r}_phase_a", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id, bottleneck=True)
             step0 += s["steps"]

@@ -5,8 +5,9 @@ The tokenizer and embeddings gain `vocab_size` abstract tokens <abs_00>.. plus <
 
 - Phase A, bottleneck SFT on [prompt; verbal reasoning; <abstract> z </abstract>; answer], the answer
   masked from attending the reasoning, so whatever the answer learns from the reasoning must pass
-  through the abstract positions. Round 1: z is random; later rounds: z sampled from the previous
-  round's model given the prompt alone (loss on z then too).
+  through the abstract positions. Round 1: z is random (no loss on it); later rounds: z sampled from
+  the previous round's model in this same layout, i.e. after the reasoning (loss on z then too), so
+  the abstract tokens themselves, not only their positions, come to encode the reasoning.
 - Phase B, self-distillation on [prompt; <abstract> z </abstract>; answer] with plain causal attention,
   z sampled from the prompt alone by the Phase A model.
 
@@ -85,9 +86,13 @@ def thought_params(tok, n: int, max_tokens: int, temperature: float, seed: int) 
                           stop_token_ids=(a_close,), allowed_token_ids=tuple(abs_ids) + (a_close,))  # fmt: skip
 
 
-def sample_sequences(engine, tok, problems, n: int, max_tokens: int, temperature: float, seed: int) -> list[list[int]]:
-    """One abstract sequence per problem, from the prompt alone (the end marker stripped)."""
+def sample_sequences(engine, tok, problems, n: int, max_tokens: int, temperature: float, seed: int,
+                     with_reasoning: bool = False) -> list[list[int]]:  # fmt: skip
+    """One abstract sequence per problem (the end marker stripped), from the prompt alone or, as the
+    teacher of a later round's Phase A, after [prompt; verbal reasoning] as in the Phase A layout."""
     _, a_open, a_close = ids(tok, n)
-    prompts = [prompt_ids(tok, p) + [a_open] for p in problems]
+    t_open, t_close = think_ids_of(tok)
+    reason = (lambda p: [t_open] + enc(tok, p.steps) + [t_close]) if with_reasoning else (lambda p: [])
+    prompts = [prompt_ids(tok, p) + reason(p) + [a_open] for p in problems]
     outs = engine.generate(prompts, thought_params(tok, n, max_tokens, temperature, seed))
     return [[t for t in o[0].token_ids if t != a_close] for o in outs]
