@@ -45,8 +45,8 @@ def extend_vocab(model, tok, n: int, seed: int = 0) -> None:
     with torch.no_grad():
         mean, std = emb[:old].mean(0), emb[:old].std(0).mean()
         rows = emb.shape[0] - old
-        noise = torch.randn(rows, emb.shape[1], generator=g).to(emb.dtype) * std * 0.5
-        emb[old:] = mean + noise.to(emb.device)
+        noise = torch.randn(rows, emb.shape[1], generator=g).to(emb.device, emb.dtype) * std * 0.5
+        emb[old:] = mean + noise
         out = model.get_output_embeddings()
         if out is not None and out.weight.data_ptr() != emb.data_ptr():
             out.weight[old:] = out.weight[:old].mean(0) + noise.to(out.weight.device)
