@@ -19,7 +19,6 @@ import random
 import re
 from dataclasses import asdict, dataclass
 
-from thinkmid import THINK_CLOSE, THINK_OPEN
 from thinkmid.errors import InputError
 from thinkmid.io import read_jsonl, write_jsonl
 
