@@ -59,7 +59,7 @@ def run(params: Params, arm: str | None) -> None:
             metrics[f"r{r}_phase_b_final_loss"] = s["final_loss"]
             metrics[f"r{r}_mean_abstract_tokens"] = sum(map(len, zs)) / max(1, len(zs))
         rows, samples = ev.abstract(eng, tok, held, ap.vocab_size, task.abstract_budgets, task.max_answer_tokens,
-                                    params.seed)  # fmt: skip
+                                    params.seed, temperature=ap.temperature)  # fmt: skip
         save_model(model, tok, f"models/abstract_{arm}")
         metrics.update(ev.headline(rows, "abstract"))
         for name in ("abstract_random", "abstract_none"):

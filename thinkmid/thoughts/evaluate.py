@@ -52,14 +52,17 @@ def no_thought(engine, tok, problems, max_answer, split="eval") -> list[dict]:
     return [_row("no_thought", 0, [0] * len(problems), [is_correct(p.answer, t) for p, t in zip(problems, texts)], split)]
 
 
-def abstract(engine, tok, problems, n_vocab, budgets, max_answer, seed, split="eval") -> tuple[list[dict], list[dict]]:
-    """Abstract thoughts capped at each budget, plus the ablations at the largest budget: random
-    abstract tokens of the same lengths, and no abstract tokens at all."""
+def abstract(engine, tok, problems, n_vocab, budgets, max_answer, seed, split="eval",
+             temperature: float = 0.7) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Abstract thoughts capped at each budget, sampled at `temperature` as the Abstract-CoT card
+    decodes them (greedy picks the end marker whenever the sequences carry no information yet), then
+    a greedy answer; plus the ablations at the largest budget: random abstract tokens of the same
+    lengths, and no abstract tokens at all."""
     abs_ids, a_open, a_close = ab.ids(tok, n_vocab)
     prompts = [prompt_ids(tok, p) + [a_open] for p in problems]
     rows, samples, last = [], [], []
     for b in budgets:
-        outs = engine.two_stage(prompts, ab.thought_params(tok, n_vocab, b, 0.0, seed), answer_params(tok, max_answer),
+        outs = engine.two_stage(prompts, ab.thought_params(tok, n_vocab, b, temperature, seed), answer_params(tok, max_answer),
                                 [a_close])  # fmt: skip
         texts = [tok.decode(o[0].suffix.token_ids) for o in outs]
         zs = [o[0].thought.token_ids for o in outs]
