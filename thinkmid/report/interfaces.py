@@ -13,7 +13,7 @@ from pathlib import Path
 from thinkmid.report.fmt import md_table
 
 PLOT = "plots/thought_interfaces.png"  # relative to reports/
-ORDER = ("no_thought", "verbal", "abstract", "abstract_random", "abstract_none", "continuous", "continuous_zero")
+ORDER = ("no_thought", "verbal", "abstract", "abstract_random", "abstract_none", "continuous_zero", "continuous")
 LABEL = {"no_thought": "no thought", "verbal": "verbal", "abstract": "abstract", "abstract_random": "abstract: random tokens",
          "abstract_none": "abstract: no tokens", "continuous": "continuous", "continuous_zero": "continuous: 0 latent steps"}  # fmt: skip
 UNIT = {"continuous": "latent steps", "continuous_zero": "latent steps"}
@@ -50,7 +50,8 @@ def plot(by_arm: dict[str, list[dict]], path: str | Path) -> Path:
         for ax, arm in zip(axes[0], arms):
             rows = by_arm[arm]
             for name in ("verbal", "abstract", "continuous"):
-                pts = [r for r in rows if r["interface"] == name or (name == "continuous" and r["interface"] == "continuous_zero")]
+                pts = sorted((r for r in rows if r["interface"] == name or (name == "continuous" and r["interface"] == "continuous_zero")),
+                             key=lambda r: r["budget"])  # fmt: skip
                 if pts:
                     ax.plot([r["thought_tokens"] for r in pts], [r["accuracy"] for r in pts], marker="o", label=name)
             for name, color, ls in (("no_thought", "k", "--"), ("abstract_random", "C1", ":"), ("abstract_none", "C1", "-.")):
