@@ -21,6 +21,7 @@ class SamplingParams:
     # Tokens that can never be sampled (Phase 3: end-of-text, so every rollout runs to max_new_tokens,
     # as the seed's `min_new_tokens=max_new_tokens` does).
     suppress_token_ids: tuple[int, ...] = ()
+    allowed_token_ids: tuple[int, ...] = ()  # when set, sampling is masked to these ids (hf engine)
 
 
 @dataclass

@@ -195,11 +195,12 @@ class StaticDecoder:
         return self.model.lm_head(self.inner.norm(x))[:, -1]
 
     @torch.no_grad()
-    def _prefill(self, ids, valid, g0):
-        """Prompts [g, P] (left-padded) -> prefix cache rows g0.., last-position logits [g, V]."""
+    def _prefill(self, ids, valid, g0, x=None):
+        """Prompts [g, P] (left-padded) -> prefix cache rows g0.., last-position logits [g, V].
+        x: input embeddings [g, P, d] to use instead of the ids' (continuous thought)."""
         g, p = ids.shape
         pos = (valid.long().cumsum(-1) - 1).clamp(min=0)
-        x = self.inner.embed_tokens(ids)
+        x = self.inner.embed_tokens(ids) if x is None else x
         cos, sin = self.inner.rotary_emb(x, pos)
         causal = torch.ones(p, p, dtype=torch.bool, device=ids.device).tril()
         mask = (causal[None] & valid[:, None, :]) | torch.eye(p, dtype=torch.bool, device=ids.device)[None]
@@ -251,6 +252,7 @@ class StaticDecoder:
     def _advance(self, logits):
         """Sample token `step` for every row, record it, update the two-stage state."""
         ph = self.phase
+        logits = logits + self.allow_bias.index_select(0, ph)  # allowed-token masks per phase (0 = all)
         tok, lp = self.sample(logits, self.temps[ph], self.topps[ph])
         live = ~self.done
         in_th = live & (ph == 0)
@@ -303,6 +305,7 @@ class StaticDecoder:
         self.th_stop, self.su_stop = lng(8) - 1, lng(8) - 1
         self.rec_tok, self.rec_lp = lng(S + 1, B), z(S + 1, B, dt=torch.float32)
         self.rec_code = z(S + 1, B, dt=torch.int8)
+        self.allow_bias = z(2, self.model.lm_head.out_features, dt=torch.float32)
         # Windows over the generated-token cache: a step at slot s-1 uses the smallest window >= s.
         ws = tg if self.triton else self.window
         self.windows = sorted({min(tg, ws * i) for i in range(1, -(-tg // ws) + 1)})
@@ -335,9 +338,11 @@ class StaticDecoder:
         self._shape, self.graphs = None, {}
 
     @torch.no_grad()
-    def run(self, prompts: list[list[int]], K: int, plan: dict) -> dict:
+    def run(self, prompts: list[list[int]], K: int, plan: dict, embeds=None) -> dict:
         """Decode K rows per prompt. plan: th_max (None: single stage), su_max, th_stop, su_stop,
-        close_id, temps (thought, suffix), top_ps. Returns host lists rec_tok/rec_lp/rec_code [S+1][B]."""
+        close_id, temps (thought, suffix), top_ps, th_allow / su_allow (allowed ids per stage, empty:
+        all). embeds: per prompt, input embeddings [len, d] to prefill instead of its tokens.
+        Returns host lists rec_tok/rec_lp/rec_code [S+1][B]."""
         two = plan.get("th_max") is not None
         S = (plan["th_max"] + 1 + plan["su_max"]) if two else plan["su_max"]
         G = len(prompts)
@@ -353,7 +358,18 @@ class StaticDecoder:
         self.pbias.copy_(torch.where(valid, 0.0, NEG)[:, None, None, :])
         self.plen.copy_(torch.tensor([len(p) for p in prompts], device=dev).repeat_interleave(K))
         chunk = max(1, 16384 // P)
-        logits = torch.cat([self._prefill(ids[s : s + chunk], valid[s : s + chunk], s) for s in range(0, G, chunk)])
+        x = None
+        if embeds is not None:
+            x = torch.zeros(G, P, embeds[0].shape[-1], dtype=self.dtype, device=dev)
+            for g, e in enumerate(embeds):
+                x[g, P - e.shape[0] :] = e.to(dev, self.dtype)
+        logits = torch.cat([self._prefill(ids[s : s + chunk], valid[s : s + chunk], s,
+                                          None if x is None else x[s : s + chunk]) for s in range(0, G, chunk)])  # fmt: skip
+        self.allow_bias.zero_()
+        for ph, key in ((0, "th_allow"), (1, "su_allow")):
+            if plan.get(key):
+                self.allow_bias[ph].fill_(NEG)
+                self.allow_bias[ph, torch.tensor(sorted(set(plan[key])), device=dev)] = 0.0
         self.kg.zero_()
         self.vg.zero_()
         self.phase.fill_(0 if two else 1)

@@ -112,7 +112,8 @@ class HFEngine:
             return two_stage(self, prompts, thought, suffix, close_ids)
         plan = {"th_max": thought.max_new_tokens, "su_max": suffix.max_new_tokens, "close_id": close_ids[0],
                 "th_stop": tuple(sorted(set(thought.stop_token_ids))), "su_stop": tuple(sorted(set(suffix.stop_token_ids))),
-                "temps": (thought.temperature, suffix.temperature), "top_ps": (thought.top_p, suffix.top_p)}  # fmt: skip
+                "temps": (thought.temperature, suffix.temperature), "top_ps": (thought.top_p, suffix.top_p),
+                "th_allow": thought.allowed_token_ids, "su_allow": suffix.allowed_token_ids}  # fmt: skip
         n = thought.n
         out: list[list[TwoStageCompletion]] = [[] for _ in prompts]
         for idx, rows in self._fast_batches(prompts, n, plan, thought.seed):
@@ -131,7 +132,8 @@ class HFEngine:
         # The static-cache decoder has no token mask; suppressing tokens takes the generic loop.
         if not params.suppress_token_ids and self._fast_decoder() is not None:
             plan = {"su_max": params.max_new_tokens, "su_stop": tuple(sorted(set(params.stop_token_ids))),
-                    "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2}  # fmt: skip
+                    "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2,
+                    "su_allow": params.allowed_token_ids}  # fmt: skip
             res: list[list[Completion]] = [[] for _ in prompts]
             n = params.n
             for idx, rows in self._fast_batches(prompts, n, plan, params.seed):
@@ -154,7 +156,8 @@ class HFEngine:
                 out[i] = comps[k]
         return out
 
-    def _generate_group(self, prompts, params: SamplingParams, gen) -> list[list[Completion]]:
+    def _generate_group(self, prompts, params: SamplingParams, gen, embeds=None) -> list[list[Completion]]:
+        """embeds: per prompt, input embeddings [len, d] to prefill instead of the prompt's tokens."""
         model, dev, n = self.model, self.device, params.n
         was_training = model.training
         model.eval()
@@ -167,7 +170,8 @@ class HFEngine:
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         # Only the last position's logits are needed; the full [B, L, vocab] tensor dominates prefill.
-        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+        feed = {"input_ids": ids} if embeds is None else {"inputs_embeds": _left_pad_embeds(embeds, width).to(dev)}
+        res = model(**feed, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
         cache, logits = res.past_key_values, res.logits[:, -1]
         if n > 1:  # share the prefill across the n samples
             cache.batch_repeat_interleave(n)
@@ -182,10 +186,13 @@ class HFEngine:
         finish = ["length"] * rows
         stop = torch.tensor(sorted(set(params.stop_token_ids)) or [-1], device=dev)
         banned = sorted(set(params.suppress_token_ids))
+        bias = allow_bias(params.allowed_token_ids, logits.shape[-1], dev)
         for step in range(params.max_new_tokens):
             if banned:
                 logits = logits.clone()
                 logits[:, banned] = float("-inf")
+            if bias is not None:
+                logits = logits + bias
             tok, lp = sample_next(logits, params.temperature, params.top_p, gen)
             tok_l, lp_l, live_l = tok.tolist(), lp.tolist(), live.tolist()
             for b, r in enumerate(live_l):
@@ -225,3 +232,106 @@ class HFEngine:
                 ]
             )  # fmt: skip
         return out
+
+
+# ---- thought interfaces (issue 17): an allowed-token mask and latent steps before decoding -------
+
+def allow_bias(allowed, vocab: int, device) -> torch.Tensor | None:
+    """A [V] additive logit bias: 0 on the allowed ids, -inf elsewhere; None when all are allowed."""
+    if not allowed:
+        return None
+    bias = torch.full((vocab,), float("-inf"), device=device)
+    bias[torch.tensor(sorted(set(allowed)), device=device)] = 0.0
+    return bias
+
+
+def _left_pad_embeds(embeds, width: int) -> torch.Tensor:
+    d = embeds[0].shape[-1]
+    out = torch.zeros(len(embeds), width, d, dtype=embeds[0].dtype, device=embeds[0].device)
+    for r, e in enumerate(embeds):
+        out[r, width - e.shape[0] :] = e
+    return out
+
+
+@torch.no_grad()
+def latent_prefixes(model, prompts: list[list[int]], latent_fn, steps: int, after_ids: list[int],
+                    batch_size: int = 32) -> list[torch.Tensor]:  # fmt: skip
+    """Input embeddings [len + steps + len(after), d] per prompt: the prompt's token embeddings, then
+    `steps` latent vectors (each the last hidden state passed through `latent_fn`, fed back as the next
+    input embedding), then the embeddings of `after_ids`. The latent steps run for a whole batch at
+    once over a KV cache of the (left-padded) prompts."""
+    dev = next(model.parameters()).device
+    emb = model.get_input_embeddings()
+    after = emb(torch.tensor(after_ids, dtype=torch.long, device=dev)) if after_ids else None
+    out: list[torch.Tensor] = [None] * len(prompts)  # type: ignore[list-item]
+    for s in range(0, len(prompts), batch_size):
+        group = prompts[s : s + batch_size]
+        width = max(len(p) for p in group)
+        ids = torch.full((len(group), width), 0, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for r, p in enumerate(group):
+            ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[r, width - len(p) :] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, output_hidden_states=True,
+                    logits_to_keep=1)  # fmt: skip
+        cache, h = res.past_key_values, res.hidden_states[-1][:, -1]
+        nxt = pos[:, -1] + 1
+        lat = []
+        for _ in range(steps):
+            e = latent_fn(h).to(emb.weight.dtype)
+            lat.append(e)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            res = model(inputs_embeds=e[:, None], attention_mask=mask, position_ids=nxt[:, None], past_key_values=cache,
+                        use_cache=True, output_hidden_states=True, logits_to_keep=1)  # fmt: skip
+            cache, h = res.past_key_values, res.hidden_states[-1][:, -1]
+            nxt = nxt + 1
+        for r, p in enumerate(group):
+            parts = [emb(torch.tensor(p, dtype=torch.long, device=dev))]
+            parts += [e[r : r + 1] for e in lat]
+            if after is not None:
+                parts.append(after)
+            out[s + r] = torch.cat(parts)
+    return out
+
+
+def generate_latent(engine: HFEngine, prompts: list[list[int]], latent_fn, steps: int, after_ids: list[int],
+                    params: SamplingParams) -> list[list[Completion]]:  # fmt: skip
+    """Continuous thought: `steps` latent steps for the whole batch, then `after_ids`, then decoding.
+
+    On the fast path the static decoder prefills the prompt + latent embeddings once per prompt and
+    its `n` samples share that prefix KV; otherwise the batched KV-cache loop does the same.
+    """
+    if not prompts:
+        return []
+    model = engine.model
+    was = model.training
+    model.eval()
+    try:
+        embeds = latent_prefixes(model, prompts, latent_fn, steps, after_ids, engine.batch_size)
+        lens = [[0] * e.shape[0] for e in embeds]  # placeholder ids: only their lengths are read
+        out: list[list[Completion]] = [[] for _ in prompts]
+        per_group = max(1, engine.batch_size // max(1, params.n))
+        order = sorted(range(len(prompts)), key=lambda i: -len(lens[i]))
+        dec = engine._fast_decoder()
+        for g in range(0, len(order), per_group):
+            idx = order[g : g + per_group]
+            if dec is not None:
+                engine._seed(params.seed * 1_000_003 + min(idx))
+                plan = {"su_max": params.max_new_tokens, "su_stop": tuple(sorted(set(params.stop_token_ids))),
+                        "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2,
+                        "su_allow": params.allowed_token_ids}  # fmt: skip
+                rec = dec.run([lens[i] for i in idx], params.n, plan, embeds=[embeds[i] for i in idx])
+                rows = fastgen.split_rows(rec, set(), set(plan["su_stop"]))
+                for k, i in enumerate(idx):
+                    out[i] = [engine._completion(r[4], r[5], r[6]) for r in rows[k * params.n : (k + 1) * params.n]]
+            else:
+                gen = torch.Generator(device="cpu").manual_seed(params.seed * 1_000_003 + min(idx))
+                comps = engine._generate_group([lens[i] for i in idx], params, gen, embeds=[embeds[i] for i in idx])
+                for k, i in enumerate(idx):
+                    out[i] = comps[k]
+        return out
+    finally:
+        if was:
+            model.train()

@@ -1,0 +1,74 @@
+"""Abstract-thought arm (Abstract-CoT warm-up): T rounds of bottleneck SFT (Phase A) and
+self-distillation (Phase B) from the arm's start model with 64 reserved abstract tokens added.
+
+Scored on the held-out problems at each abstract-token cap of `abstract_budgets` (decoding masked to
+the abstract vocabulary and </abstract>, the end forced at the cap), with the ablations: random
+abstract tokens of the same lengths, and no abstract tokens. Resumable
+(checkpoints/abstract_thought_<arm>: finished phases are skipped, a killed one resumes). Outputs
+models/abstract_<arm> and reports/thoughts/abstract_<arm>*.json.
+
+    python -m stages.abstract_thought --arm modsum
+"""
+
+from __future__ import annotations
+
+import time
+
+from thinkmid.cli import stage_main
+from thinkmid.config import Params
+from thinkmid.engines.factory import engine_for, pick_device
+from thinkmid.models.load import load_model, save_model
+from thinkmid.thoughts import abstract as ab
+from thinkmid.thoughts import arm_spec, arms_in_params, task_problems, write_outputs
+from thinkmid.thoughts import evaluate as ev
+from thinkmid.thoughts.train import run_phase
+from thinkmid.train.checkpoint import clear_checkpoints
+from thinkmid.track import StageRun
+
+
+def run(params: Params, arm: str | None) -> None:
+    t0 = time.time()
+    spec, task = arm_spec(params, arm)
+    ap = params.thoughts.abstract
+    train, held = task_problems(spec.task)
+    ckpt = f"checkpoints/abstract_thought_{arm}"
+    model, tok = load_model(spec.model, dtype=params.base.dtype)
+    ab.extend_vocab(model, tok, ap.vocab_size, params.seed)
+    model.to(pick_device())
+    abs_ids, _, _ = ab.ids(tok, ap.vocab_size)
+    with StageRun("abstract_thought", params, arm=arm) as tr, \
+            engine_for(params.engine, model, tok, None, progress=False) as eng:  # fmt: skip
+        metrics: dict = {"arm": arm, "task": spec.task, "split": "eval", "train_problems": len(train),
+                         "abstract_vocab": ap.vocab_size, "rounds": ap.rounds}  # fmt: skip
+        step0 = 0
+        for r in range(1, ap.rounds + 1):
+            seed = params.seed * 1000 + r
+            if r == 1:  # round 1: random abstract sequences, no loss on them
+                zs = ab.random_sequences(len(train), ap.max_tokens, abs_ids, seed)
+            else:  # later rounds: sampled from the previous round's model after the reasoning (the teacher)
+                zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed,
+                                         with_reasoning=True)  # fmt: skip
+            ex = [ab.phase_a_example(tok, p, z, ap.vocab_size, r > 1, task.seq_len) for p, z in zip(train, zs)]
+            s = run_phase(f"r{r}_phase_a", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id, bottleneck=True)
+            step0 += s["steps"]
+            metrics[f"r{r}_phase_a_final_loss"] = s["final_loss"]
+            zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed + 500)
+            ex = [ab.phase_b_example(tok, p, z, ap.vocab_size, task.seq_len) for p, z in zip(train, zs)]
+            s = run_phase(f"r{r}_phase_b", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id)
+            step0 += s["steps"]
+            metrics[f"r{r}_phase_b_final_loss"] = s["final_loss"]
+            metrics[f"r{r}_mean_abstract_tokens"] = sum(map(len, zs)) / max(1, len(zs))
+        rows, samples = ev.abstract(eng, tok, held, ap.vocab_size, task.abstract_budgets, task.max_answer_tokens,
+                                    params.seed, temperature=ap.temperature)  # fmt: skip
+        save_model(model, tok, f"models/abstract_{arm}")
+        metrics.update(ev.headline(rows, "abstract"))
+        for name in ("abstract_random", "abstract_none"):
+            metrics[f"accuracy_{name}"] = next(r["accuracy"] for r in rows if r["interface"] == name)
+        metrics["steps"] = step0
+        metrics["wall_time_s"] = round(time.time() - t0, 2)
+        write_outputs(tr, "abstract", arm, rows, samples, metrics)
+    clear_checkpoints(ckpt)
+
+
+if __name__ == "__main__":
+    stage_main("abstract_thought", run, arms=arms_in_params())

@@ -1,0 +1,131 @@
+"""Continuous thought (after QThink / CODI / Coconut): K latent steps fed back as input embeddings.
+
+After the prompt and `<think>`, the last hidden state goes through a projection head
+(Linear-GELU-Linear-LayerNorm) and comes back as the next input embedding, K times; then `</think>`
+and the answer are decoded as text. Training distills teacher hidden states into the K latent
+states: the teacher is the model's own verbal reasoning, several rollouts per problem, read at K
+evenly spaced positions of each rollout's thought and averaged uniformly or over the correct
+rollouts only; per-step (all K states) or final-step (the last one); L1 or smooth-L1; plus the
+answer's cross-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from thinkmid.engines.base import SamplingParams
+from thinkmid.thoughts.tasks import answer_ids, is_correct, prompt_ids, think_ids_of
+
+
+class ProjectionHead(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.LayerNorm(hidden))
+
+    def forward(self, x):
+        return self.mlp(x.to(self.mlp[0].weight.dtype))
+
+
+class LatentLM(nn.Module):
+    """The language model and its projection head, trained (and checkpointed) together."""
+
+    def __init__(self, lm, head: ProjectionHead):
+        super().__init__()
+        self.lm, self.head = lm, head
+
+
+def spaced_positions(length: int, k: int) -> list[int]:
+    """K evenly spaced indices into a span of `length` (>= 1) tokens; the last is always length - 1."""
+    return [min(length - 1, max(0, math.ceil((i + 1) * length / k) - 1)) for i in range(k)]
+
+
+def rollouts(engine, tok, problems, n: int, max_thought: int, max_answer: int, temperature: float, seed: int):
+    """n verbal rollouts per problem: (thought ids, answer ids, correct) lists."""
+    t_open, t_close = think_ids_of(tok)
+    prompts = [prompt_ids(tok, p) + [t_open] for p in problems]
+    th = SamplingParams(max_new_tokens=max_thought, n=n, temperature=temperature, seed=seed, stop_token_ids=(t_close,))
+    su = SamplingParams(max_new_tokens=max_answer, temperature=0.0, seed=seed, stop_token_ids=(tok.eos_token_id,))
+    outs = engine.two_stage(prompts, th, su, [t_close])
+    return [[(c.thought.token_ids, c.suffix.token_ids, is_correct(p.answer, tok.decode(c.suffix.token_ids)))
+             for c in comps] for p, comps in zip(problems, outs)]  # fmt: skip
+
+
+@torch.no_grad()
+def teacher_states(model, tok, problems, rolls, k: int, weighting: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Targets [N, K, d] and distillation weights [N] (0 where no rollout counts), plus statistics."""
+    t_open, t_close = think_ids_of(tok)
+    dev = next(model.parameters()).device
+    targets, weights, n_correct = [], [], 0
+    model.eval()
+    for p, rs in zip(problems, rolls):
+        acc, used = None, 0
+        for thought, answer, ok in rs:
+            n_correct += int(ok)
+            if weighting == "correct" and not ok:
+                continue
+            q = prompt_ids(tok, p) + [t_open]
+            ids = torch.tensor([q + thought + [t_close] + answer], device=dev)
+            h = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
+            span = h[len(q) - 1 : len(q) + len(thought)]  # <think> and the thought tokens
+            st = span[spaced_positions(span.shape[0], k)].float()
+            acc = st if acc is None else acc + st
+            used += 1
+        d = model.config.hidden_size
+        targets.append(acc / used if used else torch.zeros(k, d, device=dev))
+        weights.append(1.0 if used else 0.0)
+    stats = {"rollout_accuracy": n_correct / max(1, sum(len(r) for r in rolls)),
+             "distilled_problems": int(sum(weights))}  # fmt: skip
+    return torch.stack(targets), torch.tensor(weights, device=dev), stats
+
+
+def latent_forward(module: LatentLM, tok, problems, k: int, targets=None, weights=None, params=None):
+    """(answer CE + weighted distillation loss, answer tokens) for a batch of problems."""
+    lm, head = module.lm, module.head
+    t_open, t_close = think_ids_of(tok)
+    dev = next(lm.parameters()).device
+    qs = [prompt_ids(tok, p) + [t_open] for p in problems]
+    ans = [[t_close] + answer_ids(tok, p) for p in problems]
+    b, wq, wa = len(problems), max(map(len, qs)), max(map(len, ans))
+    q_ids = torch.zeros(b, wq, dtype=torch.long)
+    q_mask = torch.zeros(b, wq, dtype=torch.long)
+    a_ids = torch.zeros(b, wa, dtype=torch.long)
+    a_mask = torch.zeros(b, wa, dtype=torch.long)
+    for r, (q, a) in enumerate(zip(qs, ans)):
+        q_ids[r, wq - len(q) :], q_mask[r, wq - len(q) :] = torch.tensor(q), 1
+        a_ids[r, : len(a)], a_mask[r, : len(a)] = torch.tensor(a), 1
+    q_ids, q_mask, a_ids, a_mask = q_ids.to(dev), q_mask.to(dev), a_ids.to(dev), a_mask.to(dev)
+    pos = (q_mask.cumsum(-1) - 1).clamp(min=0)
+    out = lm(input_ids=q_ids, attention_mask=q_mask, position_ids=pos, use_cache=True, output_hidden_states=True)
+    cache, h, mask, nxt = out.past_key_values, out.hidden_states[-1][:, -1], q_mask, pos[:, -1] + 1
+    states = []
+    for _ in range(k):
+        e = head(h).to(lm.get_input_embeddings().weight.dtype)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        out = lm(inputs_embeds=e[:, None], attention_mask=mask, position_ids=nxt[:, None], past_key_values=cache,
+                 use_cache=True, output_hidden_states=True)  # fmt: skip
+        cache, h, nxt = out.past_key_values, out.hidden_states[-1][:, -1], nxt + 1
+        states.append(h)
+    mask = torch.cat([mask, a_mask], 1)
+    apos = nxt[:, None] + torch.arange(wa, device=dev)[None]
+    logits = lm(input_ids=a_ids, attention_mask=mask, position_ids=apos, past_key_values=cache).logits
+    labels = torch.where(a_mask.bool(), a_ids, -100)[:, 1:]
+    ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+    loss = ce
+    if targets is not None and k > 0 and params.distill_weight > 0:
+        s = torch.stack(states, 1).float()  # [b, K, d]
+        t = targets.to(s.device)
+        if params.distill == "final_step":
+            s, t = s[:, -1:], t[:, -1:]
+        fn = F.l1_loss if params.distill_loss == "l1" else F.smooth_l1_loss
+        per = fn(s, t, reduction="none").mean((1, 2))
+        w = weights.to(s.device)
+        loss = loss + params.distill_weight * (per * w).sum() / w.sum().clamp(min=1.0)
+    return loss, int((labels != -100).sum())
+
+
+def answer_params(tok, max_answer: int, seed: int = 0) -> SamplingParams:
+    return SamplingParams(max_new_tokens=max_answer, temperature=0.0, seed=seed, stop_token_ids=(tok.eos_token_id,))
