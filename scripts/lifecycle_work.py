@@ -21,8 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Full sizes of the reasoning benchmarks (a `limit` takes fewer): GSM8K test, MATH-500, GPQA-Diamond,
-# OlympiadBench OE_TO_maths_en_COMP (thinkmid/evals/reasoning/*.py).
-BENCH_SIZES = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbench": 675}
+# OlympiadBench as the seed selected it (zwhe99/simplerl-OlympiadBench, first 300 rows filtered: the record's 220).
+BENCH_SIZES = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbench": 220}
 PROBE_CONDITIONS = 5  # sampled, swapped, blank, generic, teacher (thinkmid/evals/probe.py)
 N_SFT, N_RLMT, N_GATE = 3, 2, 4
 UNITS = {  # what one measured second is per, for each stage

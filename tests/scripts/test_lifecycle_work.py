@@ -24,9 +24,9 @@ def test_paper_counts_follow_the_record_setup():
     w = rows("paper")
     assert w["rlmt"]["steps"] == 400 and w["rlmt"]["samples"] == 2 * 200 * 2 * 16  # 2 arms, 200 steps, P=2, K=16
     assert w["rlmt"]["gen_tokens"] == 12_800 * (48 + 128)
-    assert w["self_improve"]["judge_calls"] == 128 * 16 * 17 * 16 // 2  # every pair of K + 1 once
+    assert w["self_improve"]["judge_calls"] == 2000 * 16 * 17 * 16 // 2  # the seed: 2,000 steps x 16 prefixes, every pair of K + 1 once
     assert w["reward_gate"]["samples"] == w["reward_gate"]["judge_calls"] == 4 * 64 * 16
-    assert w["reasoning_eval"]["samples"] == 4 * (1319 + 500 + 198 + 675) * 8
+    assert w["reasoning_eval"]["samples"] == 4 * (1319 + 500 + 198 + 220) * 8
     assert w["sft"]["steps"] == 3 * 512
 
 
