@@ -7,8 +7,14 @@ Counts come from the params only: steps, samples (generations), judge calls, gen
 upper bound: every sample at its token budget) and trained tokens (upper bound: full sequences).
 `--rates` is a JSON of measured seconds per unit from a run on the target machine, e.g.
 {"rlmt": 27.1, "sft": 2.2} (units in UNITS: seconds per RLMT step, per SFT step, ...); the
-projected time of a stage is its units x seconds per unit x runs. `--write` replaces the table
-between the markers of the given markdown file.
+projected time of a stage is its units x seconds per unit x runs. `--measured DIR` derives them from
+a stand-in run instead (benchmarks/paper_lifecycle.sh's output: stage_times.json, params.yaml and
+reports/): a stage with per-step times (`step_time_s` in its steps files) is projected as its
+measured fixed cost (loading, evaluation) plus the mean step time x the paper's steps; any other as
+its wall time per unit of the stand-in's work x the paper's units (an upper bound: loading is scaled
+too). `--write` replaces the table between the markers of the given markdown file.
+
+    python scripts/lifecycle_work.py profiles/paper.yaml --measured runs/paper --write benchmarks/LIFECYCLE.md
 """
 
 from __future__ import annotations
@@ -86,6 +92,41 @@ def work(params) -> list[dict]:
     return rows
 
 
+def step_times(reports: Path, stage: str) -> list[float]:
+    """`step_time_s` of every step record under reports/<stage>/ (the steps files; all arms)."""
+    out = []
+    for f in sorted((reports / stage).glob("*.json")) if (reports / stage).is_dir() else []:
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        recs = data if isinstance(data, list) else data.get("steps", []) if isinstance(data, dict) else []
+        out += [float(r["step_time_s"]) for r in recs if isinstance(r, dict) and "step_time_s" in r]
+    return out
+
+
+def projections(paper_rows: list[dict], run_dir: Path, load_params) -> tuple[dict[str, float], dict[str, float]]:
+    """Stage -> (seconds per unit, projected seconds for the paper's work) from a stand-in run."""
+    walls: dict[str, float] = {}
+    for name, secs in json.loads((run_dir / "stage_times.json").read_text(encoding="utf-8")).items():
+        walls[name.split("@")[0]] = walls.get(name.split("@")[0], 0.0) + float(secs)
+    stand = {r["stage"]: r for r in work(load_params(run_dir / "params.yaml"))}
+    rates, proj = {}, {}
+    for r in paper_rows:
+        s = r["stage"]
+        if s not in walls or s not in stand:
+            continue
+        steps = step_times(run_dir / "reports", s)
+        if steps and UNITS[s] == "step":
+            per = sum(steps) / len(steps)
+            fixed = max(0.0, walls[s] - sum(steps))  # loading, evaluation, saving: paid once per run
+            rates[s], proj[s] = per, fixed + per * r["units"] * r["runs"]
+        else:
+            per = walls[s] / (stand[s]["units"] * stand[s]["runs"])
+            rates[s], proj[s] = per, per * r["units"] * r["runs"]
+    return rates, proj
+
+
 def fmt_int(x) -> str:
     return f"{x:,}" if x else "-"
 
@@ -96,7 +137,7 @@ def fmt_s(s: float | None) -> str:
     return f"{s:,.0f} s ({s / 3600:.1f} h)"
 
 
-def table(rows: list[dict], rates: dict[str, float]) -> str:
+def table(rows: list[dict], rates: dict[str, float], projected: dict[str, float] | None = None) -> str:
     head = ("| stage | runs | steps | samples | judge calls | generated tokens (max) | trained tokens (max) | "
             "measured H200 rate | projected full time | seed's recorded time |")  # fmt: skip
     out = [head, "|" + " --- |" * 10]
@@ -104,12 +145,12 @@ def table(rows: list[dict], rates: dict[str, float]) -> str:
     for r in rows:
         s = r["stage"]
         rate = rates.get(s)
-        proj = rate * r["units"] * r["runs"] if rate is not None else None
+        proj = (projected or {}).get(s, rate * r["units"] * r["runs"] if rate is not None else None)
         known &= proj is not None
         total += proj or 0.0
         out.append(f"| {s} | {r['runs']} | {fmt_int(r['steps'])} | {fmt_int(r['samples'])} | {fmt_int(r['judge_calls'])} "
                    f"| {fmt_int(r['gen_tokens'])} | {fmt_int(r['trained_tokens'])} | "
-                   f"{f'{rate:g} s / {UNITS[s]}' if rate is not None else ''} | {fmt_s(proj)} | {RECORDED.get(s, '')} |")
+                   f"{f'{rate:.3g} s / {UNITS[s]}' if rate is not None else ''} | {fmt_s(proj)} | {RECORDED.get(s, '')} |")
     out.append(f"| **whole lifecycle** | | | | | | | | {fmt_s(total) if known else '(needs every rate)'} | |")
     return "\n".join(out) + "\n\n" + "\n".join(f"- {r['stage']}: {r['note']}" for r in rows) + "\n"
 
@@ -118,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("params", nargs="?", default=str(ROOT / "profiles" / "paper.yaml"))
     ap.add_argument("--rates", help="JSON {stage: measured seconds per unit}")
+    ap.add_argument("--measured", help="a benchmarks/paper_lifecycle.sh output dir: rates from its stand-in run")
     ap.add_argument("--write", help="markdown file whose table between the work markers is replaced")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -127,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(rates) - set(UNITS)
     if unknown:
         raise SystemExit(f"error: --rates: unknown stages {sorted(unknown)}; expected some of {sorted(UNITS)}")
-    text = table(work(load_params(args.params)), rates)
+    rows = work(load_params(args.params))
+    projected = None
+    if args.measured:
+        rates, projected = projections(rows, Path(args.measured), load_params)
+    text = table(rows, rates, projected)
     if not args.write:
         print(text, end="")
         return 0

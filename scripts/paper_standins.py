@@ -71,32 +71,104 @@ def write_standin(path: str | Path, shape: dict, seed: int = 0, dtype: str = "bf
     return Path(path)
 
 
-def overrides(root: str = "standins", servers: str = "transformers") -> dict[str, object]:
-    """Dotted key -> value over profiles/paper.yaml; every key not named here keeps the paper value."""
+def overrides(root: str = "standins", servers: str = "transformers", rehearsal: bool = False) -> dict[str, object]:
+    """Dotted key -> value over profiles/paper.yaml; every key not named here keeps the paper value.
+
+    servers: `transformers` / `sglang` launch a role server per judge and the teacher (the paper's
+    layout); `inprocess` keeps every model on the GPU in the stage's own process (the in-process judge of
+    thinkmid/judges/inprocess.py and the `lm` teacher), which needs no serving packages on the box."""
     judge = f"{root}/{JUDGE}"
-    extra = ["--mem-fraction-static", "0.30"] if servers == "sglang" else []
     out: dict[str, object] = {
         "profile": "paper_standins",
         "base.source": "local",
         "base.local_dir": f"{root}/{BASE}",
         # The factbook gives ~1,520 windows of 384 + 128 Qwen3 tokens (paper: FineWeb-Edu, 11,200 rows).
         "chunks.source": "factbook",
-        "chunks.phase3_train": 192,  # paper 2048 (128 steps x 16 prefixes)
-        "chunks.sft_train": 768,  # paper 8192
-        "chunks.sft_val": 128,  # paper 256
-        "chunks.rl": 192,  # paper 512
-        "self_improve.steps": 4,  # paper 128
-        "rlmt.steps": 4,  # paper 200
+        "chunks.windows": "all",  # the factbook has 247 documents long enough for one window each
+        "chunks.phase3_source": "same",  # FinePhrase is hub-only
+        "chunks.phase3_train": 48,  # paper 32000 (2,000 steps x 16 prefixes)
+        "chunks.sft_train": 256,  # paper 8192
+        "chunks.sft_val": 128,  # paper 512 (the gate's 64 and the probe's 32 prefixes come from here)
+        "chunks.rl": 64,  # paper 512
+        "self_improve.steps": 3,  # paper 2000
+        "sft.raw_steps": 16,  # paper 657 (token-matched to 512 think steps; here 256 rows / 16)
+        "rlmt.steps": 3,  # paper 200
+        "rlmt.row_offset": 64,  # paper 4096 (of 8192 rows; here of 256)
+        "reasoning_eval.gsm8k": {"enabled": True, "source": "package", "limit": 64},  # paper: all 1,319, hub
+        "reasoning_eval.gpqa_diamond": {"enabled": True, "source": "package", "limit": 64},  # paper: 198, hub
         "reasoning_eval.math500.enabled": False,  # hub only
         "reasoning_eval.olympiadbench.enabled": False,  # hub only
-        "judge.max_invalid_rate": 1.0,  # a random judge answers garbage: count it, do not stop on it
-        "reference_judge.max_invalid_rate": 1.0,
-    }
-    for role in ("judge", "reference_judge", "teacher_thoughts"):
-        out[f"{role}.endpoint.server.launch"] = servers
-        out[f"{role}.endpoint.server.model"] = judge
-        out[f"{role}.endpoint.server.extra_args"] = extra
-    return out
+        "knowledge_gates.arms": {"base": "models/base", "think_base_rlmt": "models/think_base_rlmt"},  # paper: 6
+        "knowledge_gates.knowledge_source": "factbook",  # PopQA is hub-only
+        "knowledge_gates.reasoning_source": "gsm8k",  # NuminaMath-CoT is hub-only
+        "knowledge_gates.train_facts": 256,  # paper 1000
+        "knowledge_gates.eval_facts": 128,  # paper 500
+        "knowledge_gates.reasoning_rows": 512,  # paper 10000
+        "knowledge_gates.eval_problems": 64,  # paper: the eval's whole GSM8K subset
+        "thoughts.arms": {"base": {"model": "models/base", "task": "gsm8k"},
+                          "modsum": {"model": "models/thought_init/modsum", "task": "modsum"}},  # paper + phase3
+        "thoughts.tasks.gsm8k.source": "wheel",  # paper: the hub's GSM8K train
+        "thoughts.tasks.gsm8k.train": 128,  # paper 7473
+        "thoughts.tasks.gsm8k.eval": 64,  # paper 1319
+        "thoughts.tasks.gsm8k.epochs": 1,  # paper 3
+        "thoughts.tasks.modsum.train": 8192,  # paper 50000
+        "thoughts.tasks.modsum.eval": 256,  # paper 1000
+        "thoughts.tasks.modsum.epochs": 1,  # paper 3
+    }  # fmt: skip
+    if servers == "inprocess":
+        for role in ("judge", "reference_judge"):
+            out[f"{role}.backend"] = "inprocess"
+            out[f"{role}.model"] = "path"
+            out[f"{role}.model_path"] = judge
+        out["teacher_thoughts.backend"] = "lm"
+        out["teacher_thoughts.model_path"] = judge
+        out["teacher_thoughts.mode"] = "insert"  # a random teacher never passes rewrite's coverage check
+    else:
+        extra = ["--mem-fraction-static", "0.30"] if servers == "sglang" else []
+        out["judge.max_invalid_rate"] = 1.0  # a random judge answers garbage: count it, do not stop on it
+        out["reference_judge.max_invalid_rate"] = 1.0
+        for role in ("judge", "reference_judge", "teacher_thoughts"):
+            out[f"{role}.endpoint.server.launch"] = servers
+            out[f"{role}.endpoint.server.model"] = judge
+            out[f"{role}.endpoint.server.extra_args"] = extra
+    return {**out, **REHEARSAL} if rehearsal else out
+
+
+# `--rehearsal`: the same DAG and code paths with 2-layer stand-ins and fewer problems, so the whole
+# paper-path run can be tried on a laptop CPU before a GPU is spent on it (~10 minutes on 2 cores).
+TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16)  # fmt: skip
+REHEARSAL: dict[str, object] = {
+    "base.dtype": "float32",
+    # the CPU judge attends densely: a [T, T] mask per packed batch, so keep T small
+    "judge.inprocess.max_batch_tokens": 4096,
+    "reference_judge.inprocess.max_batch_tokens": 4096,
+    "self_improve.steps": 2,
+    "self_improve.prefixes_per_step": 4,
+    "chunks.phase3_train": 8,
+    "chunks.sft_train": 96,
+    "chunks.sft_val": 48,
+    "sft.raw_steps": 4,
+    "rlmt.steps": 2,
+    "rlmt.row_offset": 32,
+    "eval_continuations.prefixes": 8,
+    "reward_gate.prefixes": 8,
+    "thought_probe.prefixes": 4,
+    "reasoning_eval.k": 2,
+    "reasoning_eval.max_new_tokens": 64,
+    "reasoning_eval.gsm8k.limit": 4,
+    "reasoning_eval.gpqa_diamond.limit": 4,
+    "knowledge_gates.train_facts": 16,
+    "knowledge_gates.eval_facts": 16,
+    "knowledge_gates.reasoning_rows": 32,
+    "knowledge_gates.eval_problems": 4,
+    "knowledge_gates.eval_max_new_tokens": 64,
+    "thoughts.tasks.gsm8k.train": 16,
+    "thoughts.tasks.gsm8k.eval": 8,
+    "thoughts.tasks.modsum.train": 512,
+    "thoughts.tasks.modsum.eval": 64,
+    "thoughts.continuous.rollouts": 2,
+}
 
 
 def apply(tree: dict, dotted: dict[str, object]) -> dict:
@@ -112,18 +184,18 @@ def apply(tree: dict, dotted: dict[str, object]) -> dict:
     return out
 
 
-def standin_params_text(root: str = "standins", servers: str = "transformers") -> str:
+def standin_params_text(root: str = "standins", servers: str = "transformers", rehearsal: bool = False) -> str:
     paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text(encoding="utf-8"))
     head = "# profiles/paper.yaml + scripts/paper_standins.py overrides (stand-in models, fewer steps)\n"
-    return head + yaml.safe_dump(apply(paper, overrides(root, servers)), sort_keys=False)
+    return head + yaml.safe_dump(apply(paper, overrides(root, servers, rehearsal)), sort_keys=False)
 
 
-def dvc_args(root: str = "standins", servers: str = "transformers") -> list[str]:
+def dvc_args(root: str = "standins", servers: str = "transformers", rehearsal: bool = False) -> list[str]:
     """`-S key=value` for each override (Hydra grammar, as DVC reads it); `++key` adds a key the paper
     profile does not write out."""
     paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text(encoding="utf-8"))
     args = []
-    for key, value in overrides(root, servers).items():
+    for key, value in overrides(root, servers, rehearsal).items():
         node = paper
         for p in key.split("."):
             node = node.get(p) if isinstance(node, dict) else None
@@ -137,23 +209,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=("models", "params", "dvc-args"))
     ap.add_argument("--root", default="standins", help="where the stand-in model dirs live (default: %(default)s)")
-    ap.add_argument("--servers", choices=("transformers", "sglang"), default="transformers")
+    ap.add_argument("--rehearsal", action="store_true", help="2-layer stand-ins and fewer problems (CPU try-out)")
+    ap.add_argument("--servers", choices=("transformers", "sglang", "inprocess"), default="transformers")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     if args.what == "models":
-        write_standin(Path(args.root) / BASE, SHAPES[BASE], seed=0)
-        write_standin(Path(args.root) / JUDGE, SHAPES[JUDGE], seed=1, chat=True)
+        shape = (lambda name: dict(SHAPES[name], **TINY)) if args.rehearsal else SHAPES.get
+        dtype = "float32" if args.rehearsal else "bfloat16"
+        write_standin(Path(args.root) / BASE, shape(BASE), seed=0, dtype=dtype)
+        write_standin(Path(args.root) / JUDGE, shape(JUDGE), seed=1, dtype=dtype, chat=True)
         print(f"wrote {args.root}/{BASE} and {args.root}/{JUDGE}")
     elif args.what == "params":
         from thinkmid.config import parse_params
         from thinkmid.io import write_text
 
-        text = standin_params_text(args.root, args.servers)
+        text = standin_params_text(args.root, args.servers, args.rehearsal)
         parse_params(text, "params.yaml")  # one clear error, before anything is written
         write_text("params.yaml", text)
         print("params.yaml <- profiles/paper.yaml + stand-in overrides; run `dvc repro`")
     else:
-        print(shlex.join(dvc_args(args.root, args.servers)))
+        print(shlex.join(dvc_args(args.root, args.servers, args.rehearsal)))
     return 0
 
 

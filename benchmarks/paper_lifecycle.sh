@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The paper lifecycle on stand-in models under `dvc repro`, each stage timed, on one GPU box.
+#
+#   bash benchmarks/paper_lifecycle.sh /tmp/paper-run out/ [--servers inprocess] [--rehearsal]
+#
+# Copies this checkout to WORKDIR (once; a second call in the same WORKDIR resumes the DAG where DVC
+# left it), writes the stand-in models and params (scripts/paper_standins.py), runs `dvc repro` with a
+# timestamp on every line of its log, samples GPU memory, and leaves in OUTDIR: repro.log, gpu_mem.csv,
+# stage_times.json (wall seconds per stage, from the log), params.yaml, dvc.lock and reports/.
+# `python scripts/lifecycle_work.py --measured OUTDIR ...` turns that into benchmarks/LIFECYCLE.md.
+# Extra arguments go to `paper_standins.py params`. REPRO_TIMEOUT (seconds) stops the repro early and
+# still collects what finished.
+set -uo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+work=$1 out=$2
+shift 2
+mkdir -p "$work" "$out"
+out=$(cd "$out" && pwd)
+if [ ! -f "$work/dvc.yaml" ]; then
+  # the checkout without build outputs or carried wheels; a fresh DVC state
+  (cd "$src" && tar cf - --exclude=./.whl --exclude=./.dev --exclude=./.venv --exclude=./models --exclude=./data \
+      --exclude=./reports --exclude=./checkpoints --exclude=./mlruns --exclude=./mlflow.db --exclude=./standins \
+      --exclude=./dvc.lock --exclude=./.dvc/tmp --exclude=./.dvc/cache .) | (cd "$work" && tar xf -)
+  cd "$work"
+  if [ ! -d .git ]; then
+    if command -v git >/dev/null; then git init -q && git add -A >/dev/null && git -c user.name=run -c user.email=run@local commit -qm run
+    else dvc config --local core.no_scm true; fi
+  fi
+  rehearsal=""; for a in "$@"; do [ "$a" = --rehearsal ] && rehearsal=--rehearsal; done
+  python3 scripts/paper_standins.py models $rehearsal || exit
+  python3 scripts/paper_standins.py params "$@" || exit
+fi
+cd "$work"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 2 >>"$out/gpu_mem.csv" &
+  smi=$!
+fi
+# one timestamp (unix seconds) per log line: stage wall times come from the "Running stage" lines
+stamp='import sys, time
+for line in sys.stdin:
+    sys.stdout.write(f"{time.time():.1f} {line}"); sys.stdout.flush()'
+PYTHONUNBUFFERED=1 timeout "${REPRO_TIMEOUT:-0}" dvc repro 2>&1 | python3 -u -c "$stamp" | tee -a "$out/repro.log"
+rc=${PIPESTATUS[0]}
+[ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
+python3 - "$out/repro.log" >"$out/stage_times.json" <<'EOF'
+import json, re, sys
+starts, end = [], None
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    t, _, rest = line.partition(" ")
+    try:
+        t = float(t)
+    except ValueError:
+        continue
+    m = re.match(r"Running stage '([^']+)'", rest)
+    if m:
+        starts.append((m.group(1), t))
+    end = t
+times = {s: round((starts[i + 1][1] if i + 1 < len(starts) else end) - t, 1) for i, (s, t) in enumerate(starts)}
+print(json.dumps(times, indent=1))
+EOF
+cp params.yaml "$out/" 2>/dev/null; cp dvc.lock "$out/" 2>/dev/null
+tar cf - --exclude='*.safetensors' reports 2>/dev/null | (cd "$out" && tar xf -)
+echo "dvc repro exit $rc; outputs in $out"
+exit "$rc"
