@@ -93,3 +93,16 @@ def test_gpu_sampler_temperature_and_top_p():
     assert torch.allclose(freq, probs**2 / (probs**2).sum(), atol=0.015)
     tok, _ = nucleus_sample(logits, ones * 0, ones)  # greedy
     assert (tok == 0).all()
+
+
+def test_fast_suppressed_tokens_equal_the_generic_loop(tiny_model, qwen_tok):
+    """Phase 3's suppressed end-of-text takes the static decoder too, and bans exactly what the loop bans."""
+    prompts = [qwen_tok.encode(t) for t in TEXTS[:3]]
+    slow = HFEngine(tiny_model, qwen_tok, batch_size=8, fast=False)
+    fast = HFEngine(tiny_model, qwen_tok, batch_size=8, fast=True)
+    free = slow.generate(prompts, SamplingParams(max_new_tokens=6, temperature=0))
+    banned = tuple({c[0].token_ids[0] for c in free} | {c[0].token_ids[3] for c in free})  # greedy picks, banned
+    params = SamplingParams(max_new_tokens=6, temperature=0, suppress_token_ids=banned)
+    a, b = slow.generate(prompts, params), fast.generate(prompts, params)
+    for ga, gb in zip(a, b):
+        assert ga[0].token_ids == gb[0].token_ids and not set(gb[0].token_ids) & set(banned)

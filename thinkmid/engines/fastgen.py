@@ -341,7 +341,7 @@ class StaticDecoder:
     def run(self, prompts: list[list[int]], K: int, plan: dict, embeds=None) -> dict:
         """Decode K rows per prompt. plan: th_max (None: single stage), su_max, th_stop, su_stop,
         close_id, temps (thought, suffix), top_ps, th_allow / su_allow (allowed ids per stage, empty:
-        all). embeds: per prompt, input embeddings [len, d] to prefill instead of its tokens.
+        all), th_ban / su_ban (ids never sampled in that stage). embeds: per prompt, input embeddings [len, d] to prefill instead of its tokens.
         Returns host lists rec_tok/rec_lp/rec_code [S+1][B]."""
         two = plan.get("th_max") is not None
         S = (plan["th_max"] + 1 + plan["su_max"]) if two else plan["su_max"]
@@ -370,6 +370,9 @@ class StaticDecoder:
             if plan.get(key):
                 self.allow_bias[ph].fill_(NEG)
                 self.allow_bias[ph, torch.tensor(sorted(set(plan[key])), device=dev)] = 0.0
+        for ph, key in ((0, "th_ban"), (1, "su_ban")):  # suppressed ids (e.g. end-of-text in Phase 3)
+            if plan.get(key):
+                self.allow_bias[ph, torch.tensor(sorted(set(plan[key])), device=dev)] = NEG
         self.kg.zero_()
         self.vg.zero_()
         self.phase.fill_(0 if two else 1)

@@ -113,7 +113,8 @@ class HFEngine:
         plan = {"th_max": thought.max_new_tokens, "su_max": suffix.max_new_tokens, "close_id": close_ids[0],
                 "th_stop": tuple(sorted(set(thought.stop_token_ids))), "su_stop": tuple(sorted(set(suffix.stop_token_ids))),
                 "temps": (thought.temperature, suffix.temperature), "top_ps": (thought.top_p, suffix.top_p),
-                "th_allow": thought.allowed_token_ids, "su_allow": suffix.allowed_token_ids}  # fmt: skip
+                "th_allow": thought.allowed_token_ids, "su_allow": suffix.allowed_token_ids,
+                "th_ban": thought.suppress_token_ids, "su_ban": suffix.suppress_token_ids}  # fmt: skip
         n = thought.n
         out: list[list[TwoStageCompletion]] = [[] for _ in prompts]
         for idx, rows in self._fast_batches(prompts, n, plan, thought.seed):
@@ -129,11 +130,10 @@ class HFEngine:
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
         if not prompts:
             return []
-        # The static-cache decoder has no token mask; suppressing tokens takes the generic loop.
-        if not params.suppress_token_ids and self._fast_decoder() is not None:
+        if self._fast_decoder() is not None:
             plan = {"su_max": params.max_new_tokens, "su_stop": tuple(sorted(set(params.stop_token_ids))),
                     "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2,
-                    "su_allow": params.allowed_token_ids}  # fmt: skip
+                    "su_allow": params.allowed_token_ids, "su_ban": params.suppress_token_ids}  # fmt: skip
             res: list[list[Completion]] = [[] for _ in prompts]
             n = params.n
             for idx, rows in self._fast_batches(prompts, n, plan, params.seed):
@@ -150,7 +150,8 @@ class HFEngine:
 
             it = tqdm(groups, desc="generate", unit="batch", leave=False)
         for g, idx in enumerate(it):
-            gen = torch.Generator(device="cpu").manual_seed(params.seed * 1_000_003 + min(idx))
+            # on the sampling tensors' device: torch.multinomial refuses a CPU generator for CUDA probs
+            gen = torch.Generator(device=self.device).manual_seed(params.seed * 1_000_003 + min(idx))
             comps = self._generate_group([prompts[i] for i in idx], params, gen)
             for k, i in enumerate(idx):
                 out[i] = comps[k]
@@ -327,7 +328,7 @@ def generate_latent(engine: HFEngine, prompts: list[list[int]], latent_fn, steps
                 for k, i in enumerate(idx):
                     out[i] = [engine._completion(r[4], r[5], r[6]) for r in rows[k * params.n : (k + 1) * params.n]]
             else:
-                gen = torch.Generator(device="cpu").manual_seed(params.seed * 1_000_003 + min(idx))
+                gen = torch.Generator(device=engine.device).manual_seed(params.seed * 1_000_003 + min(idx))
                 comps = engine._generate_group([lens[i] for i in idx], params, gen, embeds=[embeds[i] for i in idx])
                 for k, i in enumerate(idx):
                     out[i] = comps[k]
