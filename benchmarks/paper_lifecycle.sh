@@ -6,7 +6,7 @@
 # Copies this checkout to WORKDIR (once; a second call in the same WORKDIR resumes the DAG where DVC
 # left it), writes the stand-in models and params (scripts/paper_standins.py), runs `dvc repro` with a
 # timestamp on every line of its log, samples GPU memory, and leaves in OUTDIR: repro.log, gpu_mem.csv,
-# stage_times.json (wall seconds per stage, from the log), params.yaml, dvc.lock and reports/.
+# stage_times.json (wall seconds per stage, from the log), params.yaml, dvc.lock and reports.tgz.
 # `python scripts/lifecycle_work.py --measured OUTDIR ...` turns that into benchmarks/LIFECYCLE.md.
 # Extra arguments go to `paper_standins.py params`. REPRO_TIMEOUT (seconds) stops the repro early and
 # still collects what finished.
@@ -39,7 +39,7 @@ fi
 stamp='import sys, time
 for line in sys.stdin:
     sys.stdout.write(f"{time.time():.1f} {line}"); sys.stdout.flush()'
-PYTHONUNBUFFERED=1 timeout "${REPRO_TIMEOUT:-0}" dvc repro 2>&1 | python3 -u -c "$stamp" | tee -a "$out/repro.log"
+PYTHONUNBUFFERED=1 timeout "${REPRO_TIMEOUT:-0}" dvc repro --keep-going 2>&1 | python3 -u -c "$stamp" | tee -a "$out/repro.log"
 rc=${PIPESTATUS[0]}
 [ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
 python3 - "$out/repro.log" >"$out/stage_times.json" <<'EOF'
@@ -59,6 +59,6 @@ times = {s: round((starts[i + 1][1] if i + 1 < len(starts) else end) - t, 1) for
 print(json.dumps(times, indent=1))
 EOF
 cp params.yaml "$out/" 2>/dev/null; cp dvc.lock "$out/" 2>/dev/null
-tar cf - --exclude='*.safetensors' reports 2>/dev/null | (cd "$out" && tar xf -)
+tar czf "$out/reports.tgz" --exclude="*.safetensors" reports 2>/dev/null  # one file: nested dirs do not travel back
 echo "dvc repro exit $rc; outputs in $out"
 exit "$rc"
