@@ -14,8 +14,9 @@ reference judge / teacher (the same dir), both with the real Qwen3 tokenizer (qw
 and safetensors weights; random weights time the work, they say nothing about quality. Everything
 else stays the paper profile's, except (OVERRIDES): the embedded factbook corpus at the paper's
 lengths with split sizes it can fill, a few Phase 3 and RLMT steps, the hub-only benchmarks off, the
-invalid-verdict stop off (random judges answer garbage), and the role servers launched with
-`transformers serve` (offline; `--servers sglang` where SGLang is installed).
+invalid-verdict stop off (random judges answer garbage), the in-process judges loaded from the
+stand-in dir, and the teacher's server launched with `transformers serve` (offline; `--servers
+sglang` where SGLang is installed).
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ def overrides(root: str = "standins", servers: str = "transformers") -> dict[str
         "judge.max_invalid_rate": 1.0,  # a random judge answers garbage: count it, do not stop on it
         "reference_judge.max_invalid_rate": 1.0,
     }
-    for role in ("judge", "reference_judge", "teacher_thoughts"):
-        out[f"{role}.endpoint.server.launch"] = servers
-        out[f"{role}.endpoint.server.model"] = judge
-        out[f"{role}.endpoint.server.extra_args"] = extra
+    for role in ("judge", "reference_judge"):  # in process, as the paper's, from the stand-in dir (no hub)
+        out[f"{role}.model"] = "path"
+        out[f"{role}.model_path"] = judge
+    out["teacher_thoughts.endpoint.server.launch"] = servers
+    out["teacher_thoughts.endpoint.server.model"] = judge
+    out["teacher_thoughts.endpoint.server.extra_args"] = extra
     return out
 
 

@@ -257,6 +257,30 @@ def test_factory_and_params(model, chat_tok):
     assert isinstance(rj, InprocessReferenceJudge)
     with pytest.raises(ValidationError):
         JudgeParams(backend="inprocess", inprocess={"top_p": 0})
+    with pytest.raises(ValidationError, match="hub_id is not set"):
+        JudgeParams(backend="inprocess", model="hub")
+
+
+def test_hub_judge_loads_through_the_base_loader(model, chat_tok, monkeypatch):
+    """model: hub goes through load_base (hub or cache at the pinned revision, in inprocess.dtype), and
+    a model not in the cache offline is one error naming the role's key."""
+    from thinkmid.config import JudgeParams
+    from thinkmid.errors import InputError
+    from thinkmid.judges.factory import make_reference_judge
+    from thinkmid.models import load
+
+    jp = JudgeParams(backend="inprocess", model="hub", hub_id="Qwen/Qwen3-4B-Instruct-2507", revision="abc123")
+    seen = []
+    monkeypatch.setattr(load, "load_base", lambda spec, key: seen.append((spec, key)) or (model, chat_tok))
+    judge = make_reference_judge(jp)
+    spec, key = seen[0]
+    assert isinstance(judge, InprocessReferenceJudge) and judge.model is model
+    assert (spec.source, spec.hub_id, spec.revision, spec.dtype, key) == (
+        "hub", "Qwen/Qwen3-4B-Instruct-2507", "abc123", "bfloat16", "reference_judge.hub_id")
+    monkeypatch.undo()
+    with pytest.raises(InputError, match=r"^judge\.hub_id: could not load 'thinkmid-test/no-such-judge'"):
+        load.load_base(spec.model_copy(update={"hub_id": "thinkmid-test/no-such-judge"}), offline=True,
+                       key="judge.hub_id")
 
 
 def test_fp8_linear_layers_stay_close(model):

@@ -344,17 +344,16 @@ class InprocessReferenceJudge(_TreeJudge):
 
 def from_params(kind: str, judge_params, model, tokenizer):
     """Build the in-process judge of a `judge` / `reference_judge` section (backend: inprocess).
-    `model: path` loads the judge model from judge.model_path onto the device, beside the policy;
-    `model: base` judges with the model passed in, or loads models/base when none is."""
+    `model: path` / `model: hub` loads the judge model (judge.model_path / judge.hub_id at
+    judge.revision) onto the device, beside the policy; `model: base` judges with the model passed
+    in, or loads models/base when none is."""
     ip = judge_params.inprocess
-    if judge_params.model == "path":
+    if judge_params.model in ("path", "hub"):
         from thinkmid.engines.factory import pick_device
-        from thinkmid.errors import InputError
-        from thinkmid.models.load import load_model
+        from thinkmid.judges import factory
 
-        if not judge_params.model_path:
-            raise InputError("judge.model is 'path' but judge.model_path is not set")
-        model, tokenizer = load_model(judge_params.model_path, dtype=ip.dtype)
+        role = "judge" if kind == "pairwise" else "reference_judge"
+        model, tokenizer = factory.load_judge_model(judge_params, dtype=ip.dtype, role=role)
         model.to(pick_device())
     elif model is None or tokenizer is None:  # a stage that passes no model: the base model dir, as `lm` does
         from thinkmid.engines.factory import pick_device
