@@ -132,11 +132,12 @@ class _TreeJudge:
 
     def __init__(self, model, tokenizer, prompt: str, kind: str, temperature: float = 0.7, top_p: float = 0.6,
                  share: str = "all", max_batch_tokens: int = 131072, seed: int = 0, attn: str | None = None,
-                 compile: bool = True, fp8: bool = False):  # fmt: skip
+                 compile: bool = True, fp8: bool = False, template: str | None = None):  # fmt: skip
+        """template: the prompt text itself instead of prompts/<prompt>.txt (benchmarks of variants)."""
         if share not in ("all", "head", "none"):
             raise ValueError(f"share must be all, head or none, got {share!r}")
         self.model, self.tokenizer = model, tokenizer
-        self.layout = make_layout(load_prompt(prompt), tokenizer, kind)
+        self.layout = make_layout(template if template is not None else load_prompt(prompt), tokenizer, kind)
         self.temperature, self.top_p, self.share = temperature, top_p, share
         self.max_batch_tokens, self.seed = max_batch_tokens, seed
         self.forward = TreeForward(model, attn=attn, compile=compile, fp8=fp8)
