@@ -74,9 +74,17 @@ def test_layout_reads_the_verdict_from_the_template(chat_tok):
     assert lay.pieces[0].startswith("<|im_start|>user\n") and lay.pieces[-1].endswith("<|im_start|>assistant\n")
 
 
-@pytest.mark.parametrize("share,max_tokens", [("all", 131072), ("head", 131072), ("none", 131072), ("all", 500)])
-def test_pairwise_equals_plain_forward(model, chat_tok, share, max_tokens):
-    judge = InprocessPairwiseJudge(model, chat_tok, share=share, max_batch_tokens=max_tokens)
+@pytest.mark.parametrize("share,max_tokens,attn", [
+    ("all", 131072, "dense"), ("head", 131072, "dense"), ("none", 131072, "dense"), ("all", 500, "dense"),
+    ("all", 500, "flex"),  # the CUDA path's kernel and mask rule (interval: the judge packs depth-first)
+])  # fmt: skip
+def test_pairwise_equals_plain_forward(model, chat_tok, share, max_tokens, attn):
+    judge = InprocessPairwiseJudge(model, chat_tok, share=share, max_batch_tokens=max_tokens, attn=attn)
+    if attn == "flex":
+        forests = judge._forest([{"prefix": p, "a": a, "b": b} for p, a, b in _pairs()])
+        batch = judge._batches(forests[0], forests[1])[0]
+        local = [(batch.get(forests[0][n][0], -1), forests[0][n][1]) for n in batch]
+        assert "ends" in judge.forward.prepare(pack(local, [0]), max_tokens)
     items = _pairs()
     got = judge.probabilities([{"prefix": p, "a": a, "b": b} for p, a, b in items])
     tpl = load_prompt("pairwise_quality")
