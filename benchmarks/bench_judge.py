@@ -251,10 +251,11 @@ def layout_only(tok, words, a):
         jd = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens, template=template_of(layout))
         w = step_work(jd, vals, model, fpt, lm, length=a.max_batch_tokens)
         blocks = [len(jd._tok(b)) for b in jd._blocks(vals[0])]
+        hours = STEPS_FULL * RUN2_STEP_S * w["flops"] / (RUN2_TFLOP * 1e12) / 3600  # run 2's step, scaled by FLOPs
         emit(bench="judge_layout_only", layout=layout, prefix_tokens=384, candidate_tokens=128, pool=POOL,
              prefixes_per_step=PREFIXES, blocks_tokens_first_pair=blocks, opening_tokens=len(jd.layout.opening),
              per_pair_tokens=blocks[-1] + len(jd.layout.opening), **w, step_tflop=w["flops"] / 1e12,
-             projected_full_h_at_run2_rate=STEPS_FULL * RUN2_STEP_S * w["flops"] / (RUN2_TFLOP * 1e12) / 3600)  # fmt: skip
+             projected_full_h_at_run2_rate=hours)  # fmt: skip
 
 
 def guarded(name, fn):

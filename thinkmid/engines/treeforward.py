@@ -13,8 +13,8 @@ with the dense token mask. Both use the same mask rule (`visible`). Inside the k
 only partly visible, flex evaluates the rule per (query, key): when the nodes are packed in
 depth-first preorder (the judge's batches are), each node's subtree is one contiguous token range,
 so the rule is `k <= q < end[k]` (`visible_interval`, one load per key column) instead of a lookup
-in the [depth, token] ancestor table per element (`mask='ancestors'`, any parent-first order). The linear layers see exactly
-the packed tokens (no padding); attention pads to a fixed length (padding blocks only see
+in the [depth, token] ancestor table per element (`mask='ancestors'`, any parent-first order).
+The linear layers see exactly the packed tokens (no padding); attention pads to a fixed length (padding blocks only see
 themselves), so one compiled kernel serves every batch of a judge.
 """
 
