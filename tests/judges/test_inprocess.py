@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from thinkmid.engines.treeforward import TreeForward, dense_mask, kv_blocks, pack, padded, visible
+from thinkmid.engines.treeforward import (
+    TreeForward, dense_mask, kv_blocks, pack, padded, padded_ends, visible, visible_interval,
+)  # fmt: skip
 from thinkmid.judges.inprocess import (
     InprocessPairwiseJudge, InprocessReferenceJudge, make_layout, verdict_probs,
 )  # fmt: skip
@@ -72,9 +74,17 @@ def test_layout_reads_the_verdict_from_the_template(chat_tok):
     assert lay.pieces[0].startswith("<|im_start|>user\n") and lay.pieces[-1].endswith("<|im_start|>assistant\n")
 
 
-@pytest.mark.parametrize("share,max_tokens", [("all", 131072), ("head", 131072), ("none", 131072), ("all", 700)])
-def test_pairwise_equals_plain_forward(model, chat_tok, share, max_tokens):
-    judge = InprocessPairwiseJudge(model, chat_tok, share=share, max_batch_tokens=max_tokens)
+@pytest.mark.parametrize("share,max_tokens,attn", [
+    ("all", 131072, "dense"), ("head", 131072, "dense"), ("none", 131072, "dense"), ("all", 500, "dense"),
+    ("all", 500, "flex"),  # the CUDA path's kernel and mask rule (interval: the judge packs depth-first)
+])  # fmt: skip
+def test_pairwise_equals_plain_forward(model, chat_tok, share, max_tokens, attn):
+    judge = InprocessPairwiseJudge(model, chat_tok, share=share, max_batch_tokens=max_tokens, attn=attn)
+    if attn == "flex":
+        forests = judge._forest([{"prefix": p, "a": a, "b": b} for p, a, b in _pairs()])
+        batch = judge._batches(forests[0], forests[1])[0]
+        local = [(batch.get(forests[0][n][0], -1), forests[0][n][1]) for n in batch]
+        assert "ends" in judge.forward.prepare(pack(local, [0]), max_tokens)
     items = _pairs()
     got = judge.probabilities([{"prefix": p, "a": a, "b": b} for p, a, b in items])
     tpl = load_prompt("pairwise_quality")
@@ -136,6 +146,8 @@ def test_kv_block_lists_are_exactly_the_visible_blocks():
     t = torch.arange(length)
     m = visible(t[:, None], t[None, :], *padded(p, length, bs))  # the rule flex applies inside blocks
     assert torch.equal(m[: p.tokens, : p.tokens], dense_mask(p))
+    assert p.ends is not None  # _forest packs depth-first: the interval rule is the same mask, padding included
+    assert torch.equal(visible_interval(t[:, None], t[None, :], padded_ends(p, length, bs)), m)
     blocks = m.view(length // bs, bs, length // bs, bs)
     want, whole = blocks.any(3).any(1), blocks.all(3).all(1)
     n_full = 0
@@ -147,17 +159,42 @@ def test_kv_block_lists_are_exactly_the_visible_blocks():
     assert n_full > 0
 
 
-def test_flex_path_equals_dense_path(model):
-    flex = TreeForward(model, attn="flex")
+def _not_preorder(nodes):
+    """The same forest with one leaf moved to the end: parents still come first, but its parent's
+    subtree is no longer one token range."""
+    leaf = next(i for i in range(len(nodes)) if nodes[i][0] >= 0 and all(par != i for par, _ in nodes))
+    order = [i for i in range(len(nodes)) if i != leaf] + [leaf]
+    new = {old: n for n, old in enumerate(order)}
+    return [(new[nodes[i][0]] if nodes[i][0] >= 0 else -1, nodes[i][1]) for i in order]
+
+
+def test_subtree_ends_only_for_preorder_packings():
+    p = pack(_forest(1), [0])
+    for n, (s, e) in enumerate(p.spans):  # a node's subtree: from its start to ends, nothing else inside
+        inside = [m for m, path in enumerate(p.paths) if n in path]
+        assert int(p.ends[s]) == max(p.spans[m][1] for m in inside)
+        assert sum(p.spans[m][1] - p.spans[m][0] for m in inside) == int(p.ends[s]) - s
+    assert pack(_not_preorder(_forest(1)), [0]).ends is None
+
+
+@pytest.mark.parametrize("mask", ["interval", "ancestors"])
+def test_flex_path_equals_dense_path(model, mask):
+    flex = TreeForward(model, attn="flex", mask=mask)
     for seed, pad_to in ((1, None), (1, 1000), (2, 1000)):  # the last reuses the mask buffers of the second
         nodes = _forest(seed)
         leaves = [i for i in range(len(nodes)) if all(par != i for par, _ in nodes)]
         p = pack(nodes, leaves)
+        assert ("ends" in flex.prepare(p, pad_to)) == (mask == "interval")
         dense = TreeForward(model, attn="dense")(p)
         torch.testing.assert_close(flex(p, pad_to), dense, rtol=1e-4, atol=1e-5)
         flex.full_blocks = False  # every block through the mask: the same numbers
         torch.testing.assert_close(flex(p, pad_to), dense, rtol=1e-4, atol=1e-5)
         flex.full_blocks = True
+        if mask == "interval":  # a packing out of preorder falls back to the ancestor table, same numbers
+            shuffled = _not_preorder(nodes)
+            q = pack(shuffled, [i for i in range(len(shuffled)) if all(par != i for par, _ in shuffled)])
+            assert "ends" not in flex.prepare(q, pad_to)
+            torch.testing.assert_close(flex(q, pad_to), TreeForward(model, attn="dense")(q), rtol=1e-4, atol=1e-5)
         modules = TreeForward(model, attn="dense")
         assert modules.functional  # Qwen3 layers run as functions of their weights; the module path agrees
         modules.functional = False
@@ -228,6 +265,30 @@ def test_factory_and_params(model, chat_tok):
     assert isinstance(rj, InprocessReferenceJudge)
     with pytest.raises(ValidationError):
         JudgeParams(backend="inprocess", inprocess={"top_p": 0})
+    with pytest.raises(ValidationError, match="hub_id is not set"):
+        JudgeParams(backend="inprocess", model="hub")
+
+
+def test_hub_judge_loads_through_the_base_loader(model, chat_tok, monkeypatch):
+    """model: hub goes through load_base (hub or cache at the pinned revision, in inprocess.dtype), and
+    a model not in the cache offline is one error naming the role's key."""
+    from thinkmid.config import JudgeParams
+    from thinkmid.errors import InputError
+    from thinkmid.judges.factory import make_reference_judge
+    from thinkmid.models import load
+
+    jp = JudgeParams(backend="inprocess", model="hub", hub_id="Qwen/Qwen3-4B-Instruct-2507", revision="abc123")
+    seen = []
+    monkeypatch.setattr(load, "load_base", lambda spec, key: seen.append((spec, key)) or (model, chat_tok))
+    judge = make_reference_judge(jp)
+    spec, key = seen[0]
+    assert isinstance(judge, InprocessReferenceJudge) and judge.model is model
+    assert (spec.source, spec.hub_id, spec.revision, spec.dtype, key) == (
+        "hub", "Qwen/Qwen3-4B-Instruct-2507", "abc123", "bfloat16", "reference_judge.hub_id")
+    monkeypatch.undo()
+    with pytest.raises(InputError, match=r"^judge\.hub_id: could not load 'thinkmid-test/no-such-judge'"):
+        load.load_base(spec.model_copy(update={"hub_id": "thinkmid-test/no-such-judge"}), offline=True,
+                       key="judge.hub_id")
 
 
 def test_fp8_linear_layers_stay_close(model):

@@ -99,14 +99,17 @@ def test_score_lenient(text, want):
     ("pairwise_quality", ("{prefix}", "{a}", "{b}"), '{"winner": "'),
 ])  # fmt: skip
 def test_judge_prompts_put_shared_parts_first_and_end_on_the_verdict(name, order, opening):
-    """Instructions, the passage (and the true continuation) come before the candidates, so a judge
-    can reuse their KV cache across candidates; the prompt ends on the JSON verdict format."""
+    """Instructions, the verdict format, the passage (and the true continuation) come before the
+    candidates, so a judge reuses their KV across candidates; after the last candidate only its
+    closing tag is left (the in-process judge recomputes those tokens for every pair)."""
     t = load_prompt(name)
     at = [t.index(slot) for slot in order]
     assert at == sorted(at)
     assert t.index("prefer") < at[0] if name == "pairwise_quality" else t.index("Give 1") < at[0]
-    last = t.strip().splitlines()[-1]
-    assert opening in last and last.endswith("}.")
+    fmt = next(line for line in t.splitlines() if opening in line)
+    assert fmt.startswith("Reply with one JSON object") and fmt.endswith("}.") and t.index(fmt) < at[0]
+    tail = t[at[-1] + len(order[-1]) :].strip()
+    assert tail.startswith("</") and tail.endswith(">") and "\n" not in tail
     if name == "pairwise_quality":
         assert "do not favour a continuation because it matches the original source" in " ".join(t.split())
 

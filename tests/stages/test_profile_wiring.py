@@ -1,16 +1,18 @@
 """Every stage of every shipped profile, built with a recording launcher (no process is started).
 
 Like torchtune's recipe-config tests: for each profile (and the paper profile with its policy on a
-server, and with the one-GPU stand-ins) each stage's parts are built exactly as the stage builds
-them (`stage.wiring` + `thinkmid.engines.wiring.build`), and we check which servers start, with which model
-and on which port, that each was stopped by the stage that started it, and that the stage's engines
-and judges talk to those servers.
+server, with its commented endpoint judges switched on, and with the one-GPU stand-ins) each stage's
+parts are built exactly as the stage builds them (`stage.wiring` + `thinkmid.engines.wiring.build`),
+and we check which servers start, with which model and on which port, that each was stopped by the
+stage that started it, that the stage's engines and judges talk to those servers, and that an
+in-process judge loads its own model (the 4B at the pinned revision) and starts no server.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,11 @@ from thinkmid.engines.openai import OpenAIEngine
 from thinkmid.engines.servers import use_launcher
 from thinkmid.errors import InputError
 from thinkmid.engines.wiring import build
+from thinkmid.judges.inprocess import InprocessPairwiseJudge, InprocessReferenceJudge
 
 ROOT = Path(__file__).resolve().parents[2]
 JUDGE_4B = "Qwen/Qwen3-4B-Instruct-2507"
+JUDGE_4B_REVISION = "cdbee75f17c01a7cc42f958dc650907174af0554"
 STAGE_ARMS = {
     "self_improve": [None], "eval_continuations": [None], "teacher_thoughts": [None], "sft": list(ARMS_SFT),
     "rlmt": list(ARMS_RLMT), "reward_gate": [None], "thought_probe": [None], "reasoning_eval": list(ARMS_GATE),
@@ -49,6 +53,20 @@ def paper_on_servers() -> dict:
     return d
 
 
+def paper_endpoint_judges() -> dict:
+    """The paper profile with its commented alternative switched on: each judge on its own SGLang
+    server (the `# endpoint:` block of each judge section, uncommented, and backend endpoint)."""
+    text = (ROOT / "profiles" / "paper.yaml").read_text()
+    d = profile_dict("paper")
+    for role in ("judge", "reference_judge"):
+        section = re.search(rf"^{role}:\n((?:  .*\n|\n)*)", text, re.M).group(1)
+        block = [ln.replace("  # ", "  ", 1) for ln in section.splitlines()
+                 if re.match(r"  # (endpoint:|  )", ln)]  # fmt: skip
+        assert block and block[0] == "  endpoint:", f"profiles/paper.yaml {role}: no commented endpoint block"
+        d[role] = {**d[role], "backend": "endpoint", **yaml.safe_load("\n".join(b[2:] for b in block))}
+    return d
+
+
 def paper_standins() -> dict:
     """The paper profile with scripts/paper_standins.py's overrides (the one-GPU run)."""
     spec = importlib.util.spec_from_file_location("paper_standins", ROOT / "scripts" / "paper_standins.py")
@@ -59,10 +77,10 @@ def paper_standins() -> dict:
 
 def expected(profile: str, stage: str, arm: str | None) -> list[tuple[str, str, str, int]]:
     """(role, launch, model, port) of each server the stage starts, in order: written out by hand."""
-    paper = profile in ("paper", "paper_on_servers", "paper_standins")
+    paper = profile.startswith("paper")
     kind, model = ("transformers", "standins/qwen3-4b") if profile == "paper_standins" else ("sglang", JUDGE_4B)
-    judge = [("judge", kind, model, 30001)] if paper else []
-    ref = [("reference_judge", kind, model, 30002)] if paper else []
+    judge = [("judge", kind, model, 30001)] if profile == "paper_endpoint_judges" else []  # else in process
+    ref = [("reference_judge", kind, model, 30002)] if profile == "paper_endpoint_judges" else []
     teacher = [("teacher", kind, model, 30003)] if paper else []
     if profile != "paper_on_servers":  # the policy samples in process
         return {"self_improve": judge, "eval_continuations": judge, "teacher_thoughts": teacher, "sft": [],
@@ -86,17 +104,23 @@ def expected(profile: str, stage: str, arm: str | None) -> list[tuple[str, str, 
 
 PROFILES = {"embedded": lambda: profile_dict("embedded"), "micro": lambda: profile_dict("micro"),
             "paper": lambda: profile_dict("paper"), "paper_on_servers": paper_on_servers,
-            "paper_standins": paper_standins}  # fmt: skip
+            "paper_endpoint_judges": paper_endpoint_judges, "paper_standins": paper_standins}  # fmt: skip
 CASES = [(p, s, a) for p in PROFILES for s, arms in STAGE_ARMS.items() for a in arms]
 
 
-def check_wired(part, obj, launcher: RecordingLauncher, tiny_model) -> None:
+def check_wired(part, obj, launcher: RecordingLauncher, tiny_model, params=None, loads=()) -> None:
     """The built engine / judge / teacher talks to the server started for it (or runs in process)."""
     client = getattr(obj, "client", None) or getattr(getattr(obj, "engine", None), "client", None)
-    if client is None:  # in process: an hf engine on the model we gave it, or an lm / lexical judge
+    if client is None:  # in process: an hf engine on the model we gave it, or an lm / lexical / inprocess judge
         assert not launcher.live
         if isinstance(obj, HFEngine):
             assert obj.model is tiny_model
+        jp = params and {"judge": params.judge, "reference_judge": params.reference_judge}.get(part.kind)
+        if jp is not None and jp.backend == "inprocess":  # its own model, loaded once for the part
+            cls = InprocessPairwiseJudge if part.kind == "judge" else InprocessReferenceJudge
+            assert isinstance(obj, cls) and (obj.temperature, obj.top_p) == (0.7, 0.6)  # the seed's decoding
+            want = (jp.model, jp.hub_id, jp.revision) if jp.model == "hub" else (jp.model, jp.model_path)
+            assert loads == [want]
         return
     spec = launcher.started[-1]
     assert client.base_url == f"http://127.0.0.1:{spec.port}/v1" == spec.base_url
@@ -109,18 +133,35 @@ def check_wired(part, obj, launcher: RecordingLauncher, tiny_model) -> None:
 
 
 @pytest.mark.parametrize("profile,stage,arm", CASES, ids=[f"{p}-{s}-{a or ''}".rstrip("-") for p, s, a in CASES])
-def test_stage_servers_models_ports(profile, stage, arm, tiny_model, qwen_tok):
+def test_stage_servers_models_ports(profile, stage, arm, tiny_model, qwen_tok, monkeypatch):
+    from thinkmid.judges import factory
+
     params = parse_params(yaml.safe_dump(PROFILES[profile]()), f"profiles/{profile}.yaml")
     mod = importlib.import_module(f"stages.{stage}")
     parts = mod.wiring(params, arm)
+    loads = []  # what an in-process judge loaded: (model, hub id, revision) or (model, path)
+
+    def fake_load(jp, dtype="float32", role="judge"):
+        loads.append((jp.model, jp.hub_id, jp.revision) if jp.model == "hub" else (jp.model, jp.model_path))
+        return tiny_model, qwen_tok
+
+    monkeypatch.setattr(factory, "load_judge_model", fake_load)
     with use_launcher(RecordingLauncher()) as fake:
         for part in parts:
+            loads.clear()
             with build(part, params, tiny_model, qwen_tok, progress=False) as obj:
-                check_wired(part, obj, fake, tiny_model)
+                check_wired(part, obj, fake, tiny_model, params, loads)
             assert not fake.live  # every server the part started is stopped when it is done
     got = [(s.role, s.launch, s.model, s.port) for s in fake.started]
     assert got == expected(profile, stage, arm)
     assert fake.stopped == fake.started and not fake.attached
+
+
+def test_paper_judges_are_the_4b_in_process_at_the_pinned_revision():
+    params = parse_params(yaml.safe_dump(profile_dict("paper")), "profiles/paper.yaml")
+    for jp in (params.judge, params.reference_judge):
+        assert (jp.backend, jp.model, jp.hub_id, jp.revision) == ("inprocess", "hub", JUDGE_4B, JUDGE_4B_REVISION)
+        assert (jp.inprocess.temperature, jp.inprocess.top_p) == (0.7, 0.6)  # the seed's judge decoding
 
 
 @pytest.mark.parametrize("stage", NO_SERVERS)
@@ -133,7 +174,7 @@ def test_stages_without_servers_build_none(stage):
 
 def test_hand_started_server_of_the_model_is_attached_and_left_running(tiny_model, qwen_tok):
     """A reference judge already up on 30002 with the configured model: rlmt attaches, never stops it."""
-    params = parse_params(yaml.safe_dump(profile_dict("paper")))
+    params = parse_params(yaml.safe_dump(paper_endpoint_judges()))
     rlmt = importlib.import_module("stages.rlmt")
     with use_launcher(RecordingLauncher(already_serving={30002: JUDGE_4B})) as fake:
         for part in rlmt.wiring(params, "think_base"):

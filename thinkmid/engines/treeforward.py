@@ -9,8 +9,12 @@ LM head (no logits anywhere else).
 
 Attention: on CUDA, FlexAttention (compiled) with a block-sparse mask built from the node spans, so
 a key block that no query of a query block can see is never read; elsewhere (the CPU tests) SDPA
-with the dense token mask. Both use the same mask rule (`visible`). The linear layers see exactly
-the packed tokens (no padding); attention pads to a fixed length (padding blocks only see
+with the dense token mask. Both use the same mask rule (`visible`). Inside the key blocks that are
+only partly visible, flex evaluates the rule per (query, key): when the nodes are packed in
+depth-first preorder (the judge's batches are), each node's subtree is one contiguous token range,
+so the rule is `k <= q < end[k]` (`visible_interval`, one load per key column) instead of a lookup
+in the [depth, token] ancestor table per element (`mask='ancestors'`, any parent-first order).
+The linear layers see exactly the packed tokens (no padding); attention pads to a fixed length (padding blocks only see
 themselves), so one compiled kernel serves every batch of a judge.
 """
 
@@ -38,6 +42,7 @@ class Packed:
     spans: list[tuple[int, int]]  # per node: [start, end) in the packed sequence
     paths: list[list[int]]  # per node: its ancestors from the root, itself last
     rows: torch.Tensor  # [n_out] packed rows whose logits are wanted
+    ends: torch.Tensor | None = None  # [T] end of the token's node's subtree (None: not in preorder)
 
     @property
     def tokens(self) -> int:
@@ -69,12 +74,32 @@ def pack(nodes: list[tuple[int, list[int]]], out_nodes: list[int]) -> Packed:
         anc[: len(paths[i]), s:e] = np.asarray(paths[i])[:, None]
     as_t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.int64))  # noqa: E731
     rows = as_t([spans[n][1] - 1 for n in out_nodes])
-    return Packed(as_t(ids), as_t(pos), as_t(node), as_t(depth), torch.from_numpy(anc), spans, paths, rows)
+    ends = _subtree_ends(spans, paths)
+    ends = None if ends is None else as_t(np.repeat(ends, [e - s for s, e in spans]))
+    return Packed(as_t(ids), as_t(pos), as_t(node), as_t(depth), torch.from_numpy(anc), spans, paths, rows, ends)
+
+
+def _subtree_ends(spans, paths) -> list[int] | None:
+    """Per node, the end of its subtree's tokens when every subtree is one contiguous range that starts
+    at the node itself (depth-first preorder), else None."""
+    end, size = [e for _, e in spans], [e - s for s, e in spans]
+    for i in range(len(spans) - 1, -1, -1):  # children come after parents: fold each into its ancestors
+        for a in paths[i][:-1]:
+            end[a] = max(end[a], spans[i][1])
+            size[a] += spans[i][1] - spans[i][0]
+    if any(end[i] - s != size[i] for i, (s, _) in enumerate(spans)):
+        return None
+    return end
 
 
 def visible(q, k, node, depth, anc):
     """Token k is visible from token q: k is not after q and k's node is on q's root-to-node path."""
     return (k <= q) & (anc[depth[k], q] == node[k])
+
+
+def visible_interval(q, k, ends):
+    """`visible` for a preorder packing: k's node's subtree, [start, ends[k]), holds q, and k <= q."""
+    return (k <= q) & (q < ends[k])
 
 
 def dense_mask(p: Packed) -> torch.Tensor:
@@ -144,13 +169,29 @@ def padded(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, to
     return node, depth, anc
 
 
+def padded_ends(p: Packed, length: int, block: int = BLOCK) -> torch.Tensor:
+    """ends over `length` tokens: a padding token's subtree is its own padding node."""
+    ends = torch.cat([p.ends, torch.empty(length - p.tokens, dtype=torch.long)])
+    for s, e in _pad_nodes(p, length, block):
+        ends[s:e] = e
+    return ends
+
+
 _MASKS: dict = {}
 
 
 def _mask_buffers(dev: str, length: int, depth: int):
     """Persistent node/depth/ancestor buffers and the one mask_mod reading them, per (device, length,
-    depth): batches refill the buffers, so the compiled attention kernel is traced once per shape."""
+    depth): batches refill the buffers, so the compiled attention kernel is traced once per shape.
+    depth 0: the one subtree-end buffer of `visible_interval`."""
     key = (dev, length, depth)
+    if key not in _MASKS and depth == 0:
+        eb = torch.empty(length, dtype=torch.long, device=dev)
+
+        def interval_mod(b, h, q, k):  # `visible_interval`: one load per key
+            return (k <= q) & (q < eb[k])
+
+        _MASKS[key] = ((eb,), interval_mod)
     if key not in _MASKS:
         nb = torch.empty(length, dtype=torch.long, device=dev)
         db = torch.empty(length, dtype=torch.long, device=dev)
@@ -236,8 +277,13 @@ class TreeForward:
     """Runs a Qwen/Llama-style decoder (see fastgen.supported) over a Packed forest."""
 
     def __init__(self, model, attn: str | None = None, mlp_chunk: int = 65536, compile: bool = True,
-                 full_blocks: bool = True, fp8: bool = False):
-        """attn: 'flex' (CUDA default) or 'dense' (SDPA with the full token mask; the CPU default)."""
+                 full_blocks: bool = True, fp8: bool = False, mask: str = "interval"):
+        """attn: 'flex' (CUDA default) or 'dense' (SDPA with the full token mask; the CPU default).
+        mask (flex): 'interval' (`visible_interval` where the packing is in preorder, else the
+        ancestor table) or 'ancestors' (always the table; the path before the interval rule)."""
+        if mask not in ("interval", "ancestors"):
+            raise ValueError(f"mask must be interval or ancestors, got {mask!r}")
+        self.mask = mask
         self.model, self.inner = model, model.model
         self.layers = list(self.inner.layers)
         cfg = model.config
@@ -281,9 +327,11 @@ class TreeForward:
             return {"p": p, "length": p.tokens, "mask": dense_mask(p)}
         up = lambda n, m: -(-n // m) * m  # noqa: E731
         length = up(pad_to, BLOCK) if pad_to and p.tokens <= pad_to else up(p.tokens, BUCKET if pad_to else BLOCK)
+        blocks = kv_blocks(p, length)
+        if self.mask == "interval" and p.ends is not None:
+            return {"p": p, "length": length, "ends": padded_ends(p, length), "blocks": blocks}
         node, depth, anc = padded(p, length)
-        cnt, idx, fcnt, fidx = kv_blocks(p, length)
-        return {"p": p, "length": length, "node": node, "depth": depth, "anc": anc, "blocks": (cnt, idx, fcnt, fidx)}
+        return {"p": p, "length": length, "node": node, "depth": depth, "anc": anc, "blocks": blocks}
 
     def _mask(self, prep: dict):
         """(dense mask or block mask) on the device."""
@@ -292,10 +340,14 @@ class TreeForward:
             return prep["mask"].to(dev)[None, None]
         from torch.nn.attention.flex_attention import BlockMask
 
-        (nb, db, ab), mask_mod = _mask_buffers(str(dev), length, prep["anc"].shape[0])
-        nb.copy_(prep["node"])  # stream-ordered: after the previous batch's kernels
-        db.copy_(prep["depth"])
-        ab.copy_(prep["anc"].reshape(-1))
+        if "ends" in prep:
+            (eb,), mask_mod = _mask_buffers(str(dev), length, 0)
+            eb.copy_(prep["ends"])  # stream-ordered: after the previous batch's kernels
+        else:
+            (nb, db, ab), mask_mod = _mask_buffers(str(dev), length, prep["anc"].shape[0])
+            nb.copy_(prep["node"])  # stream-ordered: after the previous batch's kernels
+            db.copy_(prep["depth"])
+            ab.copy_(prep["anc"].reshape(-1))
         cnt, idx, fcnt, fidx = (x[None, None].to(dev) for x in prep["blocks"])
         if not self.full_blocks:  # every block through the mask (for A/B runs)
             cnt, idx, fcnt, fidx = _merge(cnt, idx, fcnt, fidx)

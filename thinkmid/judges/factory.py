@@ -1,4 +1,5 @@
-"""Build judges from a `judge` / `reference_judge` params section (backend: lm | endpoint | lexical)."""
+"""Build judges from a `judge` / `reference_judge` params section (backend: lm | likelihood | endpoint |
+lexical | inprocess)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,27 @@ from thinkmid.errors import InputError
 from thinkmid.judges.base import PairwiseJudge, ReferenceJudge
 
 
-def _lm_model(judge_params, model, tokenizer):
-    """The base model passed in (`model: base`), or the model dir at `model_path`."""
-    if getattr(judge_params, "model", "base") == "path":
-        path = getattr(judge_params, "model_path", None)
-        if not path:
-            raise InputError("judge.model is 'path' but judge.model_path is not set")
-        from thinkmid.models.load import load_model
+def load_judge_model(judge_params, dtype: str = "float32", role: str = "judge"):
+    """(model, tokenizer) on the CPU: `model: path` from the dir at model_path; `model: hub` hub_id at
+    revision through the base model's hub loader (the hub or its cache; HF_HUB_OFFLINE=1: cache only)."""
+    if judge_params.model == "hub":
+        from thinkmid.config import BaseModelParams
+        from thinkmid.models.load import load_base
 
-        return load_model(path)
+        spec = BaseModelParams(source="hub", hub_id=judge_params.hub_id, revision=judge_params.revision, dtype=dtype)
+        return load_base(spec, key=f"{role}.hub_id")
+    path = getattr(judge_params, "model_path", None)
+    if not path:
+        raise InputError(f"{role}.model is 'path' but {role}.model_path is not set")
+    from thinkmid.models.load import load_model
+
+    return load_model(path, dtype=dtype)
+
+
+def _lm_model(judge_params, model, tokenizer):
+    """The base model passed in (`model: base`), or the model at `model_path` / `hub_id`."""
+    if getattr(judge_params, "model", "base") in ("path", "hub"):
+        return load_judge_model(judge_params)
     if model is None or tokenizer is None:
         raise InputError("judge backend 'lm' with model 'base' needs the base model and tokenizer")
     return model, tokenizer
@@ -72,8 +85,9 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
 
 
 def judge_model(judge_params) -> str:
-    """The model a judge role serves: `endpoint.server.model`, else `model_path`, else models/base."""
-    return judge_params.endpoint.server.model or getattr(judge_params, "model_path", None) or "models/base"
+    """The model a judge role serves: `endpoint.server.model`, else `model_path`, else `hub_id`, else models/base."""
+    jp = judge_params
+    return jp.endpoint.server.model or getattr(jp, "model_path", None) or getattr(jp, "hub_id", None) or "models/base"
 
 
 def _decoding(judge_params) -> dict:

@@ -132,11 +132,12 @@ class _TreeJudge:
 
     def __init__(self, model, tokenizer, prompt: str, kind: str, temperature: float = 0.7, top_p: float = 0.6,
                  share: str = "all", max_batch_tokens: int = 131072, seed: int = 0, attn: str | None = None,
-                 compile: bool = True, fp8: bool = False):  # fmt: skip
+                 compile: bool = True, fp8: bool = False, template: str | None = None):  # fmt: skip
+        """template: the prompt text itself instead of prompts/<prompt>.txt (benchmarks of variants)."""
         if share not in ("all", "head", "none"):
             raise ValueError(f"share must be all, head or none, got {share!r}")
         self.model, self.tokenizer = model, tokenizer
-        self.layout = make_layout(load_prompt(prompt), tokenizer, kind)
+        self.layout = make_layout(template if template is not None else load_prompt(prompt), tokenizer, kind)
         self.temperature, self.top_p, self.share = temperature, top_p, share
         self.max_batch_tokens, self.seed = max_batch_tokens, seed
         self.forward = TreeForward(model, attn=attn, compile=compile, fp8=fp8)
@@ -344,17 +345,16 @@ class InprocessReferenceJudge(_TreeJudge):
 
 def from_params(kind: str, judge_params, model, tokenizer):
     """Build the in-process judge of a `judge` / `reference_judge` section (backend: inprocess).
-    `model: path` loads the judge model from judge.model_path onto the device, beside the policy;
-    `model: base` judges with the model passed in, or loads models/base when none is."""
+    `model: path` / `model: hub` loads the judge model (judge.model_path / judge.hub_id at
+    judge.revision) onto the device, beside the policy; `model: base` judges with the model passed
+    in, or loads models/base when none is."""
     ip = judge_params.inprocess
-    if judge_params.model == "path":
+    if judge_params.model in ("path", "hub"):
         from thinkmid.engines.factory import pick_device
-        from thinkmid.errors import InputError
-        from thinkmid.models.load import load_model
+        from thinkmid.judges import factory
 
-        if not judge_params.model_path:
-            raise InputError("judge.model is 'path' but judge.model_path is not set")
-        model, tokenizer = load_model(judge_params.model_path, dtype=ip.dtype)
+        role = "judge" if kind == "pairwise" else "reference_judge"
+        model, tokenizer = factory.load_judge_model(judge_params, dtype=ip.dtype, role=role)
         model.to(pick_device())
     elif model is None or tokenizer is None:  # a stage that passes no model: the base model dir, as `lm` does
         from thinkmid.engines.factory import pick_device

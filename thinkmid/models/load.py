@@ -32,8 +32,8 @@ def gguf_location(package: str, filename: str) -> tuple[str, str]:
     return str(folder), filename
 
 
-def load_base(base, offline: bool | None = None):
-    """Return (model, tokenizer) for params.base, on CPU, in base.dtype."""
+def load_base(base, offline: bool | None = None, key: str = "base.hub_id"):
+    """Return (model, tokenizer) for params.base, on CPU, in base.dtype (`key`: the params key errors name)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = _torch_dtype(base.dtype)
@@ -52,7 +52,7 @@ def load_base(base, offline: bool | None = None):
             model = AutoModelForCausalLM.from_pretrained(base.hub_id, dtype=dtype, use_safetensors=True, **kw)
         except OSError as e:
             raise InputError(
-                f"base.hub_id: could not load {base.hub_id!r} at revision {base.revision!r} from the hub "
+                f"{key}: could not load {base.hub_id!r} at revision {base.revision!r} from the hub "
                 f"or its cache ({type(e).__name__}: {str(e).splitlines()[0]}). Without network, pre-fetch it "
                 f"with `huggingface-cli download {base.hub_id} --revision {base.revision}` or set "
                 f"base.source: local and base.local_dir"
