@@ -63,8 +63,9 @@ def write_standin(path: str | Path, shape: dict, seed: int = 0, dtype: str = "bf
     torch.manual_seed(seed)
     before = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))  # build in the saved dtype: half the host memory
-    try:
-        model = Qwen3ForCausalLM(cfg).eval()
+    try:  # random init of 4B weights takes minutes on host cores and seconds on a GPU
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = Qwen3ForCausalLM(cfg).eval()
     finally:
         torch.set_default_dtype(before)
     tok = qwen3_tokenizer()
