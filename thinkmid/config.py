@@ -516,6 +516,9 @@ def parse_params(text: str, source: str = PARAMS_FILE) -> Params:
         raise InputError(f"{where}: invalid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a mapping of sections at the top level")
+    if "extends" in raw:  # a profile overlay alone would silently take schema defaults for all it leaves out
+        raise InputError(f"{source}: a profile overlay of profiles/{raw['extends']}.yaml, not a full params file; "
+                         "write it merged with `python -m thinkmid.profile <name>` (or thinkmid.profile.load_profile)")  # fmt: skip
     try:
         return Params.model_validate(raw)
     except ValidationError as e:
