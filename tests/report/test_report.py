@@ -65,8 +65,9 @@ def test_every_table_is_rendered(reports):
     assert evidence.startswith("think_phase3 - think_base mean reward over shared prefixes +0.0029 (95% CI -")
     assert "64 prefixes" in evidence and "(95% CI" in _row(md, "variance_ok")[2]
     assert _row(md, "think_base", "blank")[2:] == ["0.062500", "0.242061", "0.062500", "0.250000", "0.000000", "32"]
-    assert _row(md, "think_base", "normal_minus_blank")[2:] == [
+    assert _row(md, "think_base", "normal_minus_blank")[2:7] == [
         "+0.062500", "0.250000", "0.000000", "0.750000", "8"]  # fmt: skip
+    assert _row(md, "think_base", "normal_minus_blank")[7].startswith("[")  # the paired interval (extra)
     # k comes from the data.
     reasoning = md.split("## Reasoning eval")[1]
     assert _row(reasoning, "Arm", "Benchmark")[2:7] == [

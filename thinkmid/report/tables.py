@@ -258,9 +258,11 @@ def probe_deltas(probe: dict | None) -> str:
         for name in names:
             d = deltas[name]
             rows.append([arm, name, d6(d["mean_delta"]), f6(d["normal_better_prefix_rate"]),
-                         f6(d["condition_better_prefix_rate"]), f6(d["tie_prefix_rate"]), count(d["shared_prefixes"])])  # fmt: skip
+                         f6(d["condition_better_prefix_rate"]), f6(d["tie_prefix_rate"]), count(d["shared_prefixes"]),
+                         _delta_ci(d.get("mean_delta_ci95_low"), d.get("mean_delta_ci95_high"))])  # fmt: skip
     return md_table(["Arm", "Delta", "Mean Delta", "Normal Better Prefix Rate", "Condition Better Prefix Rate",
-                     "Tie Prefix Rate", "Shared Prefixes"], rows, ["l", "l"] + ["r"] * 5)  # fmt: skip
+                     "Tie Prefix Rate", "Shared Prefixes", "Mean Delta 95% CI (paired, over prefixes)"], rows,
+                    ["l", "l"] + ["r"] * 6)  # fmt: skip
 
 
 # --- reasoning ---------------------------------------------------------------------------------------
