@@ -100,3 +100,14 @@ def test_a_params_file_of_no_profile_counts_as_edited(tmp_path, monkeypatch):
 
 def test_repository_params_is_the_default_profile_unedited():
     assert profile.edited_keys(ROOT / "params.yaml") == ("embedded", [])
+
+
+def test_a_bad_value_in_an_overlay_names_the_overlay_line(tmp_path, monkeypatch):
+    (tmp_path / "embedded.yaml").write_text((ROOT / "profiles" / "embedded.yaml").read_text())
+    (tmp_path / "tiny.yaml").write_text("extends: embedded\nprofile: tiny\nsft:\n  lr: -1.0\n")
+    monkeypatch.setattr(profile, "PROFILES", tmp_path)
+    with pytest.raises(InputError, match=r"profiles/tiny.yaml:4: sft.lr: .*merged over profiles/embedded.yaml"):
+        profile.profile_text("tiny")
+    (tmp_path / "tiny.yaml").write_text("profile: tiny\n")
+    with pytest.raises(InputError, match=r"profiles/tiny.yaml:1: extends: expected 'embedded'"):
+        profile.merged("tiny")

@@ -13,6 +13,7 @@ own profile produces (it names the edited keys); `--force` saves the old file as
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import sys
 import typing
@@ -101,6 +102,24 @@ def merged(name: str) -> dict:
     return merge(default, overlay, f"profiles/{name}.yaml", lines)
 
 
+def _validate(text: str, name: str) -> None:
+    """parse_params on the merged text, with an error moved to the profile file:line that holds the key."""
+    try:
+        parse_params(text, "params.yaml")
+    except InputError as e:
+        m = re.match(r"params\.yaml(?::\d+)?: ([\w.]+): (.*)$", str(e), re.S)
+        if not m:
+            raise InputError(f"profile {name}: {str(e).removeprefix('params.yaml')}") from None
+        key = tuple(m.group(1).split("."))
+        for fname in dict.fromkeys((name, DEFAULT)):  # the overlay first: its value won
+            lines = _line_index((PROFILES / f"{fname}.yaml").read_text(encoding="utf-8"))
+            line = next((lines[key[:i]] for i in range(len(key), 0, -1) if key[:i] in lines), None)
+            if line:
+                raise InputError(f"profiles/{fname}.yaml:{line}: {m.group(1)}: {m.group(2)}"
+                                 + ("" if name == DEFAULT else f" (profile {name}, merged over profiles/{DEFAULT}.yaml)")) from None  # fmt: skip
+        raise
+
+
 def profile_text(name: str) -> str:
     """What `python -m thinkmid.profile <name>` writes to params.yaml (validated)."""
     if name == DEFAULT:  # the default verbatim, so its comments stay beside the values
@@ -111,7 +130,7 @@ def profile_text(name: str) -> str:
                 f"(`python -m thinkmid.profile {name}`).\n# The comments on each value (and where the paper "
                 "values come from) are in those two files; edit here freely.\n")  # fmt: skip
         text = head + yaml.safe_dump(merged(name), sort_keys=False, width=120)
-    parse_params(text, f"profiles/{name}.yaml (merged)")
+    _validate(text, name)
     return text
 
 
