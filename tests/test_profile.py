@@ -108,6 +108,9 @@ def test_a_bad_value_in_an_overlay_names_the_overlay_line(tmp_path, monkeypatch)
     monkeypatch.setattr(profile, "PROFILES", tmp_path)
     with pytest.raises(InputError, match=r"profiles/tiny.yaml:4: sft.lr: .*merged over profiles/embedded.yaml"):
         profile.profile_text("tiny")
+    (tmp_path / "tiny.yaml").write_text("extends: embedded\nprofile: tiny\nchunks:\n  prefix_tokens: 200\n")
+    with pytest.raises(InputError, match=r"profiles/tiny.yaml:3: chunks.min_source_tokens \(160\) must be"):
+        profile.profile_text("tiny")  # a cross-field check: the overlay's section holding the first key it names
     (tmp_path / "tiny.yaml").write_text("profile: tiny\n")
     with pytest.raises(InputError, match=r"profiles/tiny.yaml:1: extends: expected 'embedded'"):
         profile.merged("tiny")

@@ -107,17 +107,17 @@ def _validate(text: str, name: str) -> None:
     try:
         parse_params(text, "params.yaml")
     except InputError as e:
-        m = re.match(r"params\.yaml(?::\d+)?: ([\w.]+): (.*)$", str(e), re.S)
-        if not m:
-            raise InputError(f"profile {name}: {str(e).removeprefix('params.yaml')}") from None
-        key = tuple(m.group(1).split("."))
+        msg = re.sub(r"^params\.yaml(?::\d+)?: ", "", str(e))  # its line is in the merged text, not a file
+        lead = re.match(r"([\w.]+): ", msg)  # `key: what was wrong`; a cross-field check names its keys inside
+        first = lead.group(1) if lead else next(iter(re.findall(r"\b[a-z_]+(?:\.[a-z_]+)+\b", msg)), "")
+        key = tuple(first.split(".")) if first else ()
+        also = "" if name == DEFAULT else f" (profile {name}, merged over profiles/{DEFAULT}.yaml)"
         for fname in dict.fromkeys((name, DEFAULT)):  # the overlay first: its value won
             lines = _line_index((PROFILES / f"{fname}.yaml").read_text(encoding="utf-8"))
             line = next((lines[key[:i]] for i in range(len(key), 0, -1) if key[:i] in lines), None)
             if line:
-                raise InputError(f"profiles/{fname}.yaml:{line}: {m.group(1)}: {m.group(2)}"
-                                 + ("" if name == DEFAULT else f" (profile {name}, merged over profiles/{DEFAULT}.yaml)")) from None  # fmt: skip
-        raise
+                raise InputError(f"profiles/{fname}.yaml:{line}: {msg}{also}") from None
+        raise InputError(f"profiles/{name}.yaml: {msg}{also}") from None
 
 
 def profile_text(name: str) -> str:
