@@ -164,12 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from thinkmid.config import load_params
+    from thinkmid.profile import PROFILES, load_profile
 
+    path = Path(args.params).resolve()
+    # a profile file is an overlay of the default: read it merged, as `python -m thinkmid.profile` writes it
+    params = load_profile(path.stem) if path.parent == PROFILES else load_params(path)
     rates = json.loads(Path(args.rates).read_text()) if args.rates else {}
     unknown = set(rates) - set(UNITS)
     if unknown:
         raise SystemExit(f"error: --rates: unknown stages {sorted(unknown)}; expected some of {sorted(UNITS)}")
-    rows = work(load_params(args.params))
+    rows = work(params)
     projected = None
     if args.measured:
         rates, projected = projections(rows, Path(args.measured), load_params)

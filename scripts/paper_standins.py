@@ -1,7 +1,7 @@
 """Run the paper profile on one GPU with no hub: local stand-ins of the same shapes, fewer steps.
 
     python scripts/paper_standins.py models            # writes standins/qwen3-0.6b-base, standins/qwen3-4b
-    python scripts/paper_standins.py params            # params.yaml = profiles/paper.yaml + the overrides below
+    python scripts/paper_standins.py params            # params.yaml = the paper profile + the overrides below
     dvc repro                                          # the whole paper DAG on the stand-ins
 
 or, leaving params.yaml on the paper profile, the same overrides as a DVC experiment:
@@ -76,7 +76,7 @@ def write_standin(path: str | Path, shape: dict, seed: int = 0, dtype: str = "bf
 
 
 def overrides(root: str = "standins", servers: str = "transformers", rehearsal: bool = False) -> dict[str, object]:
-    """Dotted key -> value over profiles/paper.yaml; every key not named here keeps the paper value.
+    """Dotted key -> value over the merged paper profile; every key not named here keeps the paper value.
 
     The judges run in process, as the paper profile's (thinkmid/judges/inprocess.py). servers: the
     teacher's server, `transformers` or `sglang`, or `inprocess`: the `lm` teacher in the stage's own
@@ -188,16 +188,23 @@ def apply(tree: dict, dotted: dict[str, object]) -> dict:
     return out
 
 
+def paper_params() -> dict:
+    """The merged paper profile: profiles/embedded.yaml + the overlay profiles/paper.yaml."""
+    from thinkmid.profile import merged
+
+    return merged("paper")
+
+
 def standin_params_text(root: str = "standins", servers: str = "transformers", rehearsal: bool = False) -> str:
-    paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text(encoding="utf-8"))
-    head = "# profiles/paper.yaml + scripts/paper_standins.py overrides (stand-in models, fewer steps)\n"
+    paper = paper_params()
+    head = "# the paper profile (embedded.yaml + paper.yaml) + scripts/paper_standins.py overrides (stand-ins, fewer steps)\n"
     return head + yaml.safe_dump(apply(paper, overrides(root, servers, rehearsal)), sort_keys=False)
 
 
 def dvc_args(root: str = "standins", servers: str = "transformers", rehearsal: bool = False) -> list[str]:
     """`-S key=value` for each override (Hydra grammar, as DVC reads it); `++key` adds a key the paper
     profile does not write out."""
-    paper = yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text(encoding="utf-8"))
+    paper = paper_params()
     args = []
     for key, value in overrides(root, servers, rehearsal).items():
         node = paper
@@ -232,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         text = standin_params_text(args.root, args.servers, args.rehearsal)
         parse_params(text, "params.yaml")  # one clear error, before anything is written
         write_text("params.yaml", text)
-        print("params.yaml <- profiles/paper.yaml + stand-in overrides; run `dvc repro`")
+        print("params.yaml <- the paper profile + stand-in overrides; run `dvc repro`")
     else:
         print(shlex.join(dvc_args(args.root, args.servers, args.rehearsal)))
     return 0

@@ -14,7 +14,10 @@ Outputs
   sample_idx, thought, predicted_suffix, reward, new_tokens, closed_by_model).
 - reports/reward_gate/summary.json (DVC metrics): {"arms": per-arm group statistics + n,
   "comparisons": the six "<right>_minus_<left>" pairs, "phase3_vs_base": the seed's legacy
-  think_phase3 vs think_base fields, "go_no_go": four fields}.
+  think_phase3 vs think_base fields, "go_no_go": four fields, "go_no_go_intervals": for each field
+  the quantity it decides on with its 95% cluster bootstrap interval over prefixes (paired across
+  arms for deltas); each comparison also carries mean_reward_delta_ci95_low/high}. Each go/no-go
+  boolean is logged with those intervals.
 
 Go/no-go fields, as the seed defined them (thinkmid/evals/reward_gate.py: go_no_go):
 - reward_validity_ok: every arm has >= 1 valid verdict and invalid_rate <= reference_judge.max_invalid_rate.
@@ -118,6 +121,8 @@ def _gate(params: Params, rows: list[dict], judge) -> None:
         groups_by_arm[a] = groups
     max_invalid = params.reference_judge.max_invalid_rate
     summary = rg.summarize(rows, groups_by_arm, max_invalid, params.reward_gate.max_near_zero_group_rate)
+    for line in rg.go_no_go_lines(summary):
+        log.info("go/no-go %s", line)
     with StageRun("reward_gate", params) as tr:
         tr.write_metrics(SUMMARY, summary, log=False)
         tr.log_metrics(rg.flat_metrics(summary))

@@ -32,12 +32,13 @@ def _sh(cmd: list[str], cwd: Path, env: dict, timeout: int = 1500) -> subprocess
 def micro_repo(tmp_path_factory, qwen_tok):
     from tests.conftest import make_tiny_qwen3
     from thinkmid.models.load import save_model
+    from thinkmid.profile import profile_text
 
     repo = tmp_path_factory.mktemp("lab")
     for name in ("dvc.yaml", "profiles", "stages", "thinkmid", ".gitignore"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
-    shutil.copy(ROOT / "profiles" / "micro.yaml", repo / "params.yaml")
+    (repo / "params.yaml").write_text(profile_text("micro"))  # what `python -m thinkmid.profile micro` writes
     save_model(make_tiny_qwen3(), qwen_tok, repo / ".micro" / "base")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env.update(PYTHONPATH=str(repo), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", THINKMID_LOG="WARNING")

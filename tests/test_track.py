@@ -85,12 +85,14 @@ def test_secret_env_values_are_scrubbed_and_token_lengths_are_not(monkeypatch):
     assert scrub(text) == "*** *** 384384384"
 
 
-@pytest.mark.parametrize("params_file", ["params.yaml", "profiles/paper.yaml", "profiles/micro.yaml"])
+@pytest.mark.parametrize("params_file", ["params.yaml", "paper", "micro"])
 def test_every_params_leaf_is_logged(params_file, store):
     """MLflow params completeness: each leaf of the validated params is a param with its value."""
     from thinkmid.track import StageRun
 
-    params = load_params(ROOT / params_file)
+    from thinkmid.profile import load_profile
+
+    params = load_params(ROOT / params_file) if params_file.endswith(".yaml") else load_profile(params_file)
     with StageRun("rlmt", params, arm="think_base") as tr:
         pass
     logged = store.get_run(tr.run_id).data.params

@@ -77,6 +77,9 @@ def test_summaries_and_deltas_follow_the_seed():
     assert (b["normal_better_prefix_rate"], b["condition_better_prefix_rate"], b["tie_prefix_rate"]) == pytest.approx(
         (1 / 3, 1 / 3, 1 / 3))
     assert d["normal_minus_teacher"]["mean_delta"] == -1.0  # only r1: 0 - 1
+    assert b["mean_delta_ci95_low"] < b["mean_delta"] < b["mean_delta_ci95_high"]  # paired over the 3 prefixes
+    assert (d["normal_minus_teacher"]["mean_delta_ci95_low"], d["normal_minus_teacher"]["mean_delta_ci95_high"]) == (
+        -1.0, 1.0)  # one shared prefix: nothing to resample, the widest interval
     m = probe.arm_metrics(out)
     assert m["reward_normal"] == 0.5 and m["normal_minus_blank/mean_delta"] == pytest.approx(0.5 / 3)
 

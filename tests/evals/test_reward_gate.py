@@ -172,3 +172,43 @@ def test_sample_rows_and_verdict_stats():
     assert isinstance(st, JudgeStats) and (st.calls, st.invalid) == (3, 1)
     with pytest.raises(ValueError):
         rg.by_prefix(ROWS, g)
+
+
+def test_comparison_intervals_are_paired_over_shared_prefixes():
+    """The interval's own point is compare()'s mean_reward_delta (a mean of per-prefix deltas), and a
+    pair whose arms move together on every prefix gets a narrower interval than the unpaired spread."""
+    ids = [f"p{i}" for i in range(12)]
+    base = {p: [1, 0, 0, 0] if i % 2 else [1, 1, 1, 0] for i, p in enumerate(ids)}  # prefixes differ a lot
+    better = {p: v[:3] + [1] for p, v in base.items()}  # +1/4 on every prefix
+    better["p0"] = [1, 1, 1, 0]  # one prefix unchanged, so the deltas are not all alike
+    c = rg.compare(base, better)
+    iv = rg.delta_interval(base, better)
+    assert iv.value == pytest.approx(c["mean_reward_delta"]) and iv.clusters == 12
+    assert 0 < iv.low < c["mean_reward_delta"] < iv.high  # paired: the prefix-to-prefix spread cancels
+    missing = dict(better, p3=[None])  # no valid verdict: left out of the pair, as compare() leaves it
+    assert rg.delta_interval(base, {k: [x for x in v if x is not None] for k, v in missing.items()}).clusters == 11
+
+
+def test_every_go_no_go_field_is_printed_with_its_interval():
+    rows = [{"id": f"p{i}"} for i in range(8)]
+    gb = {"think_base": groups(*([[1, 0, 0, 0]] * 4 + [[0, 0, 0, 0]] * 4)),
+          "think_phase3": groups(*([[1, 1, 0, 0]] * 4 + [[0, 0, 0, 0]] * 4)),
+          "think_base_rlmt": groups(*([[1, 0, None, 0]] * 8)),
+          "think_phase3_rlmt": groups(*([[1, 1, 1, 1]] * 8))}  # fmt: skip
+    summary = rg.summarize(rows, gb, 0.5, 0.5)
+    ivs = summary["go_no_go_intervals"]
+    assert set(ivs) == set(rg.GO_NO_GO_KEYS)
+    assert ivs["reward_validity_ok"][0]["what"].startswith("think_base_rlmt invalid_rate")  # the highest arm
+    assert ivs["reward_validity_ok"][0]["value"] == pytest.approx(0.25)
+    assert ivs["variance_ok"][0]["what"].startswith("think_phase3_rlmt near_zero_groups")  # all-one groups
+    higher = ivs["phase3_higher_mean_reward"][0]
+    assert higher["value"] == pytest.approx(summary["comparisons"]["think_phase3_minus_think_base"]["mean_reward_delta"])
+    assert higher["low"] <= higher["value"] <= higher["high"]
+    lines = rg.go_no_go_lines(summary)
+    assert [ln.split(":")[0] for ln in lines] == list(rg.GO_NO_GO_KEYS)
+    assert all("(95% CI " in ln for ln in lines)
+    assert lines[3].startswith("phase3_higher_mean_reward: true; think_phase3 - think_base mean reward") and "+0.1250" in lines[3]
+    flat = rg.flat_metrics(summary)
+    assert flat["go_no_go/phase3_more_reward_separable/evidence1_value"] == pytest.approx(0.0)  # mixed: 4 vs 4
+    assert "think_phase3_minus_think_base/mean_reward_delta_ci95_low" in flat
+    json.dumps(summary)  # summary.json stays plain JSON

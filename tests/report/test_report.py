@@ -51,7 +51,9 @@ def test_every_table_is_rendered(reports):
     assert _row(md, "think_phase3 RLMT")[1:6] == ["200", "null", "0.090313", "0.093750", "0.5625"]
     assert _row(md, "think_phase3 RLMT")[-1] == "models/think_phase3_rlmt"
     assert _row(md, "think_phase3_rlmt")[1] == "0.097656"
-    assert _row(md, "think_phase3_minus_think_base_rlmt")[1:] == ["-0.002930", "0.281250", "0.312500", "0.406250", "64"]
+    assert _row(md, "think_phase3_minus_think_base_rlmt")[1:6] == ["-0.002930", "0.281250", "0.312500", "0.406250", "64"]
+    lo, hi = (float(x) for x in _row(md, "think_phase3_minus_think_base_rlmt")[6].strip("[]").split(", "))
+    assert -0.2 < lo < -0.002930 < hi < 0.2  # the paired interval (extra column) holds the record's delta
     pairs = md.split("### Pairwise comparisons")[1].split("###")[0]
     assert [line.split("|")[1].strip() for line in pairs.splitlines() if "_minus_" in line and line[0] == "|"] == [
         "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
@@ -59,9 +61,13 @@ def test_every_table_is_rendered(reports):
         "think_phase3_rlmt_minus_think_phase3",
     ]  # the record's order
     assert _row(md, "phase3_higher_mean_reward")[1] == "true"
+    evidence = _row(md, "phase3_higher_mean_reward")[2]  # the delta it decides on, with its paired interval
+    assert evidence.startswith("think_phase3 - think_base mean reward over shared prefixes +0.0029 (95% CI -")
+    assert "64 prefixes" in evidence and "(95% CI" in _row(md, "variance_ok")[2]
     assert _row(md, "think_base", "blank")[2:] == ["0.062500", "0.242061", "0.062500", "0.250000", "0.000000", "32"]
-    assert _row(md, "think_base", "normal_minus_blank")[2:] == [
+    assert _row(md, "think_base", "normal_minus_blank")[2:7] == [
         "+0.062500", "0.250000", "0.000000", "0.750000", "8"]  # fmt: skip
+    assert _row(md, "think_base", "normal_minus_blank")[7].startswith("[")  # the paired interval (extra)
     # k comes from the data.
     reasoning = md.split("## Reasoning eval")[1]
     assert _row(reasoning, "Arm", "Benchmark")[2:7] == [
@@ -79,12 +85,39 @@ def test_every_table_is_rendered(reports):
 def test_direct_comparison_deltas_match_the_record(reports):
     md = render_results(load_inputs(reports))
     comp = md.split("### Direct comparisons")[1]
-    assert _row(comp, "Base+Think+RLMT vs Base+Think", "GSM8K")[2:] == ["-0.010993", "-0.031842", "+2.7"]
-    assert _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")[2:] == ["+0.004191", "+0.005454", "+4.0"]
-    assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "OlympiadBench")[2:] == ["-0.017045", "+0.009091", "-11.5"]
-    assert _row(comp, "Phase3+Think vs Base+Think", "Macro")[2:] == ["+0.006732", "+0.017503", "-1.8"]
+    assert _row(comp, "Base+Think+RLMT vs Base+Think", "GSM8K")[2:] == ["-0.010993", "-0.031842", "+2.7", "n/a", "n/a"]
+    assert _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")[2:5] == ["+0.004191", "+0.005454", "+4.0"]
+    assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "OlympiadBench")[2:5] == ["-0.017045", "+0.009091", "-11.5"]
+    assert _row(comp, "Phase3+Think vs Base+Think", "Macro")[2:5] == ["+0.006732", "+0.017503", "-1.8"]
     assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "GPQA-Diamond")[3] == "+0.000000"
     assert sum(1 for line in comp.splitlines() if " vs " in line) == 4 * 5
+
+
+def test_direct_comparisons_get_paired_intervals_from_the_sample_files(reports):
+    """With reports/reasoning_eval/<arm>/<bench>.jsonl present, each delta gets its paired interval."""
+    from record_data import reasoning_rows
+
+    from thinkmid.io import write_jsonl
+
+    for arm in ("think_base", "think_base_rlmt"):
+        write_jsonl(reports / "reasoning_eval" / arm / "gpqa_diamond.jsonl", reasoning_rows(arm, "gpqa_diamond"))
+    comp = render_results(load_inputs(reports)).split("### Direct comparisons")[1]
+    row = _row(comp, "Base+Think+RLMT vs Base+Think", "GPQA-Diamond")
+    (mlo, mhi), (plo, phi) = ([float(x) for x in c.strip("[]").split(", ")] for c in row[5:7])
+    assert mlo < float(row[2]) < mhi and plo < float(row[3]) < phi and mhi - mlo < 0.2
+    assert _row(comp, "Base+Think+RLMT vs Base+Think", "GSM8K")[5:] == ["n/a", "n/a"]  # no sample file
+    assert _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")[5:] == ["n/a", "n/a"]
+
+
+def test_gate_summary_without_intervals_still_renders(reports):
+    path = reports / "reward_gate/summary.json"
+    obj = json.loads(path.read_text())
+    obj.pop("go_no_go_intervals")
+    for c in obj["comparisons"].values():
+        del c["mean_reward_delta_ci95_low"], c["mean_reward_delta_ci95_high"]
+    path.write_text(json.dumps(obj))
+    md = render_results(load_inputs(reports))
+    assert _row(md, "think_phase3_minus_think_base")[6] == "n/a" and _row(md, "variance_ok")[2] == "n/a"
 
 
 def test_render_is_byte_identical_and_order_free(reports):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from thinkmid.config import load_params
+from thinkmid.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("lifecycle_work", ROOT / "scripts" / "lifecycle_work.py")
@@ -17,7 +18,7 @@ spec.loader.exec_module(lw)
 
 
 def rows(profile):
-    return {r["stage"]: r for r in lw.work(load_params(ROOT / "profiles" / f"{profile}.yaml"))}
+    return {r["stage"]: r for r in lw.work(load_profile(profile))}
 
 
 def test_paper_counts_follow_the_record_setup():
@@ -61,7 +62,7 @@ def test_lifecycle_md_work_columns_are_the_scripts_output():
     """Regenerate with `python scripts/lifecycle_work.py profiles/paper.yaml --write benchmarks/LIFECYCLE.md`."""
     doc = (ROOT / "benchmarks" / "LIFECYCLE.md").read_text()
     table = doc.split(lw.MARK_START, 1)[1].split(lw.MARK_END, 1)[0].strip("\n").splitlines()
-    fresh = lw.table(lw.work(load_params(ROOT / "profiles" / "paper.yaml")), {}).strip("\n").splitlines()
+    fresh = lw.table(lw.work(load_profile("paper")), {}).strip("\n").splitlines()
     assert len(table) == len(fresh)
     for got, want in zip(table, fresh):  # the measured columns may be filled in; the work columns may not drift
         assert got.split("|")[:8] == want.split("|")[:8]

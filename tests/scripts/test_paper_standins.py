@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from thinkmid.config import flatten, load_params, parse_params
+from thinkmid.profile import load_profile, profile_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ ps = load_script()
 
 @pytest.mark.parametrize("servers", ["transformers", "sglang"])
 def test_overrides_validate_and_change_only_what_they_name(servers):
-    paper = flatten(load_params(ROOT / "profiles" / "paper.yaml"))
+    paper = flatten(load_profile("paper"))
     stand = flatten(parse_params(ps.standin_params_text(servers=servers), "params.yaml"))
     named = ps.overrides(servers=servers)
     changed = {k for k in paper if k not in stand or paper[k] != stand[k]}
@@ -54,7 +55,7 @@ def test_dvc_set_params_mean_the_same_as_the_overlay(tmp_path):
     from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` runs on params.yaml
 
     path = tmp_path / "params.yaml"
-    path.write_text((ROOT / "profiles" / "paper.yaml").read_text())
+    path.write_text(profile_text("paper"))  # params.yaml as `python -m thinkmid.profile paper` writes it
     args = ps.dvc_args()
     assert set(args[::2]) == {"-S"} and len(args) >= 2 * len(ps.overrides())
     apply_overrides(path, args[1::2])

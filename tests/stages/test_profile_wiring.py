@@ -26,6 +26,7 @@ from thinkmid.engines.launcher import ServerError
 from thinkmid.engines.openai import OpenAIEngine
 from thinkmid.engines.servers import use_launcher
 from thinkmid.errors import InputError
+from thinkmid.profile import merged
 from thinkmid.engines.wiring import build
 from thinkmid.judges.inprocess import InprocessPairwiseJudge, InprocessReferenceJudge
 
@@ -43,7 +44,7 @@ SFT_START = {"raw_base": "models/base", "think_base": "models/base", "think_phas
 
 
 def profile_dict(name: str) -> dict:
-    return yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text())
+    return merged(name)  # the default + the profile's overlay
 
 
 def paper_on_servers() -> dict:

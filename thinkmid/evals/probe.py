@@ -25,6 +25,7 @@ import random
 import re
 import statistics
 
+from thinkmid.evals.stats import paired_delta_interval
 from thinkmid.rollouts import Sample, judge_groups, sample_groups, sample_suffixes
 
 CONDITIONS = ("normal", "blank", "generic", "swapped", "teacher")  # the seed's order, then teacher
@@ -142,11 +143,14 @@ def condition_summary(idx: list[int], groups: list[list[Sample]]) -> dict:
 def delta(normal: dict[int, list[float]], other: dict[int, list[float]]) -> dict:
     shared = sorted(set(normal) & set(other))
     d = [_mean(normal[i]) - _mean(other[i]) for i in shared]
+    # paired over prefixes (the same draw for both conditions), on per-prefix means: its point is mean_delta
+    iv = paired_delta_interval({i: [_mean(other[i])] for i in shared}, {i: [_mean(normal[i])] for i in shared})
     return {
         "shared_prefixes": len(shared), "mean_delta": _mean(d),
         "normal_better_prefix_rate": _mean(float(x > 0) for x in d),
         "condition_better_prefix_rate": _mean(float(x < 0) for x in d),
         "tie_prefix_rate": _mean(float(abs(x) < DELTA_TIE) for x in d),
+        "mean_delta_ci95_low": iv.low, "mean_delta_ci95_high": iv.high,
     }  # fmt: skip
 
 

@@ -14,6 +14,11 @@ maths that turns those Sample groups into the results record's tables, with the 
   mean_reward_delta = mean over those prefixes of (right's prefix mean - left's prefix mean); right /
   left better = that delta > 0 / < 0; tie = |delta| < 1e-9.
 - go_no_go: four fields, defined in GO_NO_GO_DOC and in go_no_go() below.
+- Intervals (extra, not the seed's): each comparison's mean_reward_delta gets a 95% paired cluster
+  bootstrap interval over the shared prefixes (`mean_reward_delta_ci95_low/high`, evals/stats.py), and
+  `go_no_go_intervals` gives each go/no-go field the interval of the quantity it decides on: the paired
+  think_phase3 - think_base deltas for the two phase3 fields, the deciding (highest) arm's rate over
+  prefixes for the two threshold fields. go_no_go_lines() prints them.
 
 It also holds what both probe stages share: the reference judge they build once (the same judge
 for every arm) and loading one arm's model on the device.
@@ -26,6 +31,7 @@ import statistics
 
 from thinkmid import ARMS_GATE
 from thinkmid.judges.base import JudgeStats
+from thinkmid.evals.stats import Interval, cluster_mean_interval, paired_delta_interval
 from thinkmid.rollouts import Sample, arm_model_dir, group_stats
 
 # The per-arm columns of the record's reward-gate table, in its order.
@@ -140,10 +146,86 @@ def compare(left: dict[str, list[int]], right: dict[str, list[int]]) -> dict:
     }
 
 
+# Per-prefix statistics as one-element clusters: a pooled mean over them is the mean over prefixes,
+# as compare() and seed_group_fields() average, and the bootstrap resamples whole prefixes.
+def _prefix_mean(r: list[int]) -> list[float]:
+    return [_mean(r)] if r else []
+
+
+def _prefix_std(r: list[int]) -> list[float]:
+    return [statistics.pstdev(r) if len(r) >= 2 else 0.0] if r else []
+
+
+def _prefix_mixed(r: list[int]) -> list[float]:
+    return [float(max(r) - min(r) > 0)] if r else []
+
+
+def _prefix_near_zero(r: list[int]) -> list[float]:
+    return [float(len(r) >= 2 and statistics.pstdev(r) < STD_NEAR_ZERO)] if r else []
+
+
+def delta_interval(left: dict[str, list[int]], right: dict[str, list[int]], stat=_prefix_mean) -> Interval:
+    """`right` minus `left` of a per-prefix statistic over the prefixes both have valid rewards for, with
+    its 95% paired cluster bootstrap interval (with _prefix_mean: compare()'s mean_reward_delta)."""
+    return paired_delta_interval({p: stat(v) for p, v in left.items()}, {p: stat(v) for p, v in right.items()})
+
+
 def comparisons(per_prefix: dict[str, dict[str, list[int]]]) -> dict[str, dict]:
-    """Every pair of PAIRS whose two arms were both run."""
-    return {pair_name(l, r): compare(per_prefix[l], per_prefix[r])
-            for l, r in PAIRS if l in per_prefix and r in per_prefix}  # fmt: skip
+    """Every pair of PAIRS whose two arms were both run, with the delta's paired 95% interval."""
+    out = {}
+    for l, r in PAIRS:
+        if l in per_prefix and r in per_prefix:
+            iv = delta_interval(per_prefix[l], per_prefix[r])
+            out[pair_name(l, r)] = {**compare(per_prefix[l], per_prefix[r]), "mean_reward_delta_ci95_low": iv.low,
+                                    "mean_reward_delta_ci95_high": iv.high}  # fmt: skip
+    return out
+
+
+def _evidence(what: str, iv: Interval, delta: bool = True) -> dict:
+    return {"what": what, "value": iv.value, "low": iv.low, "high": iv.high, "prefixes": iv.clusters, "delta": delta}
+
+
+def go_no_go_intervals(groups_by_arm: dict[str, list[list[Sample]]], per_prefix: dict[str, dict[str, list[int]]],
+                       max_invalid_rate: float, max_near_zero_group_rate: float) -> dict[str, list[dict]]:  # fmt: skip
+    """For each go/no-go field, the quantities it decides on with their 95% cluster bootstrap intervals."""
+    out: dict[str, list[dict]] = {}
+    invalid = {a: cluster_mean_interval([[float(s.reward is None) for s in g] for g in gs])
+               for a, gs in groups_by_arm.items()}  # fmt: skip
+    near = {a: cluster_mean_interval([_prefix_near_zero(r) for r in pp.values()]) for a, pp in per_prefix.items()}
+    if invalid:
+        a = max(invalid, key=lambda x: invalid[x].value)
+        out["reward_validity_ok"] = [_evidence(f"{a} invalid_rate (the highest arm; must be <= {max_invalid_rate:g})",
+                                               invalid[a], delta=False)]  # fmt: skip
+        a = max(near, key=lambda x: near[x].value)
+        out["variance_ok"] = [_evidence(f"{a} near_zero_groups (the highest arm; must be <= "
+                                        f"{max_near_zero_group_rate:g})", near[a], delta=False)]  # fmt: skip
+    if "think_base" in per_prefix and "think_phase3" in per_prefix:
+        b, p = per_prefix["think_base"], per_prefix["think_phase3"]
+        out["phase3_more_reward_separable"] = [
+            _evidence("think_phase3 - think_base mean_group_std", delta_interval(b, p, _prefix_std)),
+            _evidence("think_phase3 - think_base mixed_groups", delta_interval(b, p, _prefix_mixed)),
+        ]
+        out["phase3_higher_mean_reward"] = [_evidence("think_phase3 - think_base mean reward over shared prefixes",
+                                                      delta_interval(b, p))]  # fmt: skip
+    return out
+
+
+def evidence_text(e: dict) -> str:
+    """`<what> +0.0029 (95% CI -0.0342 to +0.0420, 64 prefixes)`; rates unsigned."""
+    f = "{:+.4f}" if e.get("delta", True) else "{:.4f}"
+    v, lo, hi = (f.format(e[x]) for x in ("value", "low", "high"))
+    return f"{e['what']} {v} (95% CI {lo} to {hi}, {e['prefixes']} prefixes)"
+
+
+def go_no_go_lines(summary: dict) -> list[str]:
+    """One line per go/no-go field: its boolean, then each quantity it decides on with its interval."""
+    ivs = summary.get("go_no_go_intervals") or {}
+    lines = []
+    for k in GO_NO_GO_KEYS:
+        v = summary["go_no_go"].get(k)
+        shown = "null" if v is None else str(bool(v)).lower()
+        lines.append(f"{k}: {shown}" + "".join(f"; {evidence_text(e)}" for e in ivs.get(k, [])))
+    return lines
 
 
 def phase3_vs_base(per_prefix: dict[str, dict[str, list[int]]]) -> dict | None:
@@ -179,16 +261,19 @@ def go_no_go(arms: dict[str, dict], max_invalid_rate: float, max_near_zero_group
 
 def summarize(rows: list[dict], groups_by_arm: dict[str, list[list[Sample]]], max_invalid_rate: float,
               max_near_zero_group_rate: float = 0.5) -> dict:  # fmt: skip
-    """The gate's summary.json: {"arms", "comparisons", "phase3_vs_base", "go_no_go"}."""
+    """The gate's summary.json: {"arms", "comparisons", "phase3_vs_base", "go_no_go", "go_no_go_intervals"}."""
     arms = {a: arm_summary(g) for a, g in groups_by_arm.items()}
     per_prefix = {a: by_prefix(rows, g) for a, g in groups_by_arm.items()}
     legacy = phase3_vs_base(per_prefix)
     return {"arms": arms, "comparisons": comparisons(per_prefix), "phase3_vs_base": legacy,
-            "go_no_go": go_no_go(arms, max_invalid_rate, max_near_zero_group_rate, legacy)}  # fmt: skip
+            "go_no_go": go_no_go(arms, max_invalid_rate, max_near_zero_group_rate, legacy),
+            "go_no_go_intervals": go_no_go_intervals(groups_by_arm, per_prefix, max_invalid_rate,
+                                                     max_near_zero_group_rate)}  # fmt: skip
 
 
 def flat_metrics(summary: dict) -> dict[str, float]:
-    """The summary as flat MLflow metric names: <arm>/<key>, <comparison>/<key>, go_no_go/<field>."""
+    """The summary as flat MLflow metric names: <arm>/<key>, <comparison>/<key>, go_no_go/<field>, and
+    go_no_go/<field>/evidence<i>_{value,low,high} for the intervals."""
     out: dict[str, float] = {}
     for section in ("arms", "comparisons"):
         for name, row in summary[section].items():
@@ -197,6 +282,9 @@ def flat_metrics(summary: dict) -> dict[str, float]:
     for k, v in (summary.get("phase3_vs_base") or {}).items():
         out[f"phase3_vs_base/{k}"] = float(v)
     out.update({f"go_no_go/{k}": float(v) for k, v in summary["go_no_go"].items() if v is not None})
+    for k, evidence in (summary.get("go_no_go_intervals") or {}).items():  # i: the order go_no_go_lines prints
+        for i, e in enumerate(evidence):
+            out.update({f"go_no_go/{k}/evidence{i}_{x}": float(e[x]) for x in ("value", "low", "high")})
     return out
 
 

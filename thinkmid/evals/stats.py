@@ -173,7 +173,8 @@ def paired_delta_interval(
     """`right` minus `left` pooled means over the clusters (problem or prefix ids) both have a valid
     sample for, with a paired cluster bootstrap interval (one draw of clusters for both arms).
 
-    On the reward gate's per-prefix rewards this is compare()'s mean_reward_delta; on per-problem
+    On one-element lists of per-prefix mean rewards (reward_gate.delta_interval) this is compare()'s
+    mean_reward_delta (on the raw rewards, a pooled delta that weighs prefixes by valid verdicts); on per-problem
     `correct` lists it is the Mean@k delta; on one-element lists `[any(correct)]` the Pass@k delta.
     With fewer than 2 shared clusters the interval is the widest delta `bounds` allow."""
     widest = (bounds[0] - bounds[1], bounds[1] - bounds[0])

@@ -78,6 +78,8 @@ class Inputs:
     reward_gate: dict | None = None
     thought_probe: dict | None = None
     reasoning: dict[str, dict] = field(default_factory=dict)
+    # arm -> benchmark -> problem id -> `correct` per sample (report/intervals.py), for paired intervals
+    reasoning_samples: dict[str, dict] = field(default_factory=dict)
 
 
 def input_paths(reports: Path) -> dict[str, Path]:
@@ -199,4 +201,7 @@ def load_inputs(reports: str | Path = "reports") -> Inputs:
     for arm in GATE_ARMS:
         if (d := load(f"reasoning/{arm}", _check_reasoning)) is not None:
             inp.reasoning[arm] = d
+    from thinkmid.report.intervals import load_reasoning_samples
+
+    inp.reasoning_samples = load_reasoning_samples(reports, list(inp.reasoning), BENCHMARKS)
     return inp

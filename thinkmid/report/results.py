@@ -5,6 +5,7 @@ from __future__ import annotations
 from thinkmid.provenance import provenance_markdown
 from thinkmid.report import tables as t
 from thinkmid.report.inputs import GATE_ARMS, RLMT_ARMS, SFT_ARMS, Inputs
+from thinkmid.report.intervals import reasoning_delta_intervals
 
 PLOTS = {"rlmt_reward": "plots/rlmt_reward.png", "reward_gate": "plots/reward_gate.png"}  # relative to reports/
 
@@ -44,7 +45,8 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
     gate = inp.reward_gate
     section("Reward gate", t.gate_table(gate) + f"\n\n![Reward gate]({PLOTS['reward_gate']})")
     section("Pairwise comparisons", "Each row is `<right>_minus_<left>`.\n\n" + t.gate_comparisons(gate), 3)
-    section("Go/no-go", t.go_no_go(gate), 3)
+    section("Go/no-go", "Each check, then what it decides on with a 95% cluster bootstrap interval over the gate "
+            "prefixes (paired across arms for a delta; not the record's).\n\n" + t.go_no_go(gate), 3)
     section("Seed gate fields", t.gate_seed_fields(gate), 3)
     probe_intro = (
         "Suffix reward with the model's own sampled thoughts (`normal`) and with them replaced; each "
@@ -59,8 +61,11 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
         note = ("\n\n" + t.not_run(*[f"reasoning/{a}" for a in missing])) if missing else ""
         section("Reasoning eval", t.reasoning_table(inp.reasoning) + note)
         section("Macro averages", t.macro_table(inp.reasoning), 3)
-        section("Direct comparisons", "Deltas are the first arm minus the second.\n\n"
-                + t.comparisons_table(inp.reasoning), 3)
+        intervals = reasoning_delta_intervals(inp.reasoning_samples, t.REASONING_COMPARISONS)
+        section("Direct comparisons", "Deltas are the first arm minus the second. The interval columns (not "
+                "the record's) resample whole problems, the same draw for both arms, from "
+                "`reports/reasoning_eval/<arm>/<benchmark>.jsonl`.\n\n"
+                + t.comparisons_table(inp.reasoning, intervals), 3)
         section("Second score: math-verify", "The tables above use the record's score (the last `\\boxed{}` "
                 "anywhere in the completion, normalised string equality). Here each answer is read from the "
                 "visible answer, cut where the model starts a new problem, and checked with math-verify "

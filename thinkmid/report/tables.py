@@ -198,6 +198,15 @@ def gate_pair_order() -> list[str]:
     return [f"{r}_minus_{l}" for i, l in enumerate(LINEAGE_ARMS) for r in LINEAGE_ARMS[i + 1 :]]
 
 
+def _ci(lo, hi) -> str:
+    return f"[{f6(lo)}, {f6(hi)}]"
+
+
+def _delta_ci(lo, hi) -> str:
+    """A delta's interval, signed; n/a when the artifact predates the intervals."""
+    return "n/a" if lo is None or hi is None else f"[{d6(lo)}, {d6(hi)}]"
+
+
 def gate_comparisons(gate: dict) -> str:
     names = ordered(gate["comparisons"], gate_pair_order())
     cols = [
@@ -205,13 +214,21 @@ def gate_comparisons(gate: dict) -> str:
         ("Right Better Prefix Rate", "right_better_prefix_rate", f6),
         ("Left Better Prefix Rate", "left_better_prefix_rate", f6),
         ("Tie Prefix Rate", "tie_prefix_rate", f6), ("Shared Prefixes", "shared_prefixes", count),
+        ("Mean Reward Delta 95% CI (paired, over prefixes)", "_ci", str),
     ]  # fmt: skip
-    return spec_table(cols, [gate["comparisons"][n] for n in names], ("Comparison", names))
+    recs = [dict(c, _ci=_delta_ci(c.get("mean_reward_delta_ci95_low"), c.get("mean_reward_delta_ci95_high")))
+            for c in (gate["comparisons"][n] for n in names)]  # fmt: skip
+    return spec_table(cols, recs, ("Comparison", names))
 
 
 def go_no_go(gate: dict) -> str:
-    g = gate["go_no_go"]
-    return md_table(["Check", "Result"], [[k, flag(g[k])] for k in ordered(g, GO_NO_GO_KEYS)], ["l", "l"])
+    """Each check's boolean, then what it decides on with a 95% cluster bootstrap interval over prefixes."""
+    from thinkmid.evals.reward_gate import evidence_text
+
+    g, ivs = gate["go_no_go"], gate.get("go_no_go_intervals") or {}
+    rows = [[k, flag(g[k]), "; ".join(evidence_text(e) for e in ivs.get(k, [])) or "n/a"]
+            for k in ordered(g, GO_NO_GO_KEYS)]  # fmt: skip
+    return md_table(["Check", "Result", "Decided on (95% interval)"], rows, ["l", "l", "l"])
 
 
 # --- thought-use probe -------------------------------------------------------------------------------
@@ -241,9 +258,11 @@ def probe_deltas(probe: dict | None) -> str:
         for name in names:
             d = deltas[name]
             rows.append([arm, name, d6(d["mean_delta"]), f6(d["normal_better_prefix_rate"]),
-                         f6(d["condition_better_prefix_rate"]), f6(d["tie_prefix_rate"]), count(d["shared_prefixes"])])  # fmt: skip
+                         f6(d["condition_better_prefix_rate"]), f6(d["tie_prefix_rate"]), count(d["shared_prefixes"]),
+                         _delta_ci(d.get("mean_delta_ci95_low"), d.get("mean_delta_ci95_high"))])  # fmt: skip
     return md_table(["Arm", "Delta", "Mean Delta", "Normal Better Prefix Rate", "Condition Better Prefix Rate",
-                     "Tie Prefix Rate", "Shared Prefixes"], rows, ["l", "l"] + ["r"] * 5)  # fmt: skip
+                     "Tie Prefix Rate", "Shared Prefixes", "Mean Delta 95% CI (paired, over prefixes)"], rows,
+                    ["l", "l"] + ["r"] * 6)  # fmt: skip
 
 
 # --- reasoning ---------------------------------------------------------------------------------------
@@ -257,10 +276,6 @@ def reasoning_k(reasoning: dict[str, dict]) -> int | None:
 
 def _at(k: int | None) -> str:
     return str(k) if k is not None else "k"
-
-
-def _ci(lo, hi) -> str:
-    return f"[{f6(lo)}, {f6(hi)}]"
 
 
 def reasoning_table(reasoning: dict[str, dict]) -> str:
@@ -334,19 +349,28 @@ def reasoning_deltas(reasoning: dict[str, dict]) -> list[dict]:
     return out
 
 
-def comparisons_table(reasoning: dict[str, dict]) -> str:
+def comparisons_table(reasoning: dict[str, dict], intervals: dict | None = None) -> str:
+    """The record's deltas; `intervals` ((right, left, benchmark) -> (Mean@k, Pass@k) paired intervals,
+    report/intervals.py) adds two columns, n/a where the per-sample files were absent and for Macro."""
     k = _at(reasoning_k(reasoning))
     deltas = reasoning_deltas(reasoning)
     names = dict(BENCH_NAMES, macro="Macro")
+    intervals = intervals or {}
+
+    def cis(d):
+        iv = intervals.get((d["right"], d["left"], d["benchmark"]))
+        return ["n/a", "n/a"] if iv is None else [_delta_ci(i.low, i.high) for i in iv]
+
     rows = [
         [f"{ARM_LABELS.get(d['right'], d['right'])} vs {ARM_LABELS.get(d['left'], d['left'])}",
          names.get(d["benchmark"], d["benchmark"]),
-         d6(d["mean_at_k_delta"]), d6(d["pass_at_k_delta"]), d1(d["avg_completion_tokens_delta"])]
+         d6(d["mean_at_k_delta"]), d6(d["pass_at_k_delta"]), d1(d["avg_completion_tokens_delta"])] + cis(d)
         for d in deltas
     ]  # fmt: skip
     skipped = [f"{r} vs {l}" for r, l in REASONING_COMPARISONS if r not in reasoning or l not in reasoning]
-    table = md_table(["Comparison", "Benchmark", f"Mean@{k} Delta", f"Pass@{k} Any Delta", "Avg Token Delta"], rows,
-                     ["l", "l", "r", "r", "r"]) if rows else "No comparison has both of its arms."  # fmt: skip
+    headers = ["Comparison", "Benchmark", f"Mean@{k} Delta", f"Pass@{k} Any Delta", "Avg Token Delta",
+               f"Mean@{k} Delta 95% CI (paired, over problems)", f"Pass@{k} Any Delta 95% CI (paired)"]  # fmt: skip
+    table = md_table(headers, rows, ["l", "l"] + ["r"] * 5) if rows else "No comparison has both of its arms."
     if skipped:
         table += "\n\nNot run (an arm is missing): " + ", ".join(skipped) + "."
     return table

@@ -1,0 +1,137 @@
+"""Params of the knowledge gates and of the thought-interface arms (verbal, abstract, continuous)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from thinkmid.config.section import Section
+
+
+class KnowledgeGatesParams(Section):
+    """Per-neuron MLP gates trained to forget entity knowledge (reference/lambda-gates-card.txt)."""
+
+    # arm -> the model it probes; dvc.yaml's `foreach` reads this mapping, so it decides which arms run
+    arms: dict[str, str] = {"base": "models/base", "think_base": "models/sft_think_base",
+                            "think_base_rlmt": "models/think_base_rlmt"}  # fmt: skip
+    knowledge_source: Literal["factbook", "popqa"] = "factbook"
+    reasoning_source: Literal["gsm8k", "numina"] = "gsm8k"
+    popqa_dataset: str = "akariasai/PopQA"
+    numina_dataset: str = "AI-MO/NuminaMath-CoT"
+    train_facts: int = Field(16, ge=1)  # knowledge rows the gates train on (the forget set)
+    eval_facts: int = Field(16, ge=1)  # held-out knowledge rows for entity accuracy
+    reasoning_rows: int = Field(32, ge=1)  # reasoning texts of the retain loss
+    seq_len: int = Field(64, ge=8)
+    scale_mode: Literal["mean", "energy"] = "energy"
+    init_logit_std: float = Field(0.1, ge=0)
+    lambda_f: float = Field(0.1, ge=0)
+    lambda_r: float = Field(0.5, ge=0)
+    unmasked_retain_weight: float = Field(0.0, ge=0)
+    beta: float = 4.0
+    distill_temperature: float = Field(2.0, gt=0)
+    forget_batch_size: int = Field(4, ge=1)
+    retain_per_forget: int = Field(2, ge=1)
+    epochs: int = Field(3, ge=1)
+    lr: float = Field(1e-2, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(4, ge=1)
+    knowledge_threshold: float = Field(0.5, gt=0, lt=1)
+    off_fractions: list[float] = [0.05, 0.25, 0.5, 0.75, 0.95]
+    eval_problems: int | None = Field(None, ge=0)  # first n of the reasoning eval's GSM8K subset; None = all
+    eval_k: int = Field(1, ge=1)
+    eval_temperature: float = Field(0.0, ge=0)  # 0 = greedy
+    eval_max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(16, ge=1)  # evaluation forward / generation batch
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: dict[str, str]) -> dict[str, str]:
+        from thinkmid.gates import ARMS
+
+        unknown = [a for a in v if a not in ARMS]
+        if not v or unknown:
+            raise ValueError(f"knowledge_gates.arms: unknown arm(s) {unknown}; expected some of {list(ARMS)}")
+        return v
+
+    @field_validator("off_fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < f < 1 for f in v) or sorted(set(v)) != v:
+            raise ValueError("knowledge_gates.off_fractions must be increasing, distinct and each in (0, 1)")
+        return v
+
+
+class ThoughtTaskParams(Section):
+    """One task of the thought-interface comparison: its data split and its training/eval sizes."""
+
+    kind: Literal["hops", "modsum", "mult", "gsm8k"] = "hops"
+    source: Literal["generated", "wheel", "hub"] = "generated"  # gsm8k: the benchmark wheel or the hub's train
+    terms: int = Field(4, ge=2)  # modsum: numbers in the addition chain; hops: links to follow
+    modulus: int = Field(8, ge=2, le=26)  # modsum: the chain is summed mod this; hops: letters in the table
+    digits: int = Field(2, ge=1, le=6)  # mult: digits of each factor
+    train: int = Field(2000, ge=1)  # training problems
+    eval: int = Field(200, ge=1)  # held-out problems (disjoint from train)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+    seq_len: int = Field(128, ge=16)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(5, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    checkpoint_every: int = Field(50, ge=1)
+    max_answer_tokens: int = Field(8, ge=1)
+    verbal_budgets: list[int] = [0, 4, 8, 16]  # thought-token caps (</think> forced at the cap)
+    abstract_budgets: list[int] = [2, 4, 8]  # abstract-token caps (</abstract> forced at the cap)
+    latent_steps: list[int] = [0, 1, 2, 4]  # continuous: latent steps at eval (0 = the ablation)
+    # procedural: the random-init model the task trains from (its own character-level tokenizer)
+    hidden_size: int = Field(128, ge=16)
+    layers: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+
+    @field_validator("verbal_budgets", "abstract_budgets", "latent_steps")
+    @classmethod
+    def _nonneg(cls, v: list[int]) -> list[int]:
+        if not v or any(x < 0 for x in v):
+            raise ValueError("must be a non-empty list of integers >= 0")
+        return sorted(set(v))
+
+
+class ThoughtArmParams(Section):
+    model: str  # the model the arm starts from (a DAG output: models/base, models/phase3, models/proc_init)
+    task: str  # a key of thoughts.tasks
+
+
+class AbstractThoughtParams(Section):
+    vocab_size: int = Field(64, ge=2, le=1024)  # reserved abstract tokens <abs_00>..
+    max_tokens: int = Field(8, ge=1)  # m: the length cap of an abstract sequence
+    rounds: int = Field(2, ge=1)  # T: policy-iteration rounds of Phase A + Phase B
+    temperature: float = Field(1.0, gt=0)  # sampling abstract sequences for training
+
+
+class ContinuousThoughtParams(Section):
+    latent_steps: int = Field(4, ge=1)  # K
+    rollouts: int = Field(4, ge=1)  # verbal rollouts per training problem (the teacher states)
+    rollout_temperature: float = Field(1.0, gt=0)
+    weighting: Literal["uniform", "correct"] = "correct"  # average of rollouts: all, or the correct ones only
+    distill: Literal["per_step", "final_step"] = "per_step"
+    distill_loss: Literal["l1", "smooth_l1"] = "smooth_l1"
+    distill_weight: float = Field(1.0, ge=0)
+
+
+class ThoughtsParams(Section):
+    """Thought interfaces beyond words (issue 17): verbal, abstract-token and continuous arms."""
+
+    arms: dict[str, ThoughtArmParams] = {}
+    tasks: dict[str, ThoughtTaskParams] = {}
+    abstract: AbstractThoughtParams = AbstractThoughtParams()
+    continuous: ContinuousThoughtParams = ContinuousThoughtParams()
+
+    @model_validator(mode="after")
+    def _arms_name_tasks(self):
+        for name, arm in self.arms.items():
+            if arm.task not in self.tasks:
+                raise ValueError(f"thoughts.arms.{name}.task: {arm.task!r} is not one of thoughts.tasks {sorted(self.tasks)}")
+        return self
