@@ -153,6 +153,7 @@ REHEARSAL: dict[str, object] = {
     "chunks.sft_train": 96,
     "chunks.sft_val": 48,
     "sft.raw_steps": 4,
+    "sft.batch_size": 4,  # [16, 1024, 151936] fp32 logits alone are 10 GB of host memory
     "rlmt.steps": 2,
     "rlmt.row_offset": 32,
     "eval_continuations.prefixes": 8,
