@@ -56,6 +56,12 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
         starts.append((m.group(1), t))
     end = t
 times = {s: round((starts[i + 1][1] if i + 1 < len(starts) else end) - t, 1) for i, (s, t) in enumerate(starts)}
+# a stage that failed, or was still running when the repro stopped, has no wall time (null)
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+for m in re.finditer(r"failed to run: python -m stages\.(\w+)(?: --arm (\w+))?", text):
+    times[m.group(1) + (f"@{m.group(2)}" if m.group(2) else "")] = None
+if starts and not re.search(r"Updating lock file|didn't change", text.rsplit("Running stage", 1)[-1]):
+    times[starts[-1][0]] = None
 print(json.dumps(times, indent=1))
 EOF
 cp params.yaml "$out/" 2>/dev/null; cp dvc.lock "$out/" 2>/dev/null

@@ -32,7 +32,7 @@ BENCH_SIZES = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbenc
 PROBE_CONDITIONS = 5  # sampled, swapped, blank, generic, teacher (thinkmid/evals/probe.py)
 N_SFT, N_RLMT, N_GATE = 3, 2, 4
 UNITS = {  # what one measured second is per, for each stage
-    "self_improve": "step", "eval_continuations": "sample", "teacher_thoughts": "teacher call",
+    "self_improve": "step", "eval_continuations": "sample", "teacher_thoughts": "generated token",
     "sft": "step", "rlmt": "step", "reward_gate": "sample", "thought_probe": "suffix sample",
     "reasoning_eval": "generated token",
 }  # fmt: skip
@@ -64,9 +64,14 @@ def work(params) -> list[dict]:
         f"K={si.k} + the true suffix, judged full-pairwise")  # fmt: skip
     n = ec.prefixes
     row("eval_continuations", 1, 2 * n, 0, 2 * n, 2 * n, 2 * n * c.suffix_tokens, 0, "base and phase3, both orders")
-    calls = math.ceil((c.sft_train + c.sft_val) * (tt.min_thoughts + tt.max_thoughts) / 2) + c.gate
-    row("teacher_thoughts", 1, calls, 0, calls, 0, calls * tt.thought_max_tokens, 0,
-        f"{tt.min_thoughts}-{tt.max_thoughts} thoughts per row (mean used) + one per gate row")  # fmt: skip
+    if tt.mode == "rewrite":  # one call per chunk: the teacher rewrites it with its thoughts placed
+        calls = c.sft_train + c.sft_val
+        row("teacher_thoughts", 1, calls * tt.rewrite_max_tokens, 0, calls, 0, calls * tt.rewrite_max_tokens, 0,
+            f"rewrite: one call per chunk, up to {tt.rewrite_max_tokens} tokens (retries not counted)")  # fmt: skip
+    else:
+        calls = math.ceil((c.sft_train + c.sft_val) * (tt.min_thoughts + tt.max_thoughts) / 2) + c.gate
+        row("teacher_thoughts", 1, calls * tt.thought_max_tokens, 0, calls, 0, calls * tt.thought_max_tokens, 0,
+            f"{tt.min_thoughts}-{tt.max_thoughts} thoughts per row (mean used) + one per gate row")  # fmt: skip
     sft_steps = math.ceil(c.sft_train / sft.batch_size) * sft.epochs
     row("sft", N_SFT, sft_steps, N_SFT * sft_steps, N_SFT * c.sft_val, 0, N_SFT * c.sft_val * c.suffix_tokens,
         N_SFT * sft_steps * sft.batch_size * sft.seq_len, "per arm: steps; samples = the repetition metric")  # fmt: skip
@@ -108,8 +113,12 @@ def step_times(reports: Path, stage: str) -> list[float]:
 def projections(paper_rows: list[dict], run_dir: Path, load_params) -> tuple[dict[str, float], dict[str, float]]:
     """Stage -> (seconds per unit, projected seconds for the paper's work) from a stand-in run."""
     walls: dict[str, float] = {}
+    arms: dict[str, int] = {}  # runs that finished: a stand-in run may have stopped before every arm did
     for name, secs in json.loads((run_dir / "stage_times.json").read_text(encoding="utf-8")).items():
-        walls[name.split("@")[0]] = walls.get(name.split("@")[0], 0.0) + float(secs)
+        if secs is None:  # failed or cut off
+            continue
+        s = name.split("@")[0]
+        walls[s], arms[s] = walls.get(s, 0.0) + float(secs), arms.get(s, 0) + 1
     stand = {r["stage"]: r for r in work(load_params(run_dir / "params.yaml"))}
     rates, proj = {}, {}
     for r in paper_rows:
@@ -122,7 +131,7 @@ def projections(paper_rows: list[dict], run_dir: Path, load_params) -> tuple[dic
             fixed = max(0.0, walls[s] - sum(steps))  # loading, evaluation, saving: paid once per run
             rates[s], proj[s] = per, fixed + per * r["units"] * r["runs"]
         else:
-            per = walls[s] / (stand[s]["units"] * stand[s]["runs"])
+            per = walls[s] / (stand[s]["units"] * arms[s])
             rates[s], proj[s] = per, per * r["units"] * r["runs"]
     return rates, proj
 

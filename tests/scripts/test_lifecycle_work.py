@@ -66,3 +66,27 @@ def test_lifecycle_md_work_columns_are_the_scripts_output():
     assert len(table) == len(fresh)
     for got, want in zip(table, fresh):  # the measured columns may be filled in; the work columns may not drift
         assert got.split("|")[:8] == want.split("|")[:8]
+
+
+def test_measured_run_projects_only_what_finished(tmp_path):
+    """A stand-in run's wall times become rates per unit of its own work; failed or cut-off stages (null)
+    and arms that never ran are left out, and per-step times give fixed cost + mean step x paper steps."""
+    import yaml
+
+    from thinkmid.profile import merged
+
+    stand = merged("paper")
+    stand["sft"]["raw_steps"], stand["self_improve"]["steps"] = None, 4
+    stand["chunks"].update(sft_train=64, sft_val=64)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(stand))
+    (tmp_path / "stage_times.json").write_text(json.dumps({"sft@raw_base": 40.0, "sft@think_base": None,
+                                                           "self_improve": 30.0, "rlmt@think_base": None}))  # fmt: skip
+    steps = tmp_path / "reports" / "self_improve"
+    steps.mkdir(parents=True)
+    (steps / "steps.json").write_text(json.dumps([{"step": i, "step_time_s": 5.0} for i in range(4)]))
+    paper = lw.work(load_profile("paper"))
+    rates, proj = lw.projections(paper, tmp_path, load_params)
+    assert set(rates) == {"sft", "self_improve"}  # rlmt failed: no rate from it
+    assert rates["sft"] == 40.0 / 4  # one arm of 4 steps (64 rows / 16) finished
+    assert proj["sft"] == 10.0 * 512 * 3
+    assert rates["self_improve"] == 5.0 and proj["self_improve"] == (30.0 - 20.0) + 5.0 * 2000
