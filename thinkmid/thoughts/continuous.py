@@ -12,6 +12,7 @@ answer's cross-entropy.
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +23,20 @@ from thinkmid.thoughts.tasks import answer_ids, is_correct, prompt_ids, think_id
 
 
 class ProjectionHead(nn.Module):
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, out_scale: float = 1.0):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.LayerNorm(hidden))
+        with torch.no_grad():
+            self.mlp[3].weight.fill_(out_scale)
+
+    @classmethod
+    def for_model(cls, lm) -> "ProjectionHead":
+        """A head whose output starts at the scale of the model's own input embeddings: the LayerNorm
+        alone gives unit RMS, 50x the 0.02 of a freshly initialised embedding table, so the latent
+        inputs would sit far outside anything the model has read (measured: the tiny arm then answers
+        one constant)."""
+        w = lm.get_input_embeddings().weight.detach().float()
+        return cls(w.shape[1], out_scale=float(w.pow(2).mean().sqrt()))
 
     def forward(self, x):
         return self.mlp(x.to(self.mlp[0].weight.dtype))
@@ -55,31 +67,59 @@ def rollouts(engine, tok, problems, n: int, max_thought: int, max_answer: int, t
 
 
 @torch.no_grad()
-def teacher_states(model, tok, problems, rolls, k: int, weighting: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Targets [N, K, d] and distillation weights [N] (0 where no rollout counts), plus statistics."""
+def teacher_states(model, tok, problems, rolls, k, weighting: str, batch_size: int = 64):
+    """Targets [N, K, d] and distillation weights [N] (0 where no rollout counts), plus statistics.
+    `k` a list of step counts: targets is then {k: [N, k, d]}, all read from the same forwards.
+    Rollouts go through the model `batch_size` at a time, right-padded (causal: padding after a row
+    changes none of its states)."""
     t_open, t_close = think_ids_of(tok)
     dev = next(model.parameters()).device
-    targets, weights, n_correct = [], [], 0
-    model.eval()
-    for p, rs in zip(problems, rolls):
-        acc, used = None, 0
+    ks = [k] if isinstance(k, int) else sorted(set(k))
+    d = model.config.hidden_size
+    sums = {kk: torch.zeros(len(problems), kk, d, device=dev) for kk in ks}
+    used = torch.zeros(len(problems), device=dev)
+    items, n_correct = [], 0  # (problem index, ids, first span position, span length)
+    for i, (p, rs) in enumerate(zip(problems, rolls)):
         for thought, answer, ok in rs:
             n_correct += int(ok)
             if weighting == "correct" and not ok:
                 continue
             q = prompt_ids(tok, p) + [t_open]
-            ids = torch.tensor([q + thought + [t_close] + answer], device=dev)
-            h = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
-            span = h[len(q) - 1 : len(q) + len(thought)]  # <think> and the thought tokens
-            st = span[spaced_positions(span.shape[0], k)].float()
-            acc = st if acc is None else acc + st
-            used += 1
-        d = model.config.hidden_size
-        targets.append(acc / used if used else torch.zeros(k, d, device=dev))
-        weights.append(1.0 if used else 0.0)
+            items.append((i, q + list(thought) + [t_close] + list(answer), len(q) - 1, len(thought) + 1))
+    was = model.training
+    model.eval()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    for s in range(0, len(items), batch_size):
+        group = items[s : s + batch_size]
+        width = max(len(it[1]) for it in group)
+        ids = torch.full((len(group), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for r, (_, seq, _, _) in enumerate(group):
+            ids[r, : len(seq)], mask[r, : len(seq)] = torch.tensor(seq), 1
+        h = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True).hidden_states[-1]
+        for r, (i, _, start, length) in enumerate(group):  # span: <think> and the thought tokens
+            for kk in ks:
+                sums[kk][i] += h[r, [start + j for j in spaced_positions(length, kk)]].float()
+            used[i] += 1
+    if was:
+        model.train()
+    targets = {kk: v / used.clamp(min=1)[:, None, None] for kk, v in sums.items()}
+    weights = (used > 0).float()
     stats = {"rollout_accuracy": n_correct / max(1, sum(len(r) for r in rolls)),
-             "distilled_problems": int(sum(weights))}  # fmt: skip
-    return torch.stack(targets), torch.tensor(weights, device=dev), stats
+             "distilled_problems": int(weights.sum())}  # fmt: skip
+    return (targets[k] if isinstance(k, int) else targets), weights, stats
+
+
+def step_schedule(k: int, eval_steps: list[int], mixed: bool):
+    """The latent-step count of a training batch: always K, or (`mixed`) K for half the batches and
+    each other eval count for an equal share of the rest, so every count the eval runs (0, the
+    ablation, included) has been trained to end in an answer. Chosen from the batch's indices, so a
+    resumed phase repeats the same choices."""
+    others = sorted(set(eval_steps) - {k})
+    if not mixed or not others:
+        return lambda idx: k
+    cycle = [k] * len(others) + others
+    return lambda idx: random.Random(",".join(map(str, idx))).choice(cycle)  # a str seed hashes with sha512
 
 
 def latent_forward(module: LatentLM, tok, problems, k: int, targets=None, weights=None, params=None):
