@@ -32,7 +32,7 @@ def main() -> None:
     a = argparse.ArgumentParser()
     for k, v in dict(kind="modsum", terms=24, modulus=2, digits=2, train=20000, eval=1000, epochs=4, batch_size=256,
                      seq_len=96, lr=1e-3, hidden=256, layers=4, heads=8, rounds=2, abs_max=4, abs_min=-1, K=0, mixed=1,
-                     rollouts=2, distill_rows=2000, distill_epochs=0, arms="none,abstract,continuous",
+                     rollouts=2, distill_rows=2000, distill_epochs=0, head_fit=300, arms="none,abstract,continuous",
                      out="benchmarks/runs/thoughts.jsonl", tag="").items():  # fmt: skip
         a.add_argument(f"--{k}", type=type(v), default=v)
     args = a.parse_args()
@@ -117,6 +117,8 @@ def continuous_arm(args, task, train, held, verbal_model, n_thought, dev, phase,
     emit({"phase": "continuous_teacher", **stats, "wall_s": round(time.time() - t, 2)})
     torch.manual_seed(0)
     module = ct.LatentLM(verbal_model, ct.ProjectionHead.for_model(verbal_model).to(dev))
+    if args.head_fit:
+        emit({"phase": "continuous_head_fit", "loss": ct.fit_head(module.head, verbal_model, tok, sub, rolls, args.head_fit)})
     pick = ct.step_schedule(args.K, steps, bool(args.mixed))
 
     def loss_fn(m, idx, d):

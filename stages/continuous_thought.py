@@ -61,6 +61,8 @@ def run(params: Params, arm: str | None) -> None:
         trained = [s for s in steps_list if s > 0] if cp.mixed_steps else [k]
         targets, weights, stats = ct.teacher_states(lm, tok, train, rolls, trained, cp.weighting, cp.teacher_batch)
         metrics.update(stats)
+        if cp.head_fit_steps:
+            metrics["head_fit_loss"] = ct.fit_head(module.head, lm, tok, train, rolls, cp.head_fit_steps, seed=params.seed)
         pick = ct.step_schedule(k, steps_list, cp.mixed_steps)
 
         def loss_fn(m, idx, device):

@@ -422,6 +422,7 @@ class ContinuousThoughtParams(Section):
     chain_steps: bool = False  # procedural tasks: K = the task's chain length (one latent step per worked step)
     mixed_steps: bool = False  # train half the batches at K, the rest at the eval's other counts (0 included)
     teacher_batch: int = Field(64, ge=1)  # rollouts per teacher-state forward
+    head_fit_steps: int = Field(0, ge=0)  # head-only warm start: hidden state -> the next thought token's embedding
     rollouts: int = Field(4, ge=1)  # verbal rollouts per training problem (the teacher states)
     rollout_temperature: float = Field(1.0, gt=0)
     weighting: Literal["uniform", "correct"] = "correct"  # average of rollouts: all, or the correct ones only

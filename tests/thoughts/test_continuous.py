@@ -1,5 +1,7 @@
 """Continuous thought: teacher positions, the distillation + answer loss, and teacher-state weighting."""
 
+import math
+
 import pytest
 import torch
 
@@ -81,3 +83,22 @@ def test_step_schedule():
     seen = [pick(list(range(i, i + 3))) for i in range(400)]
     assert set(seen) == {0, 1, 2, 4} and 0.35 < seen.count(4) / len(seen) < 0.65
     assert pick([5, 9, 2]) == pick([5, 9, 2])  # a resumed phase makes the same choice
+
+
+def test_fit_head_maps_states_to_the_next_thought_embedding(qwen_tok):
+    lm = make_tiny_qwen3()
+    head = ct.ProjectionHead.for_model(lm)
+    rolls = [[([100, 101, 102, 103], [9], True)], [([300, 301, 302], [9], False)]]  # only correct rollouts count
+    before = ct.fit_head(head, lm, qwen_tok, PROBLEMS, rolls, steps=1)
+    after = ct.fit_head(head, lm, qwen_tok, PROBLEMS, rolls, steps=200)
+    assert after < before * 0.5
+    assert lm.model.layers[0].self_attn.q_proj.weight.grad is None  # the model itself stays as it was
+    assert math.isnan(ct.fit_head(head, lm, qwen_tok, PROBLEMS, [[], []], steps=5))  # nothing to fit on
+
+
+def test_head_starts_at_the_embedding_scale():
+    lm = make_tiny_qwen3()
+    head = ct.ProjectionHead.for_model(lm)
+    out = head(torch.randn(4, lm.config.hidden_size))
+    rms = lm.get_input_embeddings().weight.pow(2).mean().sqrt()
+    torch.testing.assert_close(out.pow(2).mean().sqrt(), rms, rtol=0.05, atol=0)

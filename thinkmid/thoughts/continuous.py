@@ -110,6 +110,48 @@ def teacher_states(model, tok, problems, rolls, k, weighting: str, batch_size: i
     return (targets[k] if isinstance(k, int) else targets), weights, stats
 
 
+def fit_head(head: ProjectionHead, lm, tok, problems, rolls, steps: int, rollouts_used: int = 1024, lr: float = 1e-3,
+             seed: int = 0) -> float:  # fmt: skip
+    """Warm-start the projection head on the verbal model's own rollouts: map the last hidden state
+    at <think> and each thought token to the input embedding of the thought token that follows, so
+    the latent loop starts as the verbal chain with soft tokens instead of from noise (a fresh head
+    left the tiny arm at chance after 300 distillation steps). Only the head trains; returns the
+    final loss (MSE relative to the embeddings' mean square)."""
+    t_open, _ = think_ids_of(tok)
+    dev = next(lm.parameters()).device
+    emb = lm.get_input_embeddings().weight.detach()
+    xs, ys = [], []
+    items = [(p, th) for p, rs in zip(problems, rolls) for th, _, ok in rs if ok and len(th) > 0][:rollouts_used]
+    with torch.no_grad():
+        for s in range(0, len(items), 256):
+            group = items[s : s + 256]
+            seqs = [prompt_ids(tok, p) + [t_open] + list(th) for p, th in group]
+            width = max(map(len, seqs))
+            ids = torch.zeros(len(seqs), width, dtype=torch.long)
+            mask = torch.zeros(len(seqs), width, dtype=torch.long)
+            for r, q in enumerate(seqs):
+                ids[r, : len(q)], mask[r, : len(q)] = torch.tensor(q), 1
+            h = lm(input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True).hidden_states[-1]
+            for r, (q, (_, th)) in enumerate(zip(seqs, group)):
+                start = len(q) - len(th) - 1  # <think>: its state is followed by thought token 1
+                xs.append(h[r, start : len(q) - 1].float())
+                ys.append(emb[torch.tensor(th, device=dev)].float())
+    if not xs:
+        return float("nan")
+    x, y = torch.cat(xs), torch.cat(ys)
+    scale = y.pow(2).mean().clamp(min=1e-12)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        idx = torch.randint(len(x), (min(512, len(x)),), generator=gen).to(x.device)
+        loss = F.mse_loss(head(x[idx]).float(), y[idx]) / scale
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
 def step_schedule(k: int, eval_steps: list[int], mixed: bool):
     """The latent-step count of a training batch: always K, or (`mixed`) K for half the batches and
     each other eval count for an equal share of the rest, so every count the eval runs (0, the
