@@ -10,6 +10,7 @@ with its wall time, all tagged with the device.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import tempfile
@@ -31,8 +32,8 @@ from thinkmid.thoughts.train import run_phase
 def main() -> None:
     a = argparse.ArgumentParser()
     for k, v in dict(kind="modsum", terms=24, modulus=2, digits=2, train=20000, eval=1000, epochs=4, batch_size=256,
-                     seq_len=96, lr=1e-3, hidden=256, layers=4, heads=8, rounds=2, abs_max=4, abs_min=-1, K=0, mixed=1,
-                     rollouts=2, distill_rows=2000, distill_epochs=0, head_fit=300, arms="none,abstract,continuous",
+                     seq_len=96, lr=1e-3, hidden=256, layers=4, heads=8, rounds=2, abs_max=4, abs_min=-1, K=0, mixed=0,
+                     rollouts=2, distill_rows=2000, distill_epochs=0, head_fit=1500, distill_lr=1e-4, abs_from_verbal=0, arms="none,abstract,continuous",
                      out="benchmarks/runs/thoughts.jsonl", tag="").items():  # fmt: skip
         a.add_argument(f"--{k}", type=type(v), default=v)
     args = a.parse_args()
@@ -74,14 +75,16 @@ def main() -> None:
             emit(r)
     verbal_model = model
     if "abstract" in arms:
-        abstract_arm(args, task, train, held, fresh, phase, emit)
+        start = (lambda: (copy.deepcopy(verbal_model), pr.char_tokenizer())) if args.abs_from_verbal else fresh
+        abstract_arm(args, task, train, held, start, phase, emit)
     if "continuous" in arms:
         continuous_arm(args, task, train, held, verbal_model, n_thought, dev, phase, emit)
     shutil.rmtree(ckpt, ignore_errors=True)
 
 
 def abstract_arm(args, task, train, held, fresh, phase, emit) -> None:
-    """T rounds of Phase A (bottleneck) and Phase B (self-distillation) from the same random init."""
+    """T rounds of Phase A (bottleneck) and Phase B (self-distillation) from the same random init, or
+    (`--abs_from_verbal 1`) from the verbal model, as the card starts from a model that already reasons."""
     model, tok = fresh()
     ab.extend_vocab(model, tok, 64, 0)
     model.to(next(model.parameters()).device)
@@ -125,7 +128,7 @@ def continuous_arm(args, task, train, held, verbal_model, n_thought, dev, phase,
         k = pick(idx)
         return ct.latent_forward(m, tok, [sub[i] for i in idx], k, targets[k][idx] if k else None, weights[idx], cp)
 
-    dtask = SimpleNamespace(**{**vars(task), "epochs": args.distill_epochs or task.epochs})
+    dtask = SimpleNamespace(**{**vars(task), "epochs": args.distill_epochs or task.epochs, "lr": args.distill_lr or task.lr})
     phase("continuous", module, list(range(len(sub))), loss_fn=loss_fn, task_override=dtask)
     for r in ev.continuous(eng, tok, held, module.head, steps, 4)[0]:
         emit(r)

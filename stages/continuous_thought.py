@@ -70,7 +70,8 @@ def run(params: Params, arm: str | None) -> None:
             t = targets[kk][idx] if kk > 0 else None
             return ct.latent_forward(m, tok, [train[i] for i in idx], kk, t, weights[idx], cp)
 
-        s = run_phase("distill", module, list(range(len(train))), task, params.seed, ckpt, tr, 0, tok.pad_token_id,
+        dtask = task.model_copy(update={"lr": cp.lr}) if cp.lr else task
+        s = run_phase("distill", module, list(range(len(train))), dtask, params.seed, ckpt, tr, 0, tok.pad_token_id,
                       loss_fn=loss_fn)  # fmt: skip
         metrics["final_loss"], metrics["steps"] = s["final_loss"], s["steps"]
         rows, samples = ev.continuous(eng, tok, held, module.head, steps_list, task.max_answer_tokens)
