@@ -79,10 +79,11 @@ def test_unknown_arm_exits_2(lab, capsys):
     ("task: tiny}", "thoughts.arms.tiny.task: 'missing' is not one of thoughts.tasks"),
     ("verbal_budgets: [0, 5]", "thoughts.tasks.tiny.verbal_budgets: Value error, must be a non-empty list"),
     ("rounds: 2", "thoughts.abstract.rounds: Input should be greater than or equal to 1"),
+    ("max_tokens: 2,", "thoughts.abstract: Value error, thoughts.abstract.min_tokens 3 exceeds max_tokens 2"),
 ])  # fmt: skip
 def test_bad_params_one_error(edit, message):
     bad = {"task: tiny}": "task: missing}", "verbal_budgets: [0, 5]": "verbal_budgets: [0, -1]",
-           "rounds: 2": "rounds: 0"}[edit]  # fmt: skip
+           "rounds: 2": "rounds: 0", "max_tokens: 2,": "max_tokens: 2, min_tokens: 3,"}[edit]  # fmt: skip
     with pytest.raises(InputError) as e:
         parse_params(PARAMS.replace(edit, bad), "params.yaml")
     assert message.split(":")[0] in str(e.value) and str(e.value).startswith("params.yaml:")
