@@ -14,6 +14,7 @@ head.safetensors) and reports/thoughts/continuous_<arm>*.json.
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -62,7 +63,8 @@ def run(params: Params, arm: str | None) -> None:
         targets, weights, stats = ct.teacher_states(lm, tok, train, rolls, trained, cp.weighting, cp.teacher_batch)
         metrics.update(stats)
         if cp.head_fit_steps:
-            metrics["head_fit_loss"] = ct.fit_head(module.head, lm, tok, train, rolls, cp.head_fit_steps, seed=params.seed)
+            fit = ct.fit_head(module.head, lm, tok, train, rolls, cp.head_fit_steps, seed=params.seed)
+            metrics["head_fit_loss"] = None if math.isnan(fit) else fit  # NaN: no correct rollout to fit on
         pick = ct.step_schedule(k, steps_list, cp.mixed_steps)
 
         def loss_fn(m, idx, device):
