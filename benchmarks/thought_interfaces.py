@@ -4,7 +4,9 @@ every interface trained and scored with the library the stages use (no MLflow, n
     PYTHONPATH=. python benchmarks/thought_interfaces.py --kind modsum --terms 24 --modulus 2 --out runs/x.jsonl
 
 Writes one JSON line per eval row (interface, budget, thought tokens, accuracy) plus one per phase
-with its wall time, all tagged with the device.
+with its wall time, all tagged with the device. Order: no thought, verbal, continuous (K = the chain
+length unless --K; head warm start --head_fit steps; distillation at --distill_lr), then abstract
+(--rounds, fixed-length sequences unless --abs_min, a bottleneck-probe line per round).
 """
 
 from __future__ import annotations
@@ -74,11 +76,11 @@ def main() -> None:
         for r in rows:
             emit(r)
     verbal_model = model
+    if "continuous" in arms:  # first: the arm a cut-off call most needs; it trains a copy of the verbal model
+        continuous_arm(args, task, train, held, copy.deepcopy(verbal_model), n_thought, dev, phase, emit)
     if "abstract" in arms:
         start = (lambda: (copy.deepcopy(verbal_model), pr.char_tokenizer())) if args.abs_from_verbal else fresh
         abstract_arm(args, task, train, held, start, phase, emit)
-    if "continuous" in arms:
-        continuous_arm(args, task, train, held, verbal_model, n_thought, dev, phase, emit)
     shutil.rmtree(ckpt, ignore_errors=True)
 
 
