@@ -2,10 +2,12 @@
 the model's own verbal reasoning.
 
 The student starts from models/verbal_<arm> (the verbal arm's model, whose rollouts are the
-teacher) plus a fresh Linear-GELU-Linear-LayerNorm head. Teacher states: `rollouts` verbal rollouts
-per training problem, hidden states at K evenly spaced thought positions, averaged uniformly or over
-the correct rollouts only. Loss: answer CE + distill_weight x (L1 or smooth-L1, per step or final
-step). Scored on the held-out problems after each number of latent steps in `latent_steps` (0 is the
+teacher) plus a Linear-GELU-Linear-LayerNorm head at the scale of its input embeddings, warm-started
+for `head_fit_steps` (head only: hidden state -> the next thought token's embedding). K is the
+generated task's chain length with `chain_steps`. Teacher states: `rollouts` verbal rollouts per
+training problem, hidden states at K evenly spaced thought positions, averaged uniformly or over the
+correct rollouts only. Loss: answer CE + distill_weight x (L1 or smooth-L1, per step or final step),
+at `continuous.lr` (else the task's); `mixed_steps` also trains the eval's other step counts. Scored on the held-out problems after each number of latent steps in `latent_steps` (0 is the
 ablation). Resumable (checkpoints/continuous_thought_<arm>). Outputs models/continuous_<arm> (+
 head.safetensors) and reports/thoughts/continuous_<arm>*.json.
 
