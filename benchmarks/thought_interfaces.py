@@ -4,12 +4,15 @@ every interface trained and scored with the library the stages use (no MLflow, n
     PYTHONPATH=. python benchmarks/thought_interfaces.py --kind modsum --terms 24 --modulus 2 --out runs/x.jsonl
 
 Writes one JSON line per eval row (interface, budget, thought tokens, accuracy) plus one per phase
-with its wall time, all tagged with the device.
+with its wall time, all tagged with the device. Order: no thought, verbal, continuous (K = the chain
+length unless --K; head warm start --head_fit steps; distillation at --distill_lr), then abstract
+(--rounds, fixed-length sequences unless --abs_min, a bottleneck-probe line per round).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import tempfile
@@ -31,10 +34,14 @@ from thinkmid.thoughts.train import run_phase
 def main() -> None:
     a = argparse.ArgumentParser()
     for k, v in dict(kind="modsum", terms=24, modulus=2, digits=2, train=20000, eval=1000, epochs=4, batch_size=256,
-                     seq_len=96, lr=1e-3, hidden=256, layers=4, heads=8, rounds=2, abs_max=4, K=4, rollouts=2, distill_rows=2000,
+                     seq_len=96, lr=1e-3, hidden=256, layers=4, heads=8, rounds=2, abs_max=4, abs_min=-1, K=0, mixed=0,
+                     rollouts=2, distill_rows=2000, distill_epochs=0, head_fit=1500, distill_lr=1e-4, abs_from_verbal=0, arms="none,abstract,continuous",
                      out="benchmarks/runs/thoughts.jsonl", tag="").items():  # fmt: skip
         a.add_argument(f"--{k}", type=type(v), default=v)
     args = a.parse_args()
+    args.abs_min = args.abs_max if args.abs_min < 0 else args.abs_min  # default: fixed-length abstract sequences
+    args.K = args.K or pr.chain_length(SimpleNamespace(kind=args.kind, terms=args.terms, digits=args.digits))
+    arms = set(args.arms.split(","))
     task = SimpleNamespace(kind=args.kind, terms=args.terms, modulus=args.modulus, digits=args.digits, train=args.train,
                            eval=args.eval, epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
                            warmup_steps=20, min_lr_ratio=0.1, max_grad_norm=1.0, checkpoint_every=10**9)  # fmt: skip
@@ -56,12 +63,12 @@ def main() -> None:
         tok = pr.char_tokenizer()
         return pr.init_model(tok, args.hidden, args.layers, args.heads, 0).to(dev), tok
 
-    def phase(name, model, ex, **kw):
+    def phase(name, model, ex, task_override=None, **kw):
         t = time.time()
-        s = run_phase(name, model, ex, task, 0, ckpt, None, 0, tok.pad_token_id, **kw)
+        s = run_phase(name, model, ex, task_override or task, 0, ckpt, None, 0, pr.char_tokenizer().pad_token_id, **kw)
         emit({"phase": name, "steps": s["steps"], "final_loss": s["final_loss"], "wall_s": round(time.time() - t, 2)})
 
-    for with_steps in (False, True):  # no thought, verbal
+    for with_steps in (False, True) if "none" in arms else (True,):  # no thought, verbal
         model, tok = fresh()
         phase("verbal" if with_steps else "no_thought", model, [verbal_example(tok, p, with_steps, task.seq_len) for p in train])
         eng = HFEngine(model, tok, batch_size=1024)
@@ -69,37 +76,64 @@ def main() -> None:
         for r in rows:
             emit(r)
     verbal_model = model
+    if "continuous" in arms:  # first: the arm a cut-off call most needs; it trains a copy of the verbal model
+        continuous_arm(args, task, train, held, copy.deepcopy(verbal_model), n_thought, dev, phase, emit)
+    if "abstract" in arms:
+        start = (lambda: (copy.deepcopy(verbal_model), pr.char_tokenizer())) if args.abs_from_verbal else fresh
+        abstract_arm(args, task, train, held, start, phase, emit)
+    shutil.rmtree(ckpt, ignore_errors=True)
 
-    model, tok = fresh()  # abstract, from the same random init
+
+def abstract_arm(args, task, train, held, fresh, phase, emit) -> None:
+    """T rounds of Phase A (bottleneck) and Phase B (self-distillation) from the same random init, or
+    (`--abs_from_verbal 1`) from the verbal model, as the card starts from a model that already reasons."""
+    model, tok = fresh()
     ab.extend_vocab(model, tok, 64, 0)
-    model.to(dev)
+    model.to(next(model.parameters()).device)
     eng = HFEngine(model, tok, batch_size=1024)
     abs_ids, _, _ = ab.ids(tok, 64)
+    lo, hi = args.abs_min, args.abs_max
     for r in range(1, args.rounds + 1):
-        zs = (ab.random_sequences(len(train), args.abs_max, abs_ids, r) if r == 1 else
-              ab.sample_sequences(eng, tok, train, 64, args.abs_max, 1.0, r, with_reasoning=True))  # fmt: skip
+        zs = (ab.random_sequences(len(train), hi, abs_ids, r) if r == 1 else
+              ab.sample_sequences(eng, tok, train, 64, hi, 1.0, r, with_reasoning=True, min_tokens=lo))  # fmt: skip
         phase(f"abstract_r{r}_a", model, [ab.phase_a_example(tok, p, z, 64, r > 1, task.seq_len) for p, z in zip(train, zs)],
               bottleneck=True)  # fmt: skip
-        zs = ab.sample_sequences(eng, tok, train, 64, args.abs_max, 1.0, r + 500)
+        emit({"phase": f"abstract_r{r}_a_probe", **ab.bottleneck_probe(eng, model, tok, held, 64, lo, hi, r + 900)})
+        zs = ab.sample_sequences(eng, tok, train, 64, hi, 1.0, r + 500, min_tokens=lo)
         phase(f"abstract_r{r}_b", model, [ab.phase_b_example(tok, p, z, 64, task.seq_len) for p, z in zip(train, zs)])
-    for r in ev.abstract(eng, tok, held, 64, sorted({1, args.abs_max // 2, args.abs_max}), 4, 0)[0]:
+        emit({"phase": f"abstract_r{r}_b_samples", "mean_abstract_tokens": sum(map(len, zs)) / max(1, len(zs)),
+              "distinct_first_tokens": len({tuple(z[:1]) for z in zs})})  # fmt: skip
+    for r in ev.abstract(eng, tok, held, 64, sorted({1, hi // 2, hi}), 4, 0, temperature=0.7, min_tokens=lo)[0]:
         emit(r)
 
-    tok = pr.char_tokenizer()  # continuous, from the verbal model and its own rollouts
+
+
+def continuous_arm(args, task, train, held, verbal_model, n_thought, dev, phase, emit) -> None:
+    """K latent steps (default: the chain length) distilled from the verbal model's own rollouts."""
+    tok = pr.char_tokenizer()
     eng = HFEngine(verbal_model, tok, batch_size=1024)
     sub = train[: min(len(train), args.distill_rows)]
     t = time.time()
     rolls = ct.rollouts(eng, tok, sub, args.rollouts, n_thought + 2, 4, 1.0, 0)
     cp = SimpleNamespace(distill="per_step", distill_loss="smooth_l1", distill_weight=1.0)
-    targets, weights, stats = ct.teacher_states(verbal_model, tok, sub, rolls, args.K, "correct")
+    steps = sorted({0, 1, args.K // 2, args.K})
+    trained = [s for s in steps if s > 0] if args.mixed else [args.K]
+    targets, weights, stats = ct.teacher_states(verbal_model, tok, sub, rolls, trained, "correct", 512)
     emit({"phase": "continuous_teacher", **stats, "wall_s": round(time.time() - t, 2)})
     torch.manual_seed(0)
-    module = ct.LatentLM(verbal_model, ct.ProjectionHead(args.hidden).to(dev))
-    phase("continuous", module, list(range(len(sub))),
-          loss_fn=lambda m, idx, d: ct.latent_forward(m, tok, [sub[i] for i in idx], args.K, targets[idx], weights[idx], cp))
-    for r in ev.continuous(eng, tok, held, module.head, sorted({0, 1, args.K // 2, args.K}), 4)[0]:
+    module = ct.LatentLM(verbal_model, ct.ProjectionHead.for_model(verbal_model).to(dev))
+    if args.head_fit:
+        emit({"phase": "continuous_head_fit", "loss": ct.fit_head(module.head, verbal_model, tok, sub, rolls, args.head_fit)})
+    pick = ct.step_schedule(args.K, steps, bool(args.mixed))
+
+    def loss_fn(m, idx, d):
+        k = pick(idx)
+        return ct.latent_forward(m, tok, [sub[i] for i in idx], k, targets[k][idx] if k else None, weights[idx], cp)
+
+    dtask = SimpleNamespace(**{**vars(task), "epochs": args.distill_epochs or task.epochs, "lr": args.distill_lr or task.lr})
+    phase("continuous", module, list(range(len(sub))), loss_fn=loss_fn, task_override=dtask)
+    for r in ev.continuous(eng, tok, held, module.head, steps, 4)[0]:
         emit(r)
-    shutil.rmtree(ckpt, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -47,19 +47,22 @@ def run(params: Params, arm: str | None) -> None:
                 zs = ab.random_sequences(len(train), ap.max_tokens, abs_ids, seed)
             else:  # later rounds: sampled from the previous round's model after the reasoning (the teacher)
                 zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed,
-                                         with_reasoning=True)  # fmt: skip
+                                         with_reasoning=True, min_tokens=ap.min_tokens)  # fmt: skip
             ex = [ab.phase_a_example(tok, p, z, ap.vocab_size, r > 1, task.seq_len) for p, z in zip(train, zs)]
             s = run_phase(f"r{r}_phase_a", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id, bottleneck=True)
             step0 += s["steps"]
             metrics[f"r{r}_phase_a_final_loss"] = s["final_loss"]
-            zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed + 500)
+            probe = ab.bottleneck_probe(eng, model, tok, held, ap.vocab_size, ap.min_tokens, ap.max_tokens, seed + 900)
+            metrics.update({f"r{r}_{k}": v for k, v in probe.items()})
+            zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed + 500,
+                                     min_tokens=ap.min_tokens)  # fmt: skip
             ex = [ab.phase_b_example(tok, p, z, ap.vocab_size, task.seq_len) for p, z in zip(train, zs)]
             s = run_phase(f"r{r}_phase_b", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id)
             step0 += s["steps"]
             metrics[f"r{r}_phase_b_final_loss"] = s["final_loss"]
             metrics[f"r{r}_mean_abstract_tokens"] = sum(map(len, zs)) / max(1, len(zs))
         rows, samples = ev.abstract(eng, tok, held, ap.vocab_size, task.abstract_budgets, task.max_answer_tokens,
-                                    params.seed, temperature=ap.temperature)  # fmt: skip
+                                    params.seed, temperature=ap.temperature, min_tokens=ap.min_tokens)  # fmt: skip
         save_model(model, tok, f"models/abstract_{arm}")
         metrics.update(ev.headline(rows, "abstract"))
         for name in ("abstract_random", "abstract_none"):

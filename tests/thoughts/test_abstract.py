@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 
 from tests.conftest import make_tiny_qwen3
@@ -56,6 +57,23 @@ def test_sampling_is_constrained_to_the_abstract_vocabulary(qwen_tok):
         assert all(len(z) <= 5 and set(z) <= set(abs_ids) for z in zs) and any(zs)
 
 
+def test_min_tokens_keeps_the_end_marker_out_until_m(qwen_tok):
+    model, tok = _extended(qwen_tok)
+    abs_ids, _, a_close = ab.ids(tok, 8)
+
+    def end_wins(module, args, out):  # an end marker that wins every position, as after an untrained round
+        out[..., a_close] += 1e4
+        return out
+
+    model.lm_head.register_forward_hook(end_wins)
+    eng = HFEngine(model, tok)
+    assert all(z == [] for z in ab.sample_sequences(eng, tok, PROBLEMS, 8, 5, 1.0, 0))
+    zs = ab.sample_sequences(eng, tok, PROBLEMS, 8, 5, 1.0, 0, min_tokens=3)
+    assert all(len(z) == 3 and set(z) <= set(abs_ids) for z in zs)  # m tokens, then the end
+    fixed = ab.sample_sequences(eng, tok, PROBLEMS, 8, 4, 1.0, 0, with_reasoning=True, min_tokens=4)
+    assert all(len(z) == 4 for z in fixed)
+
+
 def test_eval_rows_and_ablations(qwen_tok):
     model, tok = _extended(qwen_tok)
     rows, samples = ev.abstract(HFEngine(model, tok), tok, PROBLEMS, 8, [2, 4], max_answer=3, seed=0)
@@ -65,3 +83,19 @@ def test_eval_rows_and_ablations(qwen_tok):
     assert rows[2]["thought_tokens"] == rows[1]["thought_tokens"]  # random tokens of the same lengths
     assert rows[3]["thought_tokens"] == 0 and rows[1]["thought_tokens"] <= 4
     assert len(samples) == 3 and all("<abs_" in s["abstract"] or s["abstract"] == "" for s in samples)
+
+
+def test_eval_min_tokens(qwen_tok):
+    model, tok = _extended(qwen_tok)
+    rows, _ = ev.abstract(HFEngine(model, tok), tok, PROBLEMS, 8, [2, 4], max_answer=3, seed=0, min_tokens=3)
+    assert [r["thought_tokens"] for r in rows[:2]] == [2, pytest.approx(rows[1]["thought_tokens"])]
+    assert rows[1]["thought_tokens"] >= 3 and rows[2]["thought_tokens"] == rows[1]["thought_tokens"]
+
+
+def test_bottleneck_probe_reads_accuracies(qwen_tok):
+    model, tok = _extended(qwen_tok)
+    probe = ab.bottleneck_probe(HFEngine(model, tok), model, tok, PROBLEMS, 8, 2, 2, seed=0)
+    assert set(probe) == {"phase_a_answer_accuracy", "phase_a_random_z_answer_accuracy", "teacher_z_answer_accuracy"}
+    assert all(0 <= v <= 1 for v in probe.values())
+    ex = [ab.phase_b_example(tok, p, [], 8, None) for p in PROBLEMS]
+    assert ab.answer_accuracy(model, ex, tok.pad_token_id, False) == 0.0  # a random tiny model gets no answer right

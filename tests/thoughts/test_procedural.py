@@ -36,6 +36,16 @@ def test_hops_follows_the_table():
     assert p.answer == cur and p.steps.split() == seen[:-1]
 
 
+@pytest.mark.parametrize("kind,size,steps", [("modsum", 12, 11), ("mult", 3, 4), ("mult", 1, 1), ("hops", 3, 2)])
+def test_chain_length_counts_the_worked_steps(kind, size, steps):
+    task = ThoughtTaskParams(kind=kind, terms=max(2, size), digits=min(6, size), modulus=6, train=3, eval=1)
+    p = pr.generate(task, 0)[0][0]
+    parts = {"modsum": list(p.steps), "mult": p.steps.split(","), "hops": p.steps.split()}[kind]
+    assert pr.chain_length(task) == steps == max(1, len(parts))
+    with pytest.raises(ValueError, match="no fixed chain length"):
+        pr.chain_length(ThoughtTaskParams(kind="gsm8k"))
+
+
 @pytest.mark.parametrize("kind", ["modsum", "mult", "hops"])
 def test_splits_disjoint_and_deterministic(kind):
     task = ThoughtTaskParams(kind=kind, terms=8, modulus=2 if kind == "modsum" else 6, digits=2, train=40, eval=10)

@@ -22,7 +22,7 @@ thoughts:
            lr: 1.0e-3, warmup_steps: 0, checkpoint_every: 1, max_answer_tokens: 3, verbal_budgets: [0, 5],
            abstract_budgets: [1, 2], latent_steps: [0, 2], hidden_size: 16, layers: 1, heads: 2}
   abstract: {vocab_size: 8, max_tokens: 2, rounds: 2}
-  continuous: {latent_steps: 2, rollouts: 2}
+  continuous: {latent_steps: 2, rollouts: 2, head_fit_steps: 5, lr: 1.0e-4, chain_steps: true}
 """
 
 
@@ -48,6 +48,9 @@ def test_stages_end_to_end_and_report(lab):
         assert metrics["split"] == "eval" and metrics["eval_problems"] == 4 and 0 <= metrics["accuracy"] <= 1
         assert not (lab / f"checkpoints/{name}_thought_tiny").exists()  # cleared once done
     assert (lab / "models/abstract_tiny/tokenizer.json").exists() and (lab / "models/continuous_tiny/head.safetensors").exists()
+    cont, abst = metrics_of(lab, "continuous"), metrics_of(lab, "abstract")
+    assert cont["latent_steps"] == 5 and "head_fit_loss" in cont  # chain_steps: K = the 6-term chain's 5 steps
+    assert 0 <= abst["r2_phase_a_random_z_answer_accuracy"] <= 1 and "r1_teacher_z_answer_accuracy" in abst
     rows = interfaces.load_rows(lab / "reports")["tiny"]
     kinds = {r["interface"] for r in rows}
     assert kinds == {"no_thought", "verbal", "abstract", "abstract_random", "abstract_none", "continuous", "continuous_zero"}
@@ -79,10 +82,11 @@ def test_unknown_arm_exits_2(lab, capsys):
     ("task: tiny}", "thoughts.arms.tiny.task: 'missing' is not one of thoughts.tasks"),
     ("verbal_budgets: [0, 5]", "thoughts.tasks.tiny.verbal_budgets: Value error, must be a non-empty list"),
     ("rounds: 2", "thoughts.abstract.rounds: Input should be greater than or equal to 1"),
+    ("max_tokens: 2,", "thoughts.abstract: Value error, thoughts.abstract.min_tokens 3 exceeds max_tokens 2"),
 ])  # fmt: skip
 def test_bad_params_one_error(edit, message):
     bad = {"task: tiny}": "task: missing}", "verbal_budgets: [0, 5]": "verbal_budgets: [0, -1]",
-           "rounds: 2": "rounds: 0"}[edit]  # fmt: skip
+           "rounds: 2": "rounds: 0", "max_tokens: 2,": "max_tokens: 2, min_tokens: 3,"}[edit]  # fmt: skip
     with pytest.raises(InputError) as e:
         parse_params(PARAMS.replace(edit, bad), "params.yaml")
     assert message.split(":")[0] in str(e.value) and str(e.value).startswith("params.yaml:")

@@ -109,10 +109,26 @@ class AbstractThoughtParams(Section):
     max_tokens: int = Field(8, ge=1)  # m: the length cap of an abstract sequence
     rounds: int = Field(2, ge=1)  # T: policy-iteration rounds of Phase A + Phase B
     temperature: float = Field(1.0, gt=0)  # sampling abstract sequences for training
+    # the card's m: no end marker before this many abstract tokens (in training samples and at eval,
+    # where it is min(min_tokens, cap)); 0 lets the end come first, which collapsed rounds to empty thoughts
+    min_tokens: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _min_le_max(self):
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"thoughts.abstract.min_tokens {self.min_tokens} exceeds max_tokens {self.max_tokens}")
+        return self
 
 
 class ContinuousThoughtParams(Section):
-    latent_steps: int = Field(4, ge=1)  # K
+    latent_steps: int = Field(4, ge=1)  # K (generated tasks use their chain length instead when chain_steps)
+    chain_steps: bool = False  # procedural tasks: K = the task's chain length (one latent step per worked step)
+    # train half the batches at K, the rest at the eval's other counts (0 included); measured on the
+    # parity-12 arm it teaches the answer to ignore the latents (K = 11: 100% -> 48.5%), so off by default
+    mixed_steps: bool = False
+    teacher_batch: int = Field(64, ge=1)  # rollouts per teacher-state forward
+    head_fit_steps: int = Field(0, ge=0)  # head-only warm start: hidden state -> the next thought token's embedding
+    lr: float | None = Field(None, gt=0)  # distillation lr (None: the task's); it fine-tunes the verbal model
     rollouts: int = Field(4, ge=1)  # verbal rollouts per training problem (the teacher states)
     rollout_temperature: float = Field(1.0, gt=0)
     weighting: Literal["uniform", "correct"] = "correct"  # average of rollouts: all, or the correct ones only

@@ -79,20 +79,77 @@ def phase_b_example(tok, p, z: list[int], n: int, seq_len: int | None) -> dict:
                   (ANSWER_SEG, answer_ids(tok, p), True)], seq_len)  # fmt: skip
 
 
-def thought_params(tok, n: int, max_tokens: int, temperature: float, seed: int) -> SamplingParams:
-    """Sampling of one abstract sequence: the abstract vocabulary and the end marker only."""
+def thought_params(tok, n: int, max_tokens: int, temperature: float, seed: int, allow_end: bool = True) -> SamplingParams:
+    """Sampling of abstract tokens: the abstract vocabulary and, with `allow_end`, the end marker."""
     abs_ids, _, a_close = ids(tok, n)
+    end = (a_close,) if allow_end else ()
     return SamplingParams(max_new_tokens=max_tokens, temperature=temperature, seed=seed,
-                          stop_token_ids=(a_close,), allowed_token_ids=tuple(abs_ids) + (a_close,))  # fmt: skip
+                          stop_token_ids=end, allowed_token_ids=tuple(abs_ids) + end)  # fmt: skip
+
+
+def sample_after(engine, tok, prompts: list[list[int]], n: int, min_tokens: int, max_tokens: int, temperature: float,
+                 seed: int) -> list[list[int]]:  # fmt: skip
+    """One abstract sequence (end marker stripped) after each prompt, which ends in <abstract>: the
+    first `min_tokens` with the end marker masked out (the card's minimum length m; without it an
+    untrained end row can win from the first position and every later round learns empty sequences),
+    the rest up to `max_tokens` with it allowed; the end is forced at the cap by the caller."""
+    _, _, a_close = ids(tok, n)
+    lo = min(min_tokens, max_tokens)
+    head = [[] for _ in prompts]
+    if lo > 0:
+        outs = engine.generate(prompts, thought_params(tok, n, lo, temperature, seed, allow_end=False))
+        head = [list(o[0].token_ids) for o in outs]
+    if max_tokens > lo:
+        outs = engine.generate([p + h for p, h in zip(prompts, head)],
+                               thought_params(tok, n, max_tokens - lo, temperature, seed + 7919))  # fmt: skip
+        head = [h + [t for t in o[0].token_ids if t != a_close] for h, o in zip(head, outs)]
+    return head
 
 
 def sample_sequences(engine, tok, problems, n: int, max_tokens: int, temperature: float, seed: int,
-                     with_reasoning: bool = False) -> list[list[int]]:  # fmt: skip
-    """One abstract sequence per problem (the end marker stripped), from the prompt alone or, as the
-    teacher of a later round's Phase A, after [prompt; verbal reasoning] as in the Phase A layout."""
-    _, a_open, a_close = ids(tok, n)
+                     with_reasoning: bool = False, min_tokens: int = 0) -> list[list[int]]:  # fmt: skip
+    """One abstract sequence per problem, from the prompt alone or, as the teacher of a later round's
+    Phase A, after [prompt; verbal reasoning] as in the Phase A layout."""
+    _, a_open, _ = ids(tok, n)
     t_open, t_close = think_ids_of(tok)
     reason = (lambda p: [t_open] + enc(tok, p.steps) + [t_close]) if with_reasoning else (lambda p: [])
     prompts = [prompt_ids(tok, p) + reason(p) + [a_open] for p in problems]
-    outs = engine.generate(prompts, thought_params(tok, n, max_tokens, temperature, seed))
-    return [[t for t in o[0].token_ids if t != a_close] for o in outs]
+    return sample_after(engine, tok, prompts, n, min_tokens, max_tokens, temperature, seed)
+
+
+@torch.no_grad()
+def answer_accuracy(model, examples: list[dict], pad_id: int, bottleneck: bool, batch_size: int = 256) -> float:
+    """Share of examples whose every answer token is the model's argmax (teacher-forced), in the
+    Phase A layout (`bottleneck`, the answer cut off from the reasoning) or the Phase B one."""
+    from thinkmid.thoughts.train import collate
+
+    dev = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    hits = 0
+    for s in range(0, len(examples), batch_size):
+        b = collate(examples[s : s + batch_size], pad_id, bottleneck, next(model.parameters()).dtype)
+        logits = model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev)).logits
+        pred, seg, ids = logits[:, :-1].argmax(-1).cpu(), b["seg"][:, 1:], b["input_ids"][:, 1:]
+        ok = torch.where(seg == ANSWER_SEG, pred == ids, torch.ones_like(ids, dtype=torch.bool)).all(1)
+        hits += int(ok.sum())
+    if was:
+        model.train()
+    return hits / max(1, len(examples))
+
+
+def bottleneck_probe(engine, model, tok, problems, n: int, min_tokens: int, max_tokens: int, seed: int) -> dict:
+    """Where the answer's information sits after Phase A: teacher sequences z sampled after the
+    reasoning, then the answer's teacher-forced accuracy (a) in the Phase A layout with those z,
+    (b) the same with random z of the same lengths, (c) in the Phase B layout (no reasoning) with
+    those z. (a) = (b) > (c) at chance: the answer reads the reasoning through the hidden states at
+    the abstract positions, and the token identities, all Phase B can learn from, carry nothing."""
+    abs_ids, _, _ = ids(tok, n)
+    zs = sample_sequences(engine, tok, problems, n, max_tokens, 1.0, seed, with_reasoning=True, min_tokens=min_tokens)
+    rand = [random_sequences(1, len(z), abs_ids, seed + i)[0] for i, z in enumerate(zs)]
+    pad = tok.pad_token_id
+    return {
+        "phase_a_answer_accuracy": answer_accuracy(model, [phase_a_example(tok, p, z, n, True, None) for p, z in zip(problems, zs)], pad, True),
+        "phase_a_random_z_answer_accuracy": answer_accuracy(model, [phase_a_example(tok, p, z, n, True, None) for p, z in zip(problems, rand)], pad, True),
+        "teacher_z_answer_accuracy": answer_accuracy(model, [phase_b_example(tok, p, z, n, None) for p, z in zip(problems, zs)], pad, False),
+    }  # fmt: skip

@@ -12,6 +12,7 @@ answer's cross-entropy.
 from __future__ import annotations
 
 import math
+import random
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +23,20 @@ from thinkmid.thoughts.tasks import answer_ids, is_correct, prompt_ids, think_id
 
 
 class ProjectionHead(nn.Module):
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, out_scale: float = 1.0):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.LayerNorm(hidden))
+        with torch.no_grad():
+            self.mlp[3].weight.fill_(out_scale)
+
+    @classmethod
+    def for_model(cls, lm) -> "ProjectionHead":
+        """A head whose output starts at the scale of the model's own input embeddings: the LayerNorm
+        alone gives unit RMS, 50x the 0.02 of a freshly initialised embedding table, so the latent
+        inputs would sit far outside anything the model has read (measured: the tiny arm then answers
+        one constant)."""
+        w = lm.get_input_embeddings().weight.detach().float()
+        return cls(w.shape[1], out_scale=float(w.pow(2).mean().sqrt()))
 
     def forward(self, x):
         return self.mlp(x.to(self.mlp[0].weight.dtype))
@@ -55,31 +67,101 @@ def rollouts(engine, tok, problems, n: int, max_thought: int, max_answer: int, t
 
 
 @torch.no_grad()
-def teacher_states(model, tok, problems, rolls, k: int, weighting: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Targets [N, K, d] and distillation weights [N] (0 where no rollout counts), plus statistics."""
+def teacher_states(model, tok, problems, rolls, k, weighting: str, batch_size: int = 64):
+    """Targets [N, K, d] and distillation weights [N] (0 where no rollout counts), plus statistics.
+    `k` a list of step counts: targets is then {k: [N, k, d]}, all read from the same forwards.
+    Rollouts go through the model `batch_size` at a time, right-padded (causal: padding after a row
+    changes none of its states)."""
     t_open, t_close = think_ids_of(tok)
     dev = next(model.parameters()).device
-    targets, weights, n_correct = [], [], 0
-    model.eval()
-    for p, rs in zip(problems, rolls):
-        acc, used = None, 0
+    ks = [k] if isinstance(k, int) else sorted(set(k))
+    d = model.config.hidden_size
+    sums = {kk: torch.zeros(len(problems), kk, d, device=dev) for kk in ks}
+    used = torch.zeros(len(problems), device=dev)
+    items, n_correct = [], 0  # (problem index, ids, first span position, span length)
+    for i, (p, rs) in enumerate(zip(problems, rolls)):
         for thought, answer, ok in rs:
             n_correct += int(ok)
             if weighting == "correct" and not ok:
                 continue
             q = prompt_ids(tok, p) + [t_open]
-            ids = torch.tensor([q + thought + [t_close] + answer], device=dev)
-            h = model(input_ids=ids, output_hidden_states=True).hidden_states[-1][0]
-            span = h[len(q) - 1 : len(q) + len(thought)]  # <think> and the thought tokens
-            st = span[spaced_positions(span.shape[0], k)].float()
-            acc = st if acc is None else acc + st
-            used += 1
-        d = model.config.hidden_size
-        targets.append(acc / used if used else torch.zeros(k, d, device=dev))
-        weights.append(1.0 if used else 0.0)
+            items.append((i, q + list(thought) + [t_close] + list(answer), len(q) - 1, len(thought) + 1))
+    was = model.training
+    model.eval()
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    for s in range(0, len(items), batch_size):
+        group = items[s : s + batch_size]
+        width = max(len(it[1]) for it in group)
+        ids = torch.full((len(group), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for r, (_, seq, _, _) in enumerate(group):
+            ids[r, : len(seq)], mask[r, : len(seq)] = torch.tensor(seq), 1
+        h = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True).hidden_states[-1]
+        for r, (i, _, start, length) in enumerate(group):  # span: <think> and the thought tokens
+            for kk in ks:
+                sums[kk][i] += h[r, [start + j for j in spaced_positions(length, kk)]].float()
+            used[i] += 1
+    if was:
+        model.train()
+    targets = {kk: v / used.clamp(min=1)[:, None, None] for kk, v in sums.items()}
+    weights = (used > 0).float()
     stats = {"rollout_accuracy": n_correct / max(1, sum(len(r) for r in rolls)),
-             "distilled_problems": int(sum(weights))}  # fmt: skip
-    return torch.stack(targets), torch.tensor(weights, device=dev), stats
+             "distilled_problems": int(weights.sum())}  # fmt: skip
+    return (targets[k] if isinstance(k, int) else targets), weights, stats
+
+
+def fit_head(head: ProjectionHead, lm, tok, problems, rolls, steps: int, rollouts_used: int = 1024, lr: float = 1e-3,
+             seed: int = 0) -> float:  # fmt: skip
+    """Warm-start the projection head on the verbal model's own rollouts: map the last hidden state
+    at <think> and each thought token to the input embedding of the thought token that follows, so
+    the latent loop starts as the verbal chain with soft tokens instead of from noise (a fresh head
+    left the tiny arm at chance after 300 distillation steps). Only the head trains; returns the
+    final loss (MSE relative to the embeddings' mean square)."""
+    t_open, _ = think_ids_of(tok)
+    dev = next(lm.parameters()).device
+    emb = lm.get_input_embeddings().weight.detach()
+    xs, ys = [], []
+    items = [(p, th) for p, rs in zip(problems, rolls) for th, _, ok in rs if ok and len(th) > 0][:rollouts_used]
+    with torch.no_grad():
+        for s in range(0, len(items), 256):
+            group = items[s : s + 256]
+            seqs = [prompt_ids(tok, p) + [t_open] + list(th) for p, th in group]
+            width = max(map(len, seqs))
+            ids = torch.zeros(len(seqs), width, dtype=torch.long)
+            mask = torch.zeros(len(seqs), width, dtype=torch.long)
+            for r, q in enumerate(seqs):
+                ids[r, : len(q)], mask[r, : len(q)] = torch.tensor(q), 1
+            h = lm(input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True).hidden_states[-1]
+            for r, (q, (_, th)) in enumerate(zip(seqs, group)):
+                start = len(q) - len(th) - 1  # <think>: its state is followed by thought token 1
+                xs.append(h[r, start : len(q) - 1].float())
+                ys.append(emb[torch.tensor(th, device=dev)].float())
+    if not xs:
+        return float("nan")
+    x, y = torch.cat(xs), torch.cat(ys)
+    scale = y.pow(2).mean().clamp(min=1e-12)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(seed)
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        idx = torch.randint(len(x), (min(512, len(x)),), generator=gen).to(x.device)
+        loss = F.mse_loss(head(x[idx]).float(), y[idx]) / scale
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def step_schedule(k: int, eval_steps: list[int], mixed: bool):
+    """The latent-step count of a training batch: always K, or (`mixed`) K for half the batches and
+    each other eval count for an equal share of the rest, so every count the eval runs (0, the
+    ablation, included) has been trained to end in an answer. Chosen from the batch's indices, so a
+    resumed phase repeats the same choices."""
+    others = sorted(set(eval_steps) - {k})
+    if not mixed or not others:
+        return lambda idx: k
+    cycle = [k] * len(others) + others
+    return lambda idx: random.Random(",".join(map(str, idx))).choice(cycle)  # a str seed hashes with sha512
 
 
 def latent_forward(module: LatentLM, tok, problems, k: int, targets=None, weights=None, params=None):

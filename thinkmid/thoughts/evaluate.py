@@ -53,19 +53,17 @@ def no_thought(engine, tok, problems, max_answer, split="eval") -> list[dict]:
 
 
 def abstract(engine, tok, problems, n_vocab, budgets, max_answer, seed, split="eval",
-             temperature: float = 0.7) -> tuple[list[dict], list[dict]]:  # fmt: skip
-    """Abstract thoughts capped at each budget, sampled at `temperature` as the Abstract-CoT card
-    decodes them (greedy picks the end marker whenever the sequences carry no information yet), then
-    a greedy answer; plus the ablations at the largest budget: random abstract tokens of the same
-    lengths, and no abstract tokens at all."""
+             temperature: float = 0.7, min_tokens: int = 0) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Abstract thoughts capped at each budget (at least min(min_tokens, budget) tokens before the end
+    marker may come), sampled at `temperature` as the Abstract-CoT card decodes them (greedy picks
+    the end marker whenever the sequences carry no information yet), then a greedy answer; plus the
+    ablations at the largest budget: random abstract tokens of the same lengths, and none at all."""
     abs_ids, a_open, a_close = ab.ids(tok, n_vocab)
     prompts = [prompt_ids(tok, p) + [a_open] for p in problems]
     rows, samples, last = [], [], []
     for b in budgets:
-        outs = engine.two_stage(prompts, ab.thought_params(tok, n_vocab, b, temperature, seed), answer_params(tok, max_answer),
-                                [a_close])  # fmt: skip
-        texts = [tok.decode(o[0].suffix.token_ids) for o in outs]
-        zs = [o[0].thought.token_ids for o in outs]
+        zs = ab.sample_after(engine, tok, prompts, n_vocab, min_tokens, b, temperature, seed)
+        texts = _answers(engine, tok, [q + z + [a_close] for q, z in zip(prompts, zs)], max_answer)
         oks = [is_correct(p.answer, t) for p, t in zip(problems, texts)]
         rows.append(_row("abstract", b, [len(z) for z in zs], oks, split))
         last = zs

@@ -68,6 +68,18 @@ def mult_problem(rng: random.Random, digits: int) -> Problem:
     return Problem(question=f"{a}*{b}", steps=",".join(steps), answer=str(a * b))
 
 
+def chain_length(task) -> int:
+    """Reasoning steps in one problem's worked chain: running sums, visited letters, or partial
+    products plus their sum (the continuous arm's K where the task is procedural)."""
+    if task.kind == "modsum":
+        return task.terms - 1
+    if task.kind == "hops":
+        return max(1, task.terms - 1)
+    if task.kind == "mult":
+        return task.digits + (1 if task.digits > 1 else 0)
+    raise ValueError(f"task kind {task.kind!r} has no fixed chain length")
+
+
 def generate(task, seed: int) -> tuple[list[Problem], list[Problem]]:
     """(train, eval) problems, disjoint by question text, deterministic in (seed, task)."""
     rng = random.Random(f"{seed}:{task.kind}:{task.terms}:{task.modulus}:{task.digits}")
