@@ -129,7 +129,8 @@ def _snapshot(repo: Path) -> dict[str, dict]:
 
 
 def _close(key: str, want, got) -> bool:
-    if isinstance(want, bool) or isinstance(got, bool) or not isinstance(want, float) or not isinstance(got, (int, float)):
+    numbers = isinstance(want, float) and isinstance(got, (int, float))
+    if not numbers or isinstance(want, bool) or isinstance(got, bool):
         return want == got
     if math.isnan(want) or math.isnan(got):
         return math.isnan(want) and math.isnan(got)

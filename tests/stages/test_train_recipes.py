@@ -47,7 +47,8 @@ def _workspace(path: Path, tiny_model_dir, qwen_tok):
     path.mkdir(parents=True)
     (path / "params.yaml").write_text(PARAMS)
     shutil.copytree(tiny_model_dir, path / "models/base")
-    rows = [{"id": f"r{i}", "original": p + s, "text": p + " <think>a note</think>" + s} for i, (p, s) in enumerate(TEXTS)]
+    rows = [{"id": f"r{i}", "original": p + s, "text": p + " <think>a note</think>" + s}
+            for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
     write_jsonl(path / "data/thoughts/train.jsonl", rows)
     write_jsonl(path / "data/thoughts/val.jsonl", rows[:2])
     chunks = [{"id": f"c{i}", "prefix": p, "suffix": s, "prefix_ids": qwen_tok.encode(p)[:8],
