@@ -24,6 +24,7 @@ from thinkmid.thoughts import evaluate as ev
 from thinkmid.thoughts.train import run_phase
 from thinkmid.train.checkpoint import clear_checkpoints
 from thinkmid.track import StageRun
+from thinkmid.timing import timing_path, write_timing
 
 
 def run(params: Params, arm: str | None) -> None:
@@ -68,8 +69,8 @@ def run(params: Params, arm: str | None) -> None:
         for name in ("abstract_random", "abstract_none"):
             metrics[f"accuracy_{name}"] = next(r["accuracy"] for r in rows if r["interface"] == name)
         metrics["steps"] = step0
-        metrics["wall_time_s"] = round(time.time() - t0, 2)
         write_outputs(tr, "abstract", arm, rows, samples, metrics)
+        write_timing(tr, timing_path("abstract_thought", arm), {"wall_time_s": round(time.time() - t0, 2)})
     clear_checkpoints(ckpt)
 
 

@@ -33,6 +33,7 @@ from thinkmid.thoughts import evaluate as ev
 from thinkmid.thoughts.train import run_phase
 from thinkmid.train.checkpoint import clear_checkpoints
 from thinkmid.track import StageRun
+from thinkmid.timing import timing_path, write_timing
 
 
 def latent_k(cp, task) -> int:
@@ -86,8 +87,8 @@ def run(params: Params, arm: str | None) -> None:
         metrics.update(ev.headline(rows, "continuous"))
         metrics["accuracy_zero_latent_steps"] = next(r["accuracy"] for r in rows if r["budget"] == 0) \
             if 0 in steps_list else None  # fmt: skip
-        metrics["wall_time_s"] = round(time.time() - t0, 2)
         write_outputs(tr, "continuous", arm, rows, samples, metrics)
+        write_timing(tr, timing_path("continuous_thought", arm), {"wall_time_s": round(time.time() - t0, 2)})
     clear_checkpoints(ckpt)
 
 

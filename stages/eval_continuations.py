@@ -26,6 +26,7 @@ from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.load import load_model
 from thinkmid.track import StageRun
 from thinkmid.engines.wiring import Part, build, policy
+from thinkmid.timing import timing_path, write_timing
 
 METRICS, PAIRS = "reports/eval_continuations/metrics.json", "reports/eval_continuations/pairs.jsonl"
 ROWS = "data/chunks/continuation_eval.jsonl"
@@ -82,7 +83,7 @@ def run(params: Params, arm: str | None) -> None:
         metrics = ec_maths.headline(single, both)
         metrics.update({
             "base_suffix_nll": base_nll, "phase3_suffix_nll": p3_nll, "phase3_minus_base_suffix_nll": p3_nll - base_nll,
-            "nll_rows": len(nll_rows), "wall_time_s": round(time.time() - t0, 2),
+            "nll_rows": len(nll_rows),
         })  # fmt: skip
         write_jsonl(PAIRS, [
             {"id": r["id"], "prefix": r["prefix"], "base": b, "phase3": p, "phase3_was_option_a": s,
@@ -90,6 +91,7 @@ def run(params: Params, arm: str | None) -> None:
             for r, b, p, s, v1, v2, o, o2 in zip(rows, base_txt, p3_txt, swaps, base_first, p3_first, single, both)
         ])  # fmt: skip
         tr.write_metrics(METRICS, metrics)
+        write_timing(tr, timing_path("eval_continuations"), {"wall_time_s": round(time.time() - t0, 2)})
         tr.log_artifact(PAIRS)
 
 

@@ -31,6 +31,7 @@ from thinkmid.io import write_json
 from thinkmid.models.load import load_model
 from thinkmid.track import StageRun
 from thinkmid.train.checkpoint import clear_checkpoints
+from thinkmid.timing import timing_path, write_timing
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +94,17 @@ def run(params: Params, arm: str | None) -> None:
             "entity_ce_last": last.get("entity_ce"),
             **{k: v for k, v in stats.items() if not isinstance(v, (list, dict))},
             "thresholds": stats["thresholds"], "points": points, **flat,
-            "train_time_s": round(t_train - t0, 2), "probe_time_s": round(t_probe - t_train, 2),
-            "wall_time_s": round(time.time() - t0, 2),
         }  # fmt: skip
         write_json(f"reports/knowledge_gates/{arm}_steps.json", history)
         write_json(f"reports/knowledge_gates/{arm}_curve.json", points)
         tr.write_metrics(f"reports/knowledge_gates/{arm}.json", metrics)
+        timing = {"train_time_s": round(t_train - t0, 2), "probe_time_s": round(t_probe - t_train, 2),
+                  "wall_time_s": round(time.time() - t0, 2)}  # fmt: skip
+        write_timing(tr, timing_path("knowledge_gates", arm), timing)
         for name in ("steps", "curve"):
             tr.log_artifact(f"reports/knowledge_gates/{arm}_{name}.json")
         log.info("knowledge_gates/%s: %d steps, %d knowledge neurons of %d, %.1f s", arm, len(history),
-                 stats["knowledge_neurons"], stats["total_gates"], metrics["wall_time_s"])  # fmt: skip
+                 stats["knowledge_neurons"], stats["total_gates"], timing["wall_time_s"])  # fmt: skip
     clear_checkpoints(ckpt)
 
 

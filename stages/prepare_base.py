@@ -15,6 +15,7 @@ from thinkmid.config import Params
 from thinkmid.models.load import base_identity, load_base, save_model
 from thinkmid.models.tokenizer import ensure_think_tokens, think_ids
 from thinkmid.track import StageRun
+from thinkmid.timing import timing_path, write_timing
 
 OUT = "models/base"
 METRICS = "reports/prepare_base/metrics.json"
@@ -33,9 +34,9 @@ def run(params: Params, arm: str | None) -> None:
             "added_think_tokens": added,
             "model_type": model.config.model_type,
             "source": base_identity(params.base, model),  # the resolved hub commit, not just "main"
-            "wall_time_s": round(time.time() - t0, 2),
         }
         tr.write_metrics(METRICS, metrics)
+        write_timing(tr, timing_path("prepare_base"), {"wall_time_s": round(time.time() - t0, 2)})
 
 
 if __name__ == "__main__":

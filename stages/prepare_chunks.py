@@ -18,6 +18,7 @@ from thinkmid.data.sources import documents, finephrase_documents
 from thinkmid.io import atomic_path, write_jsonl
 from thinkmid.models.tokenizer import load_tokenizer
 from thinkmid.track import StageRun
+from thinkmid.timing import timing_path, write_timing
 
 OUT = "data/chunks"
 METRICS = "reports/prepare_chunks/metrics.json"
@@ -48,9 +49,9 @@ def run(params: Params, arm: str | None) -> None:
             "splits": split_stats(splits),
             "dropped": dict(sorted(dropped.items())),
             "rows_total": len(rows),
-            "wall_time_s": round(time.time() - t0, 2),
         }
         tr.write_metrics(METRICS, metrics)
+        write_timing(tr, timing_path("prepare_chunks"), {"wall_time_s": round(time.time() - t0, 2)})
         tr.log_metrics({f"{s}_rows": v["rows"] for s, v in metrics["splits"].items()})
 
 

@@ -30,6 +30,7 @@ from thinkmid.models.load import load_model
 from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
 from thinkmid.engines.wiring import Part, build, policy
+from thinkmid.timing import timing_path, write_timing
 
 
 def wiring(params: Params, arm: str | None) -> list[Part]:
@@ -65,9 +66,9 @@ def run(params: Params, arm: str | None) -> None:
                 out.update({"benchmarks": summary, "macro": macro})
             else:
                 out.setdefault("conditions", {})[cond] = {"benchmarks": summary, "macro": macro}
-        out["wall_time_s"] = round(time.time() - t0, 2)
         tr.log_metrics(flat)
         tr.write_metrics(f"reports/reasoning_eval/{arm}.json", out, log=False)
+        write_timing(tr, timing_path("reasoning_eval", arm), {"wall_time_s": round(time.time() - t0, 2)})
 
 
 if __name__ == "__main__":

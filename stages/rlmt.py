@@ -5,7 +5,9 @@ on prefixes cut at a teacher thought of the SFT train rows (data/thoughts/train.
 params.seed, from rlmt.row_offset on; thinkmid/data/prefixes.py, params.prefixes) (see
 thinkmid/train/rlmt.py for one step), keeps the SFT model frozen as
 the KL reference, and writes models/<arm>_rlmt, reports/rlmt/<arm>.json (the RLMT table row) and
-reports/rlmt/<arm>_steps.json (per-step metrics). Resumes from checkpoints/rlmt_<arm> after a kill.
+reports/rlmt/<arm>_steps.json (per-step metrics), and <arm>_timing.json (wall and step times). A
+`Recipe` (thinkmid/train/recipe.py); resumes from checkpoints/rlmt_<arm> after a kill, refused if the
+params (but the lr and schedule), the SFT model or the rows changed.
 The learning rate is the top-level `lr` (`dvc exp run -S lr=1e-6`). Under `accelerate launch` (DDP,
 in-process `hf` engine) each process samples and judges its share of each step's groups.
 
@@ -28,10 +30,9 @@ from thinkmid.errors import InputError
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.rollouts import arm_model_dir
-from thinkmid.track import StageRun
-from thinkmid.train.checkpoint import clear_checkpoints, saved_run_id
-from thinkmid.train.dist import Dist
+from thinkmid.timing import timing_path, write_timing
 from thinkmid.train.loop import NonFiniteLossError
+from thinkmid.train.recipe import Recipe
 from thinkmid.train.rlmt import RlmtTrainer, summarize
 from thinkmid.engines.wiring import Part, build, policy
 
@@ -81,88 +82,87 @@ def _pusher(policy_model, engine, tok, every: int, steps: int):
     return push
 
 
-def run(params: Params, arm: str | None) -> None:
-    t_start = time.time()
-    rp, p = params.rlmt, paths(arm)
-    server_engine = params.engine.backend != "hf"
-    dist = Dist()  # first: under accelerate it selects this process's GPU for everything below
-    if dist.enabled and server_engine:
-        raise InputError("engine.backend: several rlmt processes need the in-process `hf` engine; "
-                         "scale a server engine with its own data parallelism instead")  # fmt: skip
-    device = dist.device()
-    policy, tok = load_model(p["sft"], dtype=params.base.dtype)
-    rows = rl_rows(params, tok)
-    ref_model = copy.deepcopy(policy)  # the frozen SFT weights (taken before a checkpoint is restored)
-    policy.to(device)
-    ref_model.to(device)
-    judge_part, policy_at = wiring(params, arm)
-    run_id = saved_run_id(p["ckpt"])  # the MLflow run a checkpoint carries, resumed exactly
-    # the reward gate's judge (models/base for `lm`, never the policy), then the policy's engine
-    with build(judge_part, params) as judge, build(policy_at, params, policy, tok, progress=dist.is_main) as engine, \
-            dist.tracker("rlmt", params, arm, run_id=run_id) as tr:  # fmt: skip
-        push = _pusher(policy, engine, tok, params.engine.reload_every, rp.steps)
+class Rlmt(Recipe):
+    """The RLMT recipe over RlmtTrainer, which owns one step, the history and the checkpoints."""
+
+    stage, step_key = "rlmt", "reward_mean"
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.params.rlmt.checkpoint_every
+
+    @property
+    def ckpt(self) -> str:
+        return paths(self.arm)["ckpt"]
+
+    def setup(self) -> None:
+        params, rp, p, dist = self.params, self.params.rlmt, paths(self.arm), self.dist
+        server_engine = params.engine.backend != "hf"
+        if dist.enabled and server_engine:
+            raise InputError("engine.backend: several rlmt processes need the in-process `hf` engine; "
+                             "scale a server engine with its own data parallelism instead")  # fmt: skip
+        self.model, self.tok = load_model(p["sft"], dtype=params.base.dtype)
+        rows = rl_rows(params, self.tok)
+        ref_model = copy.deepcopy(self.model)  # the frozen SFT weights (taken before a checkpoint is restored)
+        self.model.to(dist.device())
+        ref_model.to(dist.device())
+        judge_part, policy_at = wiring(params, self.arm)
+        # the reward gate's judge (models/base for `lm`, never the policy), then the policy's engine
+        judge = self.stack.enter_context(build(judge_part, params))
+        engine = self.stack.enter_context(build(policy_at, params, self.model, self.tok, progress=dist.is_main))
+        push = _pusher(self.model, engine, self.tok, params.engine.reload_every, rp.steps)
         # Samples up to reload_every - 1 updates old: the engine's own log-probs are the old policy.
         stale = server_engine and params.engine.reload_every > 1
-        trainer = RlmtTrainer(
-            policy, ref_model, tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,
+        self.trainer = RlmtTrainer(
+            self.model, ref_model, self.tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,
             max_invalid_rate=params.reference_judge.max_invalid_rate,
             micro_batch=params.engine.batch_size, after_update=push if server_engine else None,
             old_logprobs="engine" if stale else "policy",
-            fingerprint={"reference_judge": params.reference_judge.model_dump(exclude={"endpoint"}), "arm": arm},
-            dist=dist,
+            fingerprint={"reference_judge": params.reference_judge.model_dump(exclude={"endpoint"}), "arm": self.arm,
+                         "base.dtype": params.base.dtype, "prefixes": params.prefixes.model_dump()},
+            inputs={"start model": p["sft"], "rows": RL_ROWS}, dist=dist,
         )  # fmt: skip
-        start = trainer.restore(p["ckpt"])
-        if start:
-            log.info("resuming %s from step %d", tr.name, start)
-            if server_engine:
-                push()  # the server was started from the SFT weights
-        logged = tr.logged_steps("reward_mean")
-        for h in trainer.history:  # steps checkpointed by a run whose MLflow run did not get them
-            if h["step"] not in logged:
-                tr.log_metrics(_step_metrics(h), step=h["step"])
-        setup_s = time.time() - t_start
-        try:
-            _loop(trainer, tr, rp, start, logged, p, dist.is_main)
-        except RuntimeError as e:  # NonFiniteLossError, too many invalid verdicts: report, keep checkpoints
-            if dist.is_main:
-                _report(tr, trainer, arm, p, f"{type(e).__name__}: {e}", setup_s)
-            log.error("rlmt/%s stopped at step %d (checkpoints kept in %s)", arm, trainer.next_step, p["ckpt"])
-            raise
-        if dist.is_main:
-            _report(tr, trainer, arm, p, None, setup_s)
-            save_model(policy, tok, p["out"])
-    if dist.is_main:
-        clear_checkpoints(p["ckpt"])
-    dist.barrier()
-    dist.end()
+        self.total = rp.steps
+        self.step = self.trainer.restore(self.ckpt)
+        self.history = self.trainer.history
+        if self.step and server_engine:
+            push()  # the server was started from the SFT weights
+        self.setup_s = time.perf_counter() - self._t0
+
+    def train_step(self, step: int) -> dict:
+        m = self.trainer.step(step)
+        return {k: v for k, v in m.items() if k != "step"}
+
+    def record(self, row: dict) -> None:
+        pass  # RlmtTrainer.step appended it to the history already
+
+    def save(self) -> None:
+        self.trainer.save(self.ckpt)
+        write_json(paths(self.arm)["steps"], self.steps_rows())
+
+    def on_error(self, error: RuntimeError) -> None:
+        if self.dist.is_main:
+            self._report(f"{type(error).__name__}: {error}")
+
+    def cleanup(self) -> None:
+        if self.dist.is_main:
+            self._report(None)
+            save_model(self.model, self.tok, paths(self.arm)["out"])
+
+    def _report(self, stopped: str | None) -> None:
+        p = paths(self.arm)
+        write_json(p["steps"], self.steps_rows())
+        summary = summarize(self.arm, self.trainer.history, stopped)
+        self.tr.write_metrics(p["metrics"], summary, log=False)
+        # invalid_judge_rate is also a per-step series: an unstepped value would land on its step 0.
+        self.tr.log_metrics({k: v for k, v in summary.items() if k != "invalid_judge_rate"})
+        write_timing(self.tr, timing_path("rlmt", self.arm), {
+            "wall_time_s": round(self.trainer.wall_time_s + self.setup_s, 2), "steps": self.step_timing()})
+        self.tr.log_artifact(p["steps"])
 
 
-def _step_metrics(h: dict) -> dict:
-    return {k: v for k, v in h.items() if k != "step"}
-
-
-def _report(tr: StageRun, trainer: RlmtTrainer, arm: str, p: dict, stopped: str | None, setup_s: float) -> None:
-    write_json(p["steps"], trainer.history)
-    summary = summarize(arm, trainer.history, stopped, trainer.wall_time_s + setup_s)
-    tr.write_metrics(p["metrics"], summary, log=False)
-    # invalid_judge_rate is also a per-step series: an unstepped value would land on its step 0.
-    tr.log_metrics({k: v for k, v in summary.items() if k != "invalid_judge_rate"})
-    tr.log_artifact(p["steps"])
-
-
-def _loop(trainer: RlmtTrainer, tr: StageRun, rp, start: int, logged: set[int], p: dict, main: bool = True) -> None:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(start, rp.steps), initial=start, total=rp.steps, desc=f"rlmt/{tr.arm}" if main else "rlmt",
-               unit="step", disable=not main)  # fmt: skip
-    for step in bar:
-        m = trainer.step(step)
-        if step not in logged:  # a resumed MLflow run may hold steps that were redone after a kill
-            tr.log_metrics(_step_metrics(m), step=step)
-        bar.set_postfix(reward=f"{m['reward_mean']:.3f}", kl=f"{m['kl'] or 0:.2g}")
-        if (step + 1) % rp.checkpoint_every == 0 and step + 1 < rp.steps and main:
-            trainer.save(p["ckpt"])
-            write_json(p["steps"], trainer.history)
+def run(params: Params, arm: str | None) -> None:
+    Rlmt(params, arm).run()
 
 
 def main(argv=None) -> None:

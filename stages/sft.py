@@ -8,7 +8,10 @@ samples). Ours stay beside them: thought_token_nll_before/after (tokens inside t
 before = the starting model) and repetition_4gram_rate_samples (sampled continuations). raw_base can
 run its own step count and warmup (sft.raw_steps, sft.raw_warmup_steps: the seed's token-matched
 657 steps and warmup 64), going on into a second pass over the rows if it needs to.
-Resumable from checkpoints/sft_<arm>. Output: models/sft_<arm>.
+A `Recipe` (thinkmid/train/recipe.py: setup -> train -> cleanup), resumable from checkpoints/sft_<arm>
+(refused if the params, the start model or the train rows changed; the current lr and schedule are
+used). Outputs: models/sft_<arm>, reports/sft/<arm>.json and <arm>_steps.json (results),
+<arm>_timing.json (throughput, free memory, wall and step times).
 
     python -m stages.sft --arm think_base
     accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 2 -m stages.sft --arm think_base
@@ -21,9 +24,6 @@ MLflow, checkpoints and the model (thinkmid/train/dist.py).
 from __future__ import annotations
 
 import logging
-import time
-
-from tqdm.auto import tqdm
 
 from thinkmid import ARMS_SFT
 from thinkmid.cli import stage_main
@@ -31,10 +31,11 @@ from thinkmid.config import Params
 from thinkmid.data.thoughts import validate_thought_text
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
-from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint, saved_run_id
+from thinkmid.timing import timing_path, write_timing
 from thinkmid.train.dist import Dist
 from thinkmid.train.loop import ThroughputMeter, clip_and_step, min_available_mem_gib, num_sft_batches, sft_batches
 from thinkmid.train.optim import make_optimizer, make_scheduler
+from thinkmid.train.recipe import Recipe, make_fingerprint
 from thinkmid.train.sft import (
     ARM_SOURCES,
     encode_rows,
@@ -54,6 +55,7 @@ def load_thought_rows(path: str) -> list[dict]:
 
 
 log = logging.getLogger(__name__)
+TRAIN, VAL = "data/thoughts/train.jsonl", "data/thoughts/val.jsonl"
 
 
 def wiring(params: Params, arm: str | None) -> list[Part]:
@@ -74,100 +76,115 @@ def _final_model(dist: Dist, model, start_dir: str, dtype: str):
     return bare.to(dist.device())
 
 
-def run(params: Params, arm: str | None) -> None:
-    t0 = time.time()
-    p = params.sft
-    start_dir, field = ARM_SOURCES[arm]
-    train = load_thought_rows("data/thoughts/train.jsonl")
-    val = load_thought_rows("data/thoughts/val.jsonl")
-    dist = Dist()
-    model, tok = load_model(start_dir, dtype=params.base.dtype)
-    model.to(dist.device())
-    train_ids = encode_rows(tok, [r[field] for r in train], p.seq_len, p.append_eos)
-    val_ids = encode_rows(tok, [r[field] for r in val], p.seq_len, p.append_eos)
-    val_raw = encode_rows(tok, [r["original"] for r in val], p.seq_len, p.append_eos)
-    val_think = encode_rows(tok, [r["text"] for r in val], p.seq_len, p.append_eos)
-    per_epoch = num_sft_batches(len(train_ids), p.batch_size)
-    total, warmup = per_epoch * p.epochs, p.warmup_steps
-    if arm == "raw_base":  # the seed matches raw_base's tokens to the think arms' with more steps
-        total = p.raw_steps or total
-        warmup = p.raw_warmup_steps if p.raw_warmup_steps is not None else warmup
-    optimizer = make_optimizer(model, p.lr, p.weight_decay, decay_norms=p.decay_norms)
-    scheduler = make_scheduler(optimizer, warmup, total, p.min_lr_ratio, kind=p.lr_schedule)
-    ckpt = f"checkpoints/sft_{arm}"
-    if dist.is_fsdp:  # checkpoints hold whole tensors; FSDP's are sharded
-        log.warning("sft under FSDP: no mid-run checkpoints, a killed run starts over (use DDP to resume)")
-    resumed = None if dist.is_fsdp else load_latest_checkpoint(ckpt, model, optimizer, scheduler)
-    step, extra = resumed if resumed else (0, {})
-    history = extra.get("history", [])
-    nll_before = extra.get("thought_token_nll_before")
-    if nll_before is None:
-        nll_before = mean_nll(model, tok, val_think, p.batch_size, p.seq_len, thoughts_only=True, dist=dist)
-    model, optimizer = dist.prepare(model, optimizer, lm_loss=True)  # DDP takes the fused loss path too
-    eval_model = model if dist.is_fsdp else dist.unwrap(model)
-    meter = ThroughputMeter(extra.get("tokens_seen", 0))
-    min_available_mem_gib(reset=True)
-    with dist.tracker("sft", params, arm=arm, run_id=saved_run_id(ckpt)) as tr:
-        logged = tr.logged_steps("train_loss")
-        model.train()
-        bar = tqdm(total=total, initial=step, desc=f"sft/{arm}", unit="step", disable=not dist.is_main)
-        while step < total:
-            epoch, start_batch = divmod(step, per_epoch)
-            for batch in sft_batches(train_ids, p.seq_len, p.batch_size, params.seed, epoch, tok.pad_token_id,
-                                     start_batch=start_batch):  # fmt: skip
-                if step >= total:
-                    break
-                loss, loss_value, tokens = dist.lm_loss(model, batch)  # this rank's rows; global mean
-                loss.backward()
-                lr = scheduler.get_last_lr()[0]
-                gnorm = clip_and_step(model, optimizer, scheduler, p.max_grad_norm, loss=loss_value, step=step,
-                                      accelerator=dist.accelerator)  # fmt: skip
-                meter.add(tokens)
-                m = {"step": step, "train_loss": loss_value, "grad_norm": gnorm, "lr": lr,
-                     "tokens_seen": meter.tokens_seen, "throughput_tok_s": meter.tokens_per_s}  # fmt: skip
-                history.append(m)
-                if step not in logged:
-                    tr.log_metrics(m, step=step)
+class Sft(Recipe):
+    stage, step_key = "sft", "train_loss"
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.params.sft.checkpoint_every
+
+    def setup(self) -> None:
+        params, p, arm, dist = self.params, self.params.sft, self.arm, self.dist
+        self.start_dir, self.field = ARM_SOURCES[arm]
+        train = load_thought_rows(TRAIN)
+        self.val = load_thought_rows(VAL)
+        self.model, self.tok = load_model(self.start_dir, dtype=params.base.dtype)
+        self.model.to(dist.device())
+        tok, field = self.tok, self.field
+        self.train_ids = encode_rows(tok, [r[field] for r in train], p.seq_len, p.append_eos)
+        self.val_ids = encode_rows(tok, [r[field] for r in self.val], p.seq_len, p.append_eos)
+        self.val_raw = encode_rows(tok, [r["original"] for r in self.val], p.seq_len, p.append_eos)
+        self.val_think = encode_rows(tok, [r["text"] for r in self.val], p.seq_len, p.append_eos)
+        self.per_epoch = num_sft_batches(len(self.train_ids), p.batch_size)
+        self.total, warmup = self.per_epoch * p.epochs, p.warmup_steps
+        if arm == "raw_base":  # the seed matches raw_base's tokens to the think arms' with more steps
+            self.total = p.raw_steps or self.total
+            warmup = p.raw_warmup_steps if p.raw_warmup_steps is not None else warmup
+        self.optimizer = make_optimizer(self.model, p.lr, p.weight_decay, decay_norms=p.decay_norms)
+        self.scheduler = make_scheduler(self.optimizer, warmup, self.total, p.min_lr_ratio, kind=p.lr_schedule)
+        # raw_steps / raw_warmup_steps only shape raw_base's run; the think arms ignore them.
+        exclude = set() if arm == "raw_base" else {"raw_steps", "raw_warmup_steps"}
+        self.fingerprint = make_fingerprint(
+            {"seed": params.seed, "base.dtype": params.base.dtype, "arm": arm, "sft": p.model_dump(exclude=exclude)},
+            {"start model": self.start_dir, "train rows": TRAIN})  # fmt: skip
+        self.can_checkpoint = not dist.is_fsdp
+        if dist.is_fsdp:  # checkpoints hold whole tensors; FSDP's are sharded
+            log.warning("sft under FSDP: no mid-run checkpoints, a killed run starts over (use DDP to resume)")
+        else:
+            self.resume()
+        self.nll_before = self.extra.get("thought_token_nll_before")
+        if self.nll_before is None:
+            self.nll_before = mean_nll(self.model, tok, self.val_think, p.batch_size, p.seq_len, thoughts_only=True,
+                                       dist=dist)  # fmt: skip
+        self.tokens_seen = int(self.extra.get("tokens_seen", 0))
+        self.meter = ThroughputMeter()
+        min_available_mem_gib(reset=True)
+        self.model, self.optimizer = dist.prepare(self.model, self.optimizer, lm_loss=True)  # DDP: the fused loss too
+        self.eval_model = self.model if dist.is_fsdp else dist.unwrap(self.model)
+        self.model.train()
+        self.batches = self._batches()
+
+    def _batches(self):
+        """Global batches from self.step on: the order depends only on (seed, epoch, batch size)."""
+        p, step = self.params.sft, self.step
+        while True:
+            epoch, start_batch = divmod(step, self.per_epoch)
+            for batch in sft_batches(self.train_ids, p.seq_len, p.batch_size, self.params.seed, epoch,
+                                     self.tok.pad_token_id, start_batch=start_batch):  # fmt: skip
+                yield batch
                 step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{m['train_loss']:.3f}")
-                if step % p.checkpoint_every == 0 and step < total and dist.is_main and not dist.is_fsdp:
-                    save_checkpoint(ckpt, step, model, optimizer, scheduler, extra={
-                        "history": history, "thought_token_nll_before": nll_before, "tokens_seen": meter.tokens_seen})
-        bar.close()
-        val_loss = mean_nll(eval_model, tok, val_ids, p.batch_size, p.seq_len, dist=dist)
+
+    def train_step(self, step: int) -> dict:
+        p, dist = self.params.sft, self.dist
+        loss, loss_value, tokens = dist.lm_loss(self.model, next(self.batches))  # this rank's rows; global mean
+        loss.backward()
+        lr = self.scheduler.get_last_lr()[0]
+        gnorm = clip_and_step(self.model, self.optimizer, self.scheduler, p.max_grad_norm, loss=loss_value, step=step,
+                              accelerator=dist.accelerator)  # fmt: skip
+        self.meter.add(tokens)
+        self.tokens_seen += int(tokens)
+        min_available_mem_gib()
+        return {"train_loss": loss_value, "grad_norm": gnorm, "lr": lr, "tokens_seen": self.tokens_seen,
+                "throughput_tok_s": self.meter.tokens_per_s}  # fmt: skip
+
+    def checkpoint_extra(self) -> dict:
+        return {"thought_token_nll_before": self.nll_before, "tokens_seen": self.tokens_seen}
+
+    def cleanup(self) -> None:
+        params, p, arm, dist, tok, m = self.params, self.params.sft, self.arm, self.dist, self.tok, self.eval_model
+        val_loss = mean_nll(m, tok, self.val_ids, p.batch_size, p.seq_len, dist=dist)
         metrics = {
             "arm": arm,
             "val_loss": val_loss,
-            "raw_val_loss": mean_nll(eval_model, tok, val_raw, p.batch_size, p.seq_len, dist=dist),
+            "raw_val_loss": mean_nll(m, tok, self.val_raw, p.batch_size, p.seq_len, dist=dist),
             "selected_metric": val_loss,  # checkpoint selection reads the arm's own val format
-            "thought_token_nll_before": nll_before,
-            "thought_token_nll_after": mean_nll(eval_model, tok, val_think, p.batch_size, p.seq_len,
-                                                thoughts_only=True, dist=dist),  # fmt: skip
-            "thought_token_nll": thought_token_nll_seed(eval_model, tok, [r["text"] for r in val], p.seq_len,
+            "thought_token_nll_before": self.nll_before,
+            "thought_token_nll_after": mean_nll(m, tok, self.val_think, p.batch_size, p.seq_len, thoughts_only=True,
+                                                dist=dist),  # fmt: skip
+            "thought_token_nll": thought_token_nll_seed(m, tok, [r["text"] for r in self.val], p.seq_len,
                                                         p.batch_size),  # fmt: skip
             "repetition_4gram_rate": repetition_4gram_rate_data(
-                [tok.encode(r[field], add_special_tokens=False)[: p.seq_len] for r in val[: p.rep_rows]]),
-            "tokens_seen": meter.tokens_seen,
-            "throughput_tok_s": meter.tokens_per_s,
-            "min_available_mem_gib": min_available_mem_gib(),
-            "steps": step,
+                [tok.encode(r[self.field], add_special_tokens=False)[: p.seq_len] for r in self.val[: p.rep_rows]]),
+            "tokens_seen": self.tokens_seen,
+            "steps": self.step,
         }
-        final = _final_model(dist, model, start_dir, params.base.dtype)
-        if dist.is_main:  # the others wait at the barrier below
+        final = _final_model(dist, self.model, self.start_dir, params.base.dtype)
+        if dist.is_main:  # the others wait at the barrier in Recipe.run
             [sampler] = wiring(params, arm)
             with build(sampler, params, final, tok, progress=False) as eng:
                 eng.sync(final, tok)  # the metric scores the trained model, not what the server started with
                 metrics["repetition_4gram_rate_samples"] = repetition_4gram_rate(
-                    eng, tok, val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed)
+                    eng, tok, self.val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed)
             save_model(final, tok, f"models/sft_{arm}")
-            metrics["wall_time_s"] = round(time.time() - t0, 2)
-            write_json(f"reports/sft/{arm}_steps.json", history)
-            tr.write_metrics(f"reports/sft/{arm}.json", metrics)
-    if dist.is_main:
-        clear_checkpoints(ckpt)
-    dist.barrier()
-    dist.end()
+            write_json(f"reports/sft/{arm}_steps.json", self.steps_rows())
+            self.tr.write_metrics(f"reports/sft/{arm}.json", metrics)
+            write_timing(self.tr, timing_path("sft", arm), {
+                "throughput_tok_s": self.meter.tokens_per_s, "min_available_mem_gib": min_available_mem_gib(),
+                "wall_time_s": self.wall_time_s(), "steps": self.step_timing()})  # fmt: skip
+
+
+def run(params: Params, arm: str | None) -> None:
+    Sft(params, arm).run()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from thinkmid.io import atomic_path, read_jsonl, write_jsonl
 from thinkmid.models.tokenizer import load_tokenizer
 from thinkmid.track import StageRun
 from thinkmid.engines.wiring import Part, build
+from thinkmid.timing import timing_path, write_timing
 
 OUT = "data/thoughts"
 METRICS = "reports/teacher_thoughts/metrics.json"
@@ -76,9 +77,9 @@ def run(params: Params, arm: str | None) -> None:
         summary.update(
             train_rows=len(outputs["train"]), val_rows=len(outputs["val"]),
             probe_rows_with_thought=sum(bool(r["teacher_thought"]) for r in outputs["probe"]),
-            wall_time_s=round(time.time() - t0, 2),
         )  # fmt: skip
         tr.write_metrics(METRICS, summary)
+        write_timing(tr, timing_path("teacher_thoughts"), {"wall_time_s": round(time.time() - t0, 2)})
         tr.log_artifact(f"{OUT}/val.jsonl")
 
 

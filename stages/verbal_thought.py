@@ -23,6 +23,7 @@ from thinkmid.thoughts.tasks import verbal_example
 from thinkmid.thoughts.train import run_phase
 from thinkmid.train.checkpoint import clear_checkpoints
 from thinkmid.track import StageRun
+from thinkmid.timing import timing_path, write_timing
 
 
 def run(params: Params, arm: str | None) -> None:
@@ -53,8 +54,8 @@ def run(params: Params, arm: str | None) -> None:
         metrics.update(ev.headline(rows, "verbal"))
         metrics["accuracy_no_thought"] = next(r["accuracy"] for r in rows if r["interface"] == "no_thought")
         metrics["steps"] = step0
-        metrics["wall_time_s"] = round(time.time() - t0, 2)
         write_outputs(tr, "verbal", arm, rows, samples, metrics)
+        write_timing(tr, timing_path("verbal_thought", arm), {"wall_time_s": round(time.time() - t0, 2)})
     clear_checkpoints(ckpt)
 
 

@@ -1,12 +1,22 @@
 """End to end: `dvc repro` of the whole lifecycle on the micro profile, in a temp git repo.
 
-Checks dvc.lock, the metrics files, one MLflow run per stage x arm, that a second repro does nothing,
-that an SFT param change makes only the SFT stages stale, and that `-S lr=` reaches only RLMT.
+Checks dvc.lock, the metrics files against the golden snapshot (tests/golden/micro_metrics.json), one
+MLflow run per stage x arm, that a second repro does nothing, that an SFT param change makes only the
+SFT stages stale, that `-S lr=` reaches only RLMT, and that a forced rerun keeps every result hash.
+
+The golden snapshot is every JSON output in dvc.lock but the timing files, flattened to dotted keys.
+After a deliberate change of results (or of a metrics schema), refresh it with one command:
+
+    THINKMID_REFRESH_GOLDEN=1 python -m pytest tests/test_e2e_dvc.py -k golden
+
+and commit tests/golden/micro_metrics.json with the change that moved it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -18,7 +28,25 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "micro_metrics.json"
 pytestmark = pytest.mark.slow
+
+# Floats are equal up to these (relative, absolute) tolerances, first matching pattern on the dotted
+# key; ints, bools and strings exactly. The default is tight: rates and counts of sampled outcomes
+# are exact ratios, the same on every CPU unless a sampled token flips, which the snapshot must catch.
+TOLERANCES = [
+    # Sums of fp32 log-softmax terms over many tokens: another CPU's SIMD width and BLAS blocking
+    # reorder the adds (~1e-7 per add), and the optimizer steps before an evaluation compound it.
+    ("*loss*", 1e-3, 1e-5), ("*nll*", 1e-3, 1e-5), ("*entity_ce*", 1e-3, 1e-5), ("*grad_norm*", 1e-3, 1e-6),
+    # KL, DPO margins and implicit rewards are differences of two such sums, ~1e-6 after a few micro
+    # steps: only rounding is left in them, so an absolute bound.
+    ("*kl*", 5e-2, 1e-4), ("*margin*", 5e-2, 1e-4), ("*chosen_reward*", 5e-2, 1e-4), ("*rejected_reward*", 5e-2, 1e-4),
+    # Engine vs teacher-forced log-probs of the same tokens: pure rounding noise, any CPU differs.
+    ("*logprob_mismatch*", 1.0, 1e-3),
+    # Gate values and their thresholds come out of a few fp32 training steps of the gates.
+    ("*threshold*", 1e-3, 1e-6), ("*gate*", 1e-3, 1e-6),
+]
+DEFAULT_TOL = (1e-6, 1e-9)
 
 
 def _sh(cmd: list[str], cwd: Path, env: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -62,8 +90,12 @@ def test_repro_writes_lock_metrics_and_runs(micro_repo):
         assert stage in lock, stage
     sft = json.loads((repo / "reports/sft/think_phase3.json").read_text())
     for key in ("val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate", "tokens_seen",
-                "throughput_tok_s", "min_available_mem_gib", "thought_token_nll_before", "thought_token_nll_after"):
+                "thought_token_nll_before", "thought_token_nll_after"):
         assert key in sft, key
+    timing = json.loads((repo / "reports/sft/think_phase3_timing.json").read_text())  # timing: its own file
+    assert {"throughput_tok_s", "min_available_mem_gib", "wall_time_s"} <= set(timing)
+    for path, flat in _snapshot(repo).items():  # no result file carries a timing figure
+        assert not [k for k in flat if k.split(".")[-1] in TIMING_NAMES or k.endswith("_time_s")], path
     assert (repo / "models/sft_think_phase3/model.safetensors").exists()
     assert "RLMT" in (repo / "reports/RESULTS.md").read_text()
     db = sqlite3.connect(repo / "mlflow.db")
@@ -75,6 +107,58 @@ def test_repro_writes_lock_metrics_and_runs(micro_repo):
         "select t.key, t.value from tags t join runs r on t.run_uuid = r.run_uuid where r.name = 'sft/think_base'"))
     assert tags["stage"] == "sft" and tags["arm"] == "think_base" and tags["profile"] == "micro"
     assert len(tags["git_commit"]) == 40
+
+
+TIMING_NAMES = {"wall_time_s", "throughput_tok_s", "min_available_mem_gib"}
+
+
+def _flat(obj, prefix: str = "") -> dict:
+    if isinstance(obj, dict):
+        return {k: v for key, val in obj.items() for k, v in _flat(val, f"{prefix}{key}.").items()}
+    if isinstance(obj, list):
+        return {k: v for i, val in enumerate(obj) for k, v in _flat(val, f"{prefix}{i}.").items()}
+    return {prefix[:-1]: obj}
+
+
+def _snapshot(repo: Path) -> dict[str, dict]:
+    """Every JSON output in dvc.lock but the timing files, flattened: {path: {dotted key: value}}."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    paths = sorted({o["path"] for st in lock.values() for o in st.get("outs", [])
+                    if o["path"].endswith(".json") and not o["path"].endswith("_timing.json")})  # fmt: skip
+    return {p: _flat(json.loads((repo / p).read_text())) for p in paths}
+
+
+def _close(key: str, want, got) -> bool:
+    numbers = isinstance(want, float) and isinstance(got, (int, float))
+    if not numbers or isinstance(want, bool) or isinstance(got, bool):
+        return want == got
+    if math.isnan(want) or math.isnan(got):
+        return math.isnan(want) and math.isnan(got)
+    rel, abs_ = next(((r, a) for pattern, r, a in TOLERANCES if fnmatch.fnmatch(key, pattern)), DEFAULT_TOL)
+    return math.isclose(want, got, rel_tol=rel, abs_tol=abs_)
+
+
+def golden_diff(want: dict, got: dict) -> list[str]:
+    out = [f"{p}: {'missing' if p not in got else 'new'} file" for p in sorted(set(want) ^ set(got))]
+    for path in sorted(set(want) & set(got)):
+        w, g = want[path], got[path]
+        out += [f"{path}: {k}: {'missing' if k not in g else 'new'} key" for k in sorted(set(w) ^ set(g))]
+        out += [f"{path}: {k}: golden {w[k]!r}, got {g[k]!r}" for k in sorted(set(w) & set(g))
+                if not _close(k, w[k], g[k])]  # fmt: skip
+    return out
+
+
+def test_metrics_match_the_golden_snapshot(micro_repo):
+    """Every result of the micro lifecycle against tests/golden/micro_metrics.json (see the module
+    docstring to refresh it)."""
+    repo, _, _ = micro_repo
+    got = _snapshot(repo)
+    if os.environ.get("THINKMID_REFRESH_GOLDEN"):
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+        pytest.skip(f"refreshed {GOLDEN}")
+    problems = golden_diff(json.loads(GOLDEN.read_text()), got)
+    assert not problems, f"{len(problems)} differences from {GOLDEN.name}:\n" + "\n".join(problems[:60])
 
 
 def test_second_repro_is_a_noop_and_param_changes_are_scoped(micro_repo):
@@ -136,3 +220,20 @@ def test_mlflow_compare_view_shows_both_rlmt_arms(micro_repo, tmp_path):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def test_forced_rerun_keeps_every_result_hash(micro_repo):
+    """`dvc repro -f` of a training stage: only its timing file changes, the model and results keep
+    their hashes (timing lives apart, threads are pinned, training is seeded)."""
+    repo, env, _ = micro_repo
+    _sh(["git", "checkout", "--", "params.yaml"], repo, env)
+
+    def outs(stage):
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]
+        return {o["path"]: o["md5"] for o in lock["outs"]}
+
+    before = outs("sft@raw_base")
+    _sh([sys.executable, "-m", "dvc", "repro", "-f", "-s", "sft@raw_base"], repo, env)
+    after = outs("sft@raw_base")
+    changed = sorted(p for p in before if before[p] != after[p])
+    assert changed == ["reports/sft/raw_base_timing.json"], changed

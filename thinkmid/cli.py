@@ -58,4 +58,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    torch.set_num_threads(max(1, int(os.environ.get("THINKMID_THREADS", os.cpu_count() or 1))))
+    torch.set_num_threads(threads())
+
+
+# CPU threads of a stage: THINKMID_THREADS, else a fixed 2 (the CI machine's cores), never the host's
+# core count: a float sum split over another number of threads rounds differently, so the same
+# profile gives the same bits (and DVC hashes) on every host.
+DEFAULT_THREADS = 2
+
+
+def threads() -> int:
+    return max(1, int(os.environ.get("THINKMID_THREADS", DEFAULT_THREADS)))

@@ -59,8 +59,9 @@ def write_inputs(root: Path) -> Path:
     _write(r / "self_improve/metrics.json", {
         "steps": 200, "dpo_loss": 0.612345, "reward_margin": 0.25, "reward_accuracy": 0.71, "chosen_is_rollout_rate": 0.4,
         "original_suffix_mean_score": 0.55, "rollout_mean_score": 0.48, "skipped_prefixes": 12,
-        "invalid_judgments": 0, "wall_time_s": 12345.678,
+        "invalid_judgments": 0,
     })  # fmt: skip
+    _write(r / "self_improve/metrics_timing.json", {"wall_time_s": 12345.678})  # timing: files of their own
     _write(r / "eval_continuations/metrics.json", continuation_metrics())
     _write(r / "teacher_thoughts/metrics.json", {
         "rows_in": 4200, "rows_kept": 4096, "rows_dropped": 104, "drop_reasons": {"no_boundary": 100, "too_long": 4},
@@ -69,16 +70,17 @@ def write_inputs(root: Path) -> Path:
     for arm, (vl, raw, rep, toks, tps, mem) in SFT.items():
         _write(r / f"sft/{arm}.json", {
             "arm": arm, "val_loss": vl, "raw_val_loss": raw, "selected_metric": vl, "repetition_4gram_rate": rep,
-            "tokens_seen": toks, "throughput_tok_s": tps, "min_available_mem_gib": mem,
-            "thought_token_nll_before": 4.5, "thought_token_nll_after": 2.25, "steps": 493, "wall_time_s": 1478.9,
+            "tokens_seen": toks, "thought_token_nll_before": 4.5, "thought_token_nll_after": 2.25, "steps": 493,
         })  # fmt: skip
+        _write(r / f"sft/{arm}_timing.json", {"throughput_tok_s": tps, "min_available_mem_gib": mem, "wall_time_s": 1478.9})
     for arm, (avg, final, mixed, zero, drift, art, wall) in RLMT.items():
         _write(r / f"rlmt/{arm}.json", {
             "arm": arm, "completed_steps": 200, "stopped_reason": None, "avg_reward": avg, "final_reward": final,
             "avg_mixed_groups": mixed, "avg_near_zero_groups": zero, "avg_all_zero_groups": zero,
             "avg_all_one_groups": 0.0, "invalid_judge_rate": 0.0, "avg_length_drift": drift,
-            "avg_artifact_rate": art, "wall_time_s": wall,
+            "avg_artifact_rate": art,
         })  # fmt: skip
+        _write(r / f"rlmt/{arm}_timing.json", {"wall_time_s": wall})
         _write(r / f"rlmt/{arm}_steps.json", [
             {"step": s, "reward_mean": avg + 0.01 * ((s % 5) - 2), "mixed_groups": 1, "loss": 0.1, "kl": 0.001}
             for s in range(1, 21)

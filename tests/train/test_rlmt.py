@@ -9,6 +9,7 @@ from thinkmid.engines.hf import HFEngine
 from thinkmid.errors import InputError
 from thinkmid.judges.base import JudgeStats
 from thinkmid.rollouts import Sample
+from thinkmid.train.optim import lr_factor
 from thinkmid.train.rlmt import (
     STEP_KEYS,
     RlmtTrainer,
@@ -190,9 +191,17 @@ def test_resume_matches_uninterrupted(sft, rows, tmp_path):
     assert any(h["mixed_groups"] > 0 for h in a)  # the runs did learn something to compare
     assert not all(torch.equal(sa[k], v) for k, v in _params(first.ref).items())
 
-    with pytest.raises(InputError, match="other settings"):  # another lr must not continue this run
-        _trainer(sft, rows, StubJudge(_content_judge), rp, lr=2e-3).restore(tmp_path / "ck")
+    # A changed batch (prefixes per step) would skip or repeat rows: refused, naming the key.
+    with pytest.raises(InputError, match=r"rlmt.prefixes_per_step: 2 -> 3"):
+        _trainer(sft, rows, StubJudge(_content_judge), _rp(prefixes_per_step=3)).restore(tmp_path / "ck")
+    # Another lr continues the run with the CURRENT lr and schedule, not the checkpoint's.
+    lowered = _trainer(sft, rows, StubJudge(_content_judge), rp, lr=2e-4)
+    assert lowered.restore(tmp_path / "ck") == 2
+    want = 2e-4 * lr_factor(2, rp.warmup_steps, rp.steps, rp.min_lr_ratio)
+    assert lowered.optimizer.param_groups[0]["lr"] == pytest.approx(want)
+    assert lowered.scheduler.get_last_lr()[0] == pytest.approx(want)
+    assert lowered.step(2)["lr"] == pytest.approx(want)
 
-    summary = summarize("think_base", straight.history, None, 1.0)
+    summary = summarize("think_base", straight.history, None)
     assert summary["completed_steps"] == 4 and summary["final_reward"] == a[-1]["reward_mean"]
     assert math.isclose(summary["avg_reward"], sum(h["reward_mean"] for h in a) / 4)

@@ -16,7 +16,8 @@ import contextlib
 import math
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as _st_bytes
 
 from thinkmid.errors import InputError
 from thinkmid.io import atomic_path
@@ -146,6 +147,24 @@ def gate_stats(values: torch.Tensor, threshold: float) -> dict[str, torch.Tensor
         "threshold": torch.tensor(float(threshold), dtype=torch.float64),
         "layer_sigmoid_mean": v.mean(dim=1), "layer_knowledge_neurons": km.sum(dim=1).to(torch.int64),
     }  # fmt: skip
+
+
+def save_file(tensors: dict, path: str, metadata: dict[str, str]) -> None:
+    """safetensors' save_file with the metadata keys in sorted order: safetensors writes them in its
+    hash map's order, which changes from process to process, so equal gates gave files (and DVC
+    hashes) that differed. Same header length, so the data offsets stand."""
+    import json
+    import struct
+
+    raw = _st_bytes(tensors, metadata=metadata)
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # cannot happen for a reordering; keep the library's bytes rather than break offsets
+        text = raw[8 : 8 + n]
+    with open(path, "wb") as fh:
+        fh.write(raw[:8] + text.ljust(n, b" ") + raw[8 + n :])
 
 
 def save_gate_files(directory, gates: GateSet, threshold: float, fractions: list[float],

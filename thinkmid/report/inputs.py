@@ -22,7 +22,7 @@ PROBE_CONDITIONS = ("normal", "blank", "generic", "swapped", "teacher")
 
 SELF_IMPROVE_KEYS = (
     "steps", "dpo_loss", "reward_margin", "reward_accuracy", "chosen_is_rollout_rate",
-    "original_suffix_mean_score", "rollout_mean_score", "skipped_prefixes", "invalid_judgments", "wall_time_s",
+    "original_suffix_mean_score", "rollout_mean_score", "skipped_prefixes", "invalid_judgments",
 )  # fmt: skip
 CONTINUATION_KEYS = (
     "wins", "losses", "invalid", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi", "prefixes",
@@ -35,14 +35,20 @@ TEACHER_KEYS = (
 )  # fmt: skip
 SFT_KEYS = (
     "arm", "val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate", "tokens_seen",
-    "throughput_tok_s", "min_available_mem_gib", "thought_token_nll_before", "thought_token_nll_after",
-    "steps", "wall_time_s",
+    "thought_token_nll_before", "thought_token_nll_after", "steps",
 )  # fmt: skip
 RLMT_KEYS = (
     "arm", "completed_steps", "stopped_reason", "avg_reward", "final_reward", "avg_mixed_groups",
     "avg_near_zero_groups", "avg_all_zero_groups", "avg_all_one_groups", "invalid_judge_rate",
-    "avg_length_drift", "avg_artifact_rate", "wall_time_s",
+    "avg_length_drift", "avg_artifact_rate",
 )  # fmt: skip
+# The tables' timing columns, read from each stage's <arm or metrics>_timing.json (thinkmid/timing.py):
+# they change on every run, so they are kept out of the result metrics. Absent file: n/a.
+TIMING_KEYS = {
+    "self_improve": ("wall_time_s",),
+    "sft": ("throughput_tok_s", "min_available_mem_gib", "wall_time_s"),
+    "rlmt": ("wall_time_s",),
+}
 GATE_ARM_KEYS = (
     "reward_mean", "reward_std", "invalid_rate", "mixed_groups", "near_zero_groups", "any_success_groups",
     "all_success_groups", "avg_total_new_tokens", "avg_predicted_suffix_words", "closed_think_rate",
@@ -89,14 +95,17 @@ def input_paths(reports: Path) -> dict[str, Path]:
         "self_improve": reports / "self_improve" / "metrics.json",
         "eval_continuations": reports / "eval_continuations" / "metrics.json",
         "teacher_thoughts": reports / "teacher_thoughts" / "metrics.json",
+        "self_improve_timing": reports / "self_improve" / "metrics_timing.json",
         "reward_gate": reports / "reward_gate" / "summary.json",
         "thought_probe": reports / "thought_probe" / "summary.json",
     }
     for arm in SFT_ARMS:
         paths[f"sft/{arm}"] = reports / "sft" / f"{arm}.json"
+        paths[f"sft_timing/{arm}"] = reports / "sft" / f"{arm}_timing.json"
     for arm in RLMT_ARMS:
         paths[f"rlmt/{arm}"] = reports / "rlmt" / f"{arm}.json"
         paths[f"rlmt_steps/{arm}"] = reports / "rlmt" / f"{arm}_steps.json"
+        paths[f"rlmt_timing/{arm}"] = reports / "rlmt" / f"{arm}_timing.json"
     for arm in GATE_ARMS:
         paths[f"reasoning/{arm}"] = reports / "reasoning_eval" / f"{arm}.json"
     return paths
@@ -182,19 +191,26 @@ def load_inputs(reports: str | Path = "reports") -> Inputs:
     def keys(k):
         return lambda p, o: _need(p, o, k)
 
+    def timed(rec: dict | None, section: str, name: str) -> dict | None:
+        """The record with its timing columns from the timing file (None where it is absent)."""
+        if rec is None:
+            return None
+        timing = load(name, lambda p, o: _need(p, o, TIMING_KEYS[section])) or {}
+        return {**rec, **{k: timing.get(k, rec.get(k)) for k in TIMING_KEYS[section]}}
+
     inp = Inputs(
         prepare_chunks=load("prepare_chunks", _check_chunks),
-        self_improve=load("self_improve", keys(SELF_IMPROVE_KEYS)),
+        self_improve=timed(load("self_improve", keys(SELF_IMPROVE_KEYS)), "self_improve", "self_improve_timing"),
         eval_continuations=load("eval_continuations", keys(CONTINUATION_KEYS)),
         teacher_thoughts=load("teacher_thoughts", keys(TEACHER_KEYS)),
         reward_gate=load("reward_gate", _check_gate),
         thought_probe=load("thought_probe", _check_probe),
     )
     for arm in SFT_ARMS:
-        if (d := load(f"sft/{arm}", keys(SFT_KEYS))) is not None:
+        if (d := timed(load(f"sft/{arm}", keys(SFT_KEYS)), "sft", f"sft_timing/{arm}")) is not None:
             inp.sft[arm] = d
     for arm in RLMT_ARMS:
-        if (d := load(f"rlmt/{arm}", keys(RLMT_KEYS))) is not None:
+        if (d := timed(load(f"rlmt/{arm}", keys(RLMT_KEYS)), "rlmt", f"rlmt_timing/{arm}")) is not None:
             inp.rlmt[arm] = d
         if (s := load(f"rlmt_steps/{arm}", _check_steps)) is not None:
             inp.rlmt_steps[arm] = s

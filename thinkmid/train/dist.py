@@ -82,7 +82,9 @@ class Dist:
             self.local_rank = self.accelerator.local_process_index
             if "THINKMID_THREADS" not in os.environ:  # share the host's cores, don't oversubscribe them
                 local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size))
-                torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+                from thinkmid.cli import DEFAULT_THREADS  # fixed, not the host's cores: same bits everywhere
+
+                torch.set_num_threads(max(1, DEFAULT_THREADS // local))
 
     # -- who am I -----------------------------------------------------------------------------
     @property

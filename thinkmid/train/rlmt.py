@@ -16,7 +16,6 @@ run resumed from a checkpoint is step-for-step the run that was never stopped.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import time
@@ -29,12 +28,13 @@ from thinkmid.errors import InputError
 from thinkmid.judges.base import JudgeStats, check_invalid_rate
 from thinkmid.models.tokenizer import think_ids
 from thinkmid.rollouts import Sample, group_stats, judge_groups, sample_groups
-from thinkmid.train.checkpoint import load_latest_checkpoint, save_checkpoint
+from thinkmid.train.checkpoint import save_checkpoint
 from thinkmid.train.dist import Dist
 from thinkmid.train.logprobs import sequence_logprobs
 from thinkmid.train.loop import clip_and_step
 from thinkmid.train.losses import ragged_advantages, rlmt_loss
 from thinkmid.train.optim import make_optimizer, make_scheduler
+from thinkmid.train.recipe import make_fingerprint, resume
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +222,16 @@ class RlmtTrainer:
     """The policy, its frozen reference, the optimizer/scheduler and the per-step history.
 
     `after_update(step)` runs after each optimizer step (e.g. pushing weights to a server engine).
-    `fingerprint` (JSON) joins lr, seed and the rlmt params in each checkpoint; a checkpoint written
-    under other settings is refused instead of silently continuing a different run.
+    `fingerprint` (more params sections, JSON) joins lr, seed and the rlmt params, and `inputs` (name
+    -> path: start model, rows) their identities, in each checkpoint; a checkpoint written under other
+    settings is refused (thinkmid/train/recipe.py: resume), a changed lr or schedule is taken from now.
     """
 
     def __init__(self, policy, ref_model, tokenizer, engine, judge, rows: list[dict], rp, lr: float, seed: int,
                  max_invalid_rate: float = 1.0, micro_batch: int = 16,
                  after_update: Callable[[int], None] | None = None, fingerprint: dict | None = None,
-                 dist: Dist | None = None, old_logprobs: str = "policy"):  # fmt: skip
+                 dist: Dist | None = None, old_logprobs: str = "policy",
+                 inputs: dict[str, str] | None = None):  # fmt: skip
         if old_logprobs not in ("policy", "engine"):
             raise ValueError(f"old_logprobs must be 'policy' or 'engine', not {old_logprobs!r}")
         self.old_logprobs = old_logprobs  # "engine": samples may be stale, the engine's log-probs are the old policy
@@ -254,8 +256,9 @@ class RlmtTrainer:
         self.model, self.optimizer = self.dist.prepare(policy, self.optimizer)
         self.history: list[dict] = []
         self.wall_time_s = 0.0  # summed over the processes of a resumed run
-        run = {k: v for k, v in rp.model_dump().items() if k != "checkpoint_every"}
-        self.fingerprint = {"lr": lr, "seed": seed, "rlmt": run, **(fingerprint or {})}
+        # Refused on change: seed and every rlmt key but the schedule's (thinkmid/train/recipe.py).
+        self.fingerprint = make_fingerprint({"lr": lr, "seed": seed, "rlmt": rp.model_dump(), **(fingerprint or {})},
+                                            inputs)  # fmt: skip
 
     @property
     def next_step(self) -> int:
@@ -289,25 +292,22 @@ class RlmtTrainer:
         return row
 
     def save(self, directory: str | Path) -> Path:
+        """A checkpoint after next_step completed steps (thinkmid/train/recipe.py: its step is the count)."""
         extra = {"history": self.history, "wall_time_s": self.wall_time_s, "fingerprint": self.fingerprint}
-        return save_checkpoint(directory, self.next_step - 1, self.policy, self.optimizer, self.scheduler, extra)
+        return save_checkpoint(directory, self.next_step, self.policy, self.optimizer, self.scheduler, extra)
 
     def restore(self, directory: str | Path) -> int:
-        """Load the newest checkpoint if any; returns the step to run next (0 when starting fresh)."""
-        got = load_latest_checkpoint(directory, self.policy, self.optimizer, self.scheduler)
+        """Load the newest checkpoint if any (refused if written under other settings; the current lr
+        and schedule are used); returns the step to run next (0 when starting fresh)."""
+        got = resume(directory, self.fingerprint, self.policy, self.optimizer, self.scheduler)
         if got is None:
             return 0
         step, extra = got
-        if extra.get("fingerprint") != json.loads(json.dumps(self.fingerprint)):
-            raise InputError(
-                f"{directory}: checkpoint of step {step} was written with other settings "
-                f"({extra.get('fingerprint')} vs now {self.fingerprint}); delete the directory to start over"
-            )
-        self.history = [h for h in extra.get("history", []) if h["step"] <= step]
+        self.history = [h for h in extra.get("history", []) if h["step"] < step]
         self.wall_time_s = float(extra.get("wall_time_s", 0.0))
-        if self.next_step != step + 1:
-            raise ValueError(f"{directory}: checkpoint at step {step} holds history up to {self.next_step - 1}")
-        return step + 1
+        if self.next_step != step:
+            raise ValueError(f"{directory}: checkpoint after {step} steps holds history up to {self.next_step - 1}")
+        return step
 
 
 def _json_float(v) -> float | None:
@@ -321,8 +321,8 @@ def _mean(history: list[dict], key: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def summarize(arm: str, history: list[dict], stopped_reason: str | None, wall_time_s: float) -> dict:
-    """The RLMT row of the results table (reports/rlmt/<arm>.json)."""
+def summarize(arm: str, history: list[dict], stopped_reason: str | None) -> dict:
+    """The RLMT row of the results table (reports/rlmt/<arm>.json); its wall time is in <arm>_timing.json."""
     return {
         "arm": arm,
         "completed_steps": len(history),
@@ -337,5 +337,4 @@ def summarize(arm: str, history: list[dict], stopped_reason: str | None, wall_ti
         "avg_length_drift": _mean(history, "length_drift"),
         "avg_artifact_rate": _mean(history, "artifact_rate"),
         "avg_markup_artifact_rate": _mean(history, "markup_artifact_rate"),
-        "wall_time_s": round(wall_time_s, 2),
     }
