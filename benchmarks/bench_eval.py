@@ -71,10 +71,22 @@ def run_one(eng, ps, sp, a, window):
     total_q = sum(COUNTS.values())
     est = t / math.ceil(a.questions * K / a.batch) * math.ceil(total_q * K / a.batch)
     per_bench = t / math.ceil(a.questions * K / a.batch) * sum(math.ceil(c * K / a.batch) for c in COUNTS.values())
-    emit(figure="reasoning_eval_s", decode_attention=a.attn, questions_timed=a.questions, batch=a.batch, window=window, timed_s=round(t, 2),
-         tok_s=round(toks / t), questions_full=total_q, samples=K, max_new_tokens=NEW,
-         est_full_eval_s=round(est, 1), est_per_benchmark_calls_s=round(per_bench, 1), target_s=300,
-         peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 1) if torch.cuda.is_available() else None)  # fmt: skip
+    emit(
+        figure="reasoning_eval_s",
+        decode_attention=a.attn,
+        questions_timed=a.questions,
+        batch=a.batch,
+        window=window,
+        timed_s=round(t, 2),
+        tok_s=round(toks / t),
+        questions_full=total_q,
+        samples=K,
+        max_new_tokens=NEW,
+        est_full_eval_s=round(est, 1),
+        est_per_benchmark_calls_s=round(per_bench, 1),
+        target_s=300,
+        peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 1) if torch.cuda.is_available() else None,
+    )
 
 
 if __name__ == "__main__":

@@ -73,8 +73,16 @@ def baseline(m, b, new_tokens):
     ids = torch.tensor(prompts_for(b // K), device="cuda").repeat_interleave(K, 0)
 
     def run():
-        m.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=True, top_p=0.95,
-                   top_k=0, temperature=1.0, pad_token_id=151643)  # fmt: skip
+        m.generate(
+            ids,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=True,
+            top_p=0.95,
+            top_k=0,
+            temperature=1.0,
+            pad_token_id=151643,
+        )
 
     t = timed(run, repeat=1, warmup=1)
     return b * new_tokens / t
@@ -87,8 +95,9 @@ def correctness(m, eng, label="bf16"):
     outs = eng.generate(ps, SamplingParams(max_new_tokens=64, temperature=0))
     same, prefix = 0, 0
     for p, c in zip(ps, outs):
-        ref = m.generate(torch.tensor([p], device="cuda"), max_new_tokens=64, do_sample=False,
-                         pad_token_id=151643, eos_token_id=None)[0, len(p):].tolist()  # fmt: skip
+        ref = m.generate(
+            torch.tensor([p], device="cuda"), max_new_tokens=64, do_sample=False, pad_token_id=151643, eos_token_id=None
+        )[0, len(p) :].tolist()
         got = c[0].token_ids
         same += sum(a == b for a, b in zip(ref, got))
         k = next((i for i, (a, b) in enumerate(zip(ref, got)) if a != b), len(ref))
@@ -104,9 +113,14 @@ def correctness(m, eng, label="bf16"):
                 diffs.append((ref - torch.tensor(c.logprobs, device="cuda")).abs())
     d = torch.cat(diffs)
     n = 64 * len(ps)
-    emit(figure=f"gpu_correctness_{label}", decode_attention=os.environ.get("THINKMID_DECODE_ATTN"),
-         greedy_token_match_rate=same / n, greedy_prefix_match_rate=prefix / n,
-         logprob_abs_diff_mean=d.mean().item(), logprob_abs_diff_max=d.max().item())  # fmt: skip
+    emit(
+        figure=f"gpu_correctness_{label}",
+        decode_attention=os.environ.get("THINKMID_DECODE_ATTN"),
+        greedy_token_match_rate=same / n,
+        greedy_prefix_match_rate=prefix / n,
+        logprob_abs_diff_mean=d.mean().item(),
+        logprob_abs_diff_max=d.max().item(),
+    )
 
 
 def main():
@@ -127,13 +141,21 @@ def main():
         if b in a.profile:
             profile_decode(eng, b)
         base = baseline(m, b, a.baseline_new_tokens) if b in a.baseline_batches else None
-        emit(figure="generate_tok_s", batch=b, decode_attention=attn, workload=f"prefix{PREFIX}+{THOUGHT}+1+{SUFFIX},K={K},top_p=0.95",
-             ours_tok_s=round(tps), seconds=round(t, 3),
-             baseline="transformers generate, dynamic cache" if base else None,
-             baseline_tok_s=round(base) if base else None, ratio_to_baseline=round(tps / base, 2) if base else None,
-             roofline_tok_s_no_sharing=round(roofline(m, b, bw, False)),
-             roofline_tok_s_shared_prefix=round(roofline(m, b, bw, True)),
-             ratio_to_roofline_no_sharing=round(tps / roofline(m, b, bw, False), 3), copy_bw_tb_s=round(bw / 1e12, 2))  # fmt: skip
+        emit(
+            figure="generate_tok_s",
+            batch=b,
+            decode_attention=attn,
+            workload=f"prefix{PREFIX}+{THOUGHT}+1+{SUFFIX},K={K},top_p=0.95",
+            ours_tok_s=round(tps),
+            seconds=round(t, 3),
+            baseline="transformers generate, dynamic cache" if base else None,
+            baseline_tok_s=round(base) if base else None,
+            ratio_to_baseline=round(tps / base, 2) if base else None,
+            roofline_tok_s_no_sharing=round(roofline(m, b, bw, False)),
+            roofline_tok_s_shared_prefix=round(roofline(m, b, bw, True)),
+            ratio_to_roofline_no_sharing=round(tps / roofline(m, b, bw, False), 3),
+            copy_bw_tb_s=round(bw / 1e12, 2),
+        )
         del eng
         sync()
         torch.cuda.empty_cache()

@@ -39,8 +39,14 @@ from thinkmid.judges.pairwise import _pairs
 STEPS_FULL, PREFIXES, POOL = 2000, 16, 17
 PEAK = H100_BF16_DENSE  # 989 TFLOP/s: the H100/H200 SXM bf16 dense datasheet figure
 RUN2_STEP_S, RUN2_TFLOP = 7.21, 3152.0  # 2026-12-01 run2: old layout (train12's prompt text), ancestor mask
-QWEN3_4B = dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
-                num_key_value_heads=8, head_dim=128)  # fmt: skip
+QWEN3_4B = dict(
+    hidden_size=2560,
+    intermediate_size=9728,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+)
 FORMAT_LINE = "Reply with one JSON object"
 
 
@@ -68,18 +74,39 @@ def judge_model(tiny: bool, dev):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(0)
-    shape = (dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, head_dim=16) if tiny else QWEN3_4B)  # fmt: skip
-    cfg = Qwen3Config(vocab_size=151936, max_position_embeddings=8192, tie_word_embeddings=True, rope_theta=5e6,
-                      eos_token_id=151645, pad_token_id=151643, attn_implementation="sdpa", **shape)  # fmt: skip
+    shape = (
+        dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+        )
+        if tiny
+        else QWEN3_4B
+    )
+    cfg = Qwen3Config(
+        vocab_size=151936,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+        rope_theta=5e6,
+        eos_token_id=151645,
+        pad_token_id=151643,
+        attn_implementation="sdpa",
+        **shape,
+    )
     with torch.device(dev):
         m = Qwen3ForCausalLM(cfg)
     return m if dev == "meta" else m.to(torch.float32 if tiny else torch.bfloat16).eval()
 
 
 def word_pieces(tok):
-    words = sorted(w for w in tok.get_vocab() if w.startswith("Ġ") and w[1:].isascii() and w[1:].isalpha()
-                   and 3 <= len(w) <= 9 and w[1:].islower())  # fmt: skip
+    words = sorted(
+        w
+        for w in tok.get_vocab()
+        if w.startswith("Ġ") and w[1:].isascii() and w[1:].isalpha() and 3 <= len(w) <= 9 and w[1:].islower()
+    )
     return [tok.convert_tokens_to_string([w]) for w in words]
 
 
@@ -152,15 +179,40 @@ def step_work(jd, vals, model, fpt, lm, length=None):
             real = -(-p.tokens // BLOCK)
             part, full = part + int(cnt[:real].sum()), full + int(fcnt[:real].sum())
     flops = fpt * packed + attn_flops(model, vis) + lm * len(set(leaf))
-    return {"forwards": len(batches), "packed_tokens": int(packed), "visible_keys": vis, "flops": flops,
-            "tiles_full": full, "tiles_partial": part}  # fmt: skip
+    return {
+        "forwards": len(batches),
+        "packed_tokens": int(packed),
+        "visible_keys": vis,
+        "flops": flops,
+        "tiles_full": full,
+        "tiles_partial": part,
+    }
 
 
-def ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, share="all", comp=True, mbt=None,
-              full_blocks=True, fp8=False, profile=False, layout="new", mask="interval"):
+def ours_step(
+    model,
+    tok,
+    vals,
+    full_tokens,
+    a,
+    env,
+    fpt,
+    lm,
+    n_pref,
+    dev,
+    share="all",
+    comp=True,
+    mbt=None,
+    full_blocks=True,
+    fp8=False,
+    profile=False,
+    layout="new",
+    mask="interval",
+):
     mbt = mbt or a.max_batch_tokens
-    jd = InprocessPairwiseJudge(model, tok, share=share, max_batch_tokens=mbt, compile=comp, fp8=fp8,
-                                template=template_of(layout))  # fmt: skip
+    jd = InprocessPairwiseJudge(
+        model, tok, share=share, max_batch_tokens=mbt, compile=comp, fp8=fp8, template=template_of(layout)
+    )
     jd.forward.full_blocks, jd.forward.mask = full_blocks, mask
     if layout != "new":  # this layout's own prompts: the full-prompt token count differs
         full_tokens = sum(len(jd.prompt_ids(v)) for v in vals)
@@ -172,13 +224,29 @@ def ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, share
         from benchmarks.common import profile_top
 
         profile_top("judge_ours", lambda: jd.probabilities(vals), steps=1, rows=30)
-    emit(bench="judge_ours", **env, share=share, compiled=comp, max_batch_tokens=mbt, full_blocks=full_blocks, fp8=fp8,
-         layout=layout, mask=mask, per_pair_tokens=len(jd._tok(jd._blocks(vals[0])[-1])) + len(jd.layout.opening),
-         step_s=s,
-         forwards=len(jd.last_batches), packed_tokens=packed, full_prompt_tokens=full_tokens,
-         verdicts_per_s=len(vals) / s, prompt_tok_per_s=full_tokens / s, packed_tok_per_s=packed / s,
-         tflops=fl / s / 1e12, mfu=fl / s / PEAK, projected_full_h=STEPS_FULL * s * PREFIXES / n_pref / 3600,
-         peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9 if dev == "cuda" else 0.0)  # fmt: skip
+    emit(
+        bench="judge_ours",
+        **env,
+        share=share,
+        compiled=comp,
+        max_batch_tokens=mbt,
+        full_blocks=full_blocks,
+        fp8=fp8,
+        layout=layout,
+        mask=mask,
+        per_pair_tokens=len(jd._tok(jd._blocks(vals[0])[-1])) + len(jd.layout.opening),
+        step_s=s,
+        forwards=len(jd.last_batches),
+        packed_tokens=packed,
+        full_prompt_tokens=full_tokens,
+        verdicts_per_s=len(vals) / s,
+        prompt_tok_per_s=full_tokens / s,
+        packed_tok_per_s=packed / s,
+        tflops=fl / s / 1e12,
+        mfu=fl / s / PEAK,
+        projected_full_h=STEPS_FULL * s * PREFIXES / n_pref / 3600,
+        peak_mem_gb=torch.cuda.max_memory_allocated() / 1e9 if dev == "cuda" else 0.0,
+    )
 
 
 def check(model, tok, words, plen, clen, env, mbt):
@@ -187,6 +255,7 @@ def check(model, tok, words, plen, clen, env, mbt):
     transformers forward on each whole prompt, and our forward with fp8 linear layers."""
     small = step_items(words, random.Random(1), plen, clen, n_prefixes=2, pool=POOL)
     vals = [{"prefix": p, "a": x, "b": y} for p, x, y in small]
+
     def mk(**kw):
         return InprocessPairwiseJudge(model, tok, temperature=1.0, top_p=1.0, max_batch_tokens=mbt, **kw)
 
@@ -198,15 +267,21 @@ def check(model, tok, words, plen, clen, env, mbt):
     fp8 = guarded("judge_check_fp8", lambda: mk(fp8=True).probabilities(vals))
     pa = lambda x: x[:, 0] / x.sum(1)  # noqa: E731  P(A | A or B)
     lg = lambda x: np.log(x)  # noqa: E731
-    row = dict(pairs=len(vals), prompt_tokens_mean=float(np.mean([len(f) for f in full])),
-               max_abs_logp_ours_vs_plain=float(np.abs(lg(ours) - lg(plain)).max()),
-               max_abs_logp_flex_vs_dense=float(np.abs(lg(ours[:20]) - lg(dense)).max()),
-               max_abs_pA_ours_vs_plain=float(np.abs(pa(ours) - pa(plain)).max()),
-               same_likelier_verdict_ours_vs_plain=float(np.mean((pa(ours) > 0.5) == (pa(plain) > 0.5))),
-               pA_spread=float(np.std(pa(plain))), ab_mass_mean=float(plain.sum(1).mean()))  # fmt: skip
+    row = dict(
+        pairs=len(vals),
+        prompt_tokens_mean=float(np.mean([len(f) for f in full])),
+        max_abs_logp_ours_vs_plain=float(np.abs(lg(ours) - lg(plain)).max()),
+        max_abs_logp_flex_vs_dense=float(np.abs(lg(ours[:20]) - lg(dense)).max()),
+        max_abs_pA_ours_vs_plain=float(np.abs(pa(ours) - pa(plain)).max()),
+        same_likelier_verdict_ours_vs_plain=float(np.mean((pa(ours) > 0.5) == (pa(plain) > 0.5))),
+        pA_spread=float(np.std(pa(plain))),
+        ab_mass_mean=float(plain.sum(1).mean()),
+    )
     if fp8 is not None:
-        row.update(max_abs_pA_fp8_vs_bf16=float(np.abs(pa(fp8) - pa(ours)).max()),
-                   same_likelier_verdict_fp8_vs_bf16=float(np.mean((pa(fp8) > 0.5) == (pa(ours) > 0.5))))  # fmt: skip
+        row.update(
+            max_abs_pA_fp8_vs_bf16=float(np.abs(pa(fp8) - pa(ours)).max()),
+            same_likelier_verdict_fp8_vs_bf16=float(np.mean((pa(fp8) > 0.5) == (pa(ours) > 0.5))),
+        )
     emit(bench="judge_check", **env, **row)
 
 
@@ -216,9 +291,18 @@ def plain(model, one, opts, a, env, fpt, lm):
     s = timed_calls(lambda: plain_probs(model, one, opts, batch), a.repeat)
     toks = sum(map(len, one))
     fl = fpt * toks + attn_flops(model, sum(n * (n + 1) / 2 for n in map(len, one))) + lm * len(one)
-    emit(bench="judge_plain_forward", **env, batch=batch, pairs=len(one), s=s, verdicts_per_s=len(one) / s,
-         prompt_tok_per_s=toks / s, tflops=fl / s / 1e12, mfu=fl / s / PEAK,
-         projected_full_h=STEPS_FULL * PREFIXES * 136 / (len(one) / s) / 3600)  # fmt: skip
+    emit(
+        bench="judge_plain_forward",
+        **env,
+        batch=batch,
+        pairs=len(one),
+        s=s,
+        verdicts_per_s=len(one) / s,
+        prompt_tok_per_s=toks / s,
+        tflops=fl / s / 1e12,
+        mfu=fl / s / PEAK,
+        projected_full_h=STEPS_FULL * PREFIXES * 136 / (len(one) / s) / 3600,
+    )
 
 
 def engine(model, tok, judge, one, a, env, dev):
@@ -234,9 +318,16 @@ def engine(model, tok, judge, one, a, env, dev):
     sp = SamplingParams(max_new_tokens=7, temperature=0.7, top_p=0.6)  # {"winner": "A"} + <|im_end|>
     eng.generate(chat_only, sp)
     s = timed_calls(lambda: eng.generate(chat_only, sp), a.repeat)
-    emit(bench="judge_engine_generate", **env, pairs=n, new_tokens=7, s=s, verdicts_per_s=n / s,
-         prompt_tok_per_s=sum(map(len, chat_only)) / s,
-         projected_full_h=STEPS_FULL * PREFIXES * 136 / (n / s) / 3600)  # fmt: skip
+    emit(
+        bench="judge_engine_generate",
+        **env,
+        pairs=n,
+        new_tokens=7,
+        s=s,
+        verdicts_per_s=n / s,
+        prompt_tok_per_s=sum(map(len, chat_only)) / s,
+        projected_full_h=STEPS_FULL * PREFIXES * 136 / (n / s) / 3600,
+    )
 
 
 def layout_only(tok, words, a):
@@ -252,10 +343,20 @@ def layout_only(tok, words, a):
         w = step_work(jd, vals, model, fpt, lm, length=a.max_batch_tokens)
         blocks = [len(jd._tok(b)) for b in jd._blocks(vals[0])]
         hours = STEPS_FULL * RUN2_STEP_S * w["flops"] / (RUN2_TFLOP * 1e12) / 3600  # run 2's step, scaled by FLOPs
-        emit(bench="judge_layout_only", layout=layout, prefix_tokens=384, candidate_tokens=128, pool=POOL,
-             prefixes_per_step=PREFIXES, blocks_tokens_first_pair=blocks, opening_tokens=len(jd.layout.opening),
-             per_pair_tokens=blocks[-1] + len(jd.layout.opening), **w, step_tflop=w["flops"] / 1e12,
-             projected_full_h_at_run2_rate=hours)  # fmt: skip
+        emit(
+            bench="judge_layout_only",
+            layout=layout,
+            prefix_tokens=384,
+            candidate_tokens=128,
+            pool=POOL,
+            prefixes_per_step=PREFIXES,
+            blocks_tokens_first_pair=blocks,
+            opening_tokens=len(jd.layout.opening),
+            per_pair_tokens=blocks[-1] + len(jd.layout.opening),
+            **w,
+            step_tflop=w["flops"] / 1e12,
+            projected_full_h_at_run2_rate=hours,
+        )
 
 
 def guarded(name, fn):
@@ -276,10 +377,16 @@ def main():
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--tokenizer", help="a saved Qwen3 tokenizer dir (made with --save-tokenizer DIR)")
     ap.add_argument("--save-tokenizer", help="save thinkmid's Qwen3 tokenizer to this dir and exit")
-    ap.add_argument("--parts", default="check,layouts,plain,engine,variants",
-                    help="comma list of: check, layouts, plain, engine, variants")
-    ap.add_argument("--layouts", default="new:interval",
-                    help="the `layouts` part: comma list of LAYOUT:MASK, LAYOUT new|old, MASK interval|ancestors")
+    ap.add_argument(
+        "--parts",
+        default="check,layouts,plain,engine,variants",
+        help="comma list of: check, layouts, plain, engine, variants",
+    )
+    ap.add_argument(
+        "--layouts",
+        default="new:interval",
+        help="the `layouts` part: comma list of LAYOUT:MASK, LAYOUT new|old, MASK interval|ancestors",
+    )
     ap.add_argument("--layout-only", action="store_true", help="no GPU: tokens, FLOPs, tiles and projections")
     a = ap.parse_args()
     if a.save_tokenizer:
@@ -312,9 +419,15 @@ def main():
     n_pref = 1 if a.tiny else PREFIXES
     rng = random.Random(0)
     fpt, lm = flops_per_token(model), 2.0 * model.lm_head.weight.numel()
-    env = {"torch": torch.__version__, "tiny": a.tiny, "prefix_tokens": plen, "candidate_tokens": clen,
-           "pool": 6 if a.tiny else POOL, "prefixes_per_step": n_pref,
-           "params_b": sum(p.numel() for p in model.parameters()) / 1e9}  # fmt: skip
+    env = {
+        "torch": torch.__version__,
+        "tiny": a.tiny,
+        "prefix_tokens": plen,
+        "candidate_tokens": clen,
+        "pool": 6 if a.tiny else POOL,
+        "prefixes_per_step": n_pref,
+        "params_b": sum(p.numel() for p in model.parameters()) / 1e9,
+    }
 
     # --- correctness on this device: tree forward (flex) vs dense mask vs plain transformers forward
     judge = InprocessPairwiseJudge(model, tok, max_batch_tokens=a.max_batch_tokens)
@@ -331,8 +444,14 @@ def main():
     judge._batches(nodes, children)
     host_s = time.perf_counter() - t
     blk = [len(judge._tok(b)) for b in judge._blocks(vals[0])]
-    emit(bench="judge_layout", **env, blocks_tokens_first_pair=blk, full_prompt_tokens_per_step=full_tokens,
-         verdicts_per_step=len(vals), host_forest_s=host_s)  # fmt: skip
+    emit(
+        bench="judge_layout",
+        **env,
+        blocks_tokens_first_pair=blk,
+        full_prompt_tokens_per_step=full_tokens,
+        verdicts_per_step=len(vals),
+        host_forest_s=host_s,
+    )
     ours = lambda **kw: ours_step(model, tok, vals, full_tokens, a, env, fpt, lm, n_pref, dev, **kw)  # noqa: E731
     for i, (layout, mask) in enumerate(runs if "layouts" in parts else []):  # side by side, the first always
         if i and left() < 45:

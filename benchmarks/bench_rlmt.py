@@ -65,8 +65,16 @@ def main():
         step(policy, ref, engine, opt, prompts, two_call)  # warm-up: graph capture, compile
         ts = [step(policy, ref, engine, opt, prompts, two_call) for _ in range(3)]
         tot, gen = sorted(ts)[1]
-        emit(figure="rlmt_step_s", variant=name, config=f"{G}x{K}, {THOUGHT}+{SUFFIX}", step_s=round(tot, 3),
-             generate_s=round(gen, 3), update_s=round(tot - gen, 3), target_s=3.0, judge="not timed")  # fmt: skip
+        emit(
+            figure="rlmt_step_s",
+            variant=name,
+            config=f"{G}x{K}, {THOUGHT}+{SUFFIX}",
+            step_s=round(tot, 3),
+            generate_s=round(gen, 3),
+            update_s=round(tot - gen, 3),
+            target_s=3.0,
+            judge="not timed",
+        )
 
 
 if __name__ == "__main__":

@@ -52,11 +52,20 @@ def bench(name, model, batch, loss_fn, steps=5):
     n = sum(p.numel() for p in model.parameters())
     tps = batch * SEQ / t
     mfu = 6 * n * tps / H100_BF16_DENSE
-    emit(figure="train_sft", variant=name, seq=SEQ, batch=batch, tok_s=round(tps), mfu_6n=round(mfu, 4),
-         step_s=round(t, 3), first_step_s=round(first, 1), params=n,
-         peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 1) if DEV == "cuda" else None,
-         mfu_peak_flops=H100_BF16_DENSE)  # fmt: skip
-    del opt
+    emit(
+        figure="train_sft",
+        variant=name,
+        seq=SEQ,
+        batch=batch,
+        tok_s=round(tps),
+        mfu_6n=round(mfu, 4),
+        step_s=round(t, 3),
+        first_step_s=round(first, 1),
+        params=n,
+        peak_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 1) if DEV == "cuda" else None,
+        mfu_peak_flops=H100_BF16_DENSE,
+    )
+    opt = None  # free its state before the next variant (the closure above is done with it)
     if DEV == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -88,10 +97,17 @@ def ce_ab():
     comp = torch.compile(_ce_chunk, dynamic=False)
     (l1, g1), (l2, g2) = _ce_chunk(x, t, v, n), comp(x, t, v, n)
     te, tc = timed(lambda: _ce_chunk(x, t, v, n), repeat=10), timed(lambda: comp(x, t, v, n), repeat=10)
-    emit(figure="ce_chunk_ab", rows=4096, loss_eager=l1.item(), loss_compiled=l2.item(),
-         loss_rel_diff=abs(l1.item() - l2.item()) / abs(l1.item()),
-         grad_max_abs_diff=(g1.float() - g2.float()).abs().max().item(), grad_max_abs=g1.float().abs().max().item(),
-         eager_ms=round(te * 1e3, 2), compiled_ms=round(tc * 1e3, 2))  # fmt: skip
+    emit(
+        figure="ce_chunk_ab",
+        rows=4096,
+        loss_eager=l1.item(),
+        loss_compiled=l2.item(),
+        loss_rel_diff=abs(l1.item() - l2.item()) / abs(l1.item()),
+        grad_max_abs_diff=(g1.float() - g2.float()).abs().max().item(),
+        grad_max_abs=g1.float().abs().max().item(),
+        eager_ms=round(te * 1e3, 2),
+        compiled_ms=round(tc * 1e3, 2),
+    )
 
 
 def train_step(model, loss_fn, batch):
@@ -138,8 +154,9 @@ def profile_fused(batch, rows, cdt):
     model = new_model()
     model.config.use_cache = False
     bench("fused_ce+fused_compiled_layers" + (",coordinate_descent_tuning" if cdt else ""), model, batch, fused_loss)
-    profile_top(f"train-fused-b{batch}" + ("-cdt" if cdt else ""), train_step(model, fused_loss, batch), steps=2,
-                rows=rows)  # fmt: skip
+    profile_top(
+        f"train-fused-b{batch}" + ("-cdt" if cdt else ""), train_step(model, fused_loss, batch), steps=2, rows=rows
+    )
 
 
 def final(batches):
@@ -171,11 +188,14 @@ def attn_mha_micro(batch=16):
     v = torch.randn_like(k, requires_grad=True)
     go = torch.randn_like(q)
     for name in ("gqa", "mha_repeat"):
+
         def f():
             if name == "gqa":
                 o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
             else:
-                o = F.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), is_causal=True)
+                o = F.scaled_dot_product_attention(
+                    q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), is_causal=True
+                )
             o.backward(go)
 
         emit(figure="attn_gqa_vs_mha", variant=name, batch=batch, ms=round(timed(f, repeat=10) * 1e3, 2))
@@ -191,8 +211,13 @@ def attn_micro(batch=16):
     v = torch.randn_like(k, requires_grad=True)
     go = torch.randn_like(q)
     flops = 3.5 * 4 * batch * 16 * SEQ * SEQ * 128 / 2  # causal, fwd + bwd (2.5x fwd)
-    for name, be in (("default", None), ("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
-                     ("efficient", SDPBackend.EFFICIENT_ATTENTION)):  # fmt: skip
+    for name, be in (
+        ("default", None),
+        ("flash", SDPBackend.FLASH_ATTENTION),
+        ("cudnn", SDPBackend.CUDNN_ATTENTION),
+        ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+    ):
+
         def f():
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
             o.backward(go)
@@ -217,7 +242,9 @@ def sweep2(batches, mode):
         model.config.use_cache = False
         for layer in model.model.layers:
             layer.compile(dynamic=False, mode=md)
-        bench(f"fused_ce_compiled_chunk+compiled_layers,chunk={ch}" + (f",mode={md}" if md else ""), model, b, fast_loss)
+        bench(
+            f"fused_ce_compiled_chunk+compiled_layers,chunk={ch}" + (f",mode={md}" if md else ""), model, b, fast_loss
+        )
         del model
 
 
@@ -290,7 +317,11 @@ def main():
         for layer in model.model.layers:
             layer.compile(dynamic=False)
         ours_c = bench("fused_linear_ce+compiled_layers", model, a.batch, fast_loss)
-        emit(figure="train_sft_ratio", variant="fused_linear_ce+compiled_layers", ratio_to_baseline=round(ours_c / base, 2))
+        emit(
+            figure="train_sft_ratio",
+            variant="fused_linear_ce+compiled_layers",
+            ratio_to_baseline=round(ours_c / base, 2),
+        )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,21 @@ def qwen3_06b(device="cuda", dtype=torch.bfloat16, layers: int = 28, vocab: int 
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    cfg = Qwen3Config(vocab_size=vocab, hidden_size=1024, intermediate_size=3072, num_hidden_layers=layers,
-                      num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=4096,
-                      tie_word_embeddings=True, rope_theta=1e6, eos_token_id=151643, pad_token_id=151643,
-                      attn_implementation="sdpa")  # fmt: skip
+    cfg = Qwen3Config(
+        vocab_size=vocab,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=layers,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        rope_theta=1e6,
+        eos_token_id=151643,
+        pad_token_id=151643,
+        attn_implementation="sdpa",
+    )
     with torch.device(device):
         model = Qwen3ForCausalLM(cfg)
     return model.to(dtype).eval()

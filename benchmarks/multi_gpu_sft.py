@@ -37,13 +37,35 @@ def make_model(tiny: bool, device, seed: int = 0):
 
     torch.manual_seed(seed)  # the same initial weights on every rank and in every run
     if tiny:  # CPU smoke size
-        shape = dict(vocab_size=4096, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2, head_dim=16)  # fmt: skip
+        shape = dict(
+            vocab_size=4096,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+        )
     else:  # Qwen3-0.6B
-        shape = dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-                     num_attention_heads=16, num_key_value_heads=8, head_dim=128)  # fmt: skip
-    cfg = Qwen3Config(**shape, max_position_embeddings=4096, tie_word_embeddings=True, rope_theta=1e6,
-                      eos_token_id=0, pad_token_id=0, bos_token_id=0, attn_implementation="sdpa")  # fmt: skip
+        shape = dict(
+            vocab_size=151936,
+            hidden_size=1024,
+            intermediate_size=3072,
+            num_hidden_layers=28,
+            num_attention_heads=16,
+            num_key_value_heads=8,
+            head_dim=128,
+        )
+    cfg = Qwen3Config(
+        **shape,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        rope_theta=1e6,
+        eos_token_id=0,
+        pad_token_id=0,
+        bos_token_id=0,
+        attn_implementation="sdpa",
+    )
     with torch.device(device):
         model = Qwen3ForCausalLM(cfg)
     return model.to(torch.bfloat16 if not tiny else torch.float32)
@@ -90,14 +112,17 @@ def train(args) -> None:
         "world_size": dist.world_size,
         "device": torch.cuda.get_device_name() if on_gpu else "cpu",
         "model": "tiny" if args.tiny else "qwen3-0.6b-shape bf16",
-        "global_batch": args.batch, "seq": args.seq, "steps": args.steps, "timed_steps": args.steps - w,
+        "global_batch": args.batch,
+        "seq": args.seq,
+        "steps": args.steps,
+        "timed_steps": args.steps - w,
         "tok_s": sum(tokens[w:]) / sum(times[w:]),
         "step_s_median": sorted(times[w:])[len(times[w:]) // 2],
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None,
         "losses": losses,
         "tokens": tokens,
         "step_s": [round(t, 4) for t in times],
-    }  # fmt: skip
+    }
     if dist.is_main:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
@@ -129,7 +154,7 @@ def compare(one_path: str, many_path: str) -> str:
         "",
         "| step | loss, 1 process | loss, N processes |",
         "| --- | --- | --- |",
-    ]  # fmt: skip
+    ]
     lines += [f"| {i} | {a:.4f} | {b:.4f} |" for i, (a, b) in enumerate(zip(one["losses"], many["losses"]))]
     return "\n".join(lines) + "\n"
 
@@ -137,8 +162,12 @@ def compare(one_path: str, many_path: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="multi_gpu_sft.json")
-    ap.add_argument("--batch", type=int, default=16,
-                    help="GLOBAL batch (rows), split over ranks; 32 x 1024 OOMs one H200 (fp32 logits)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=16,
+        help="GLOBAL batch (rows), split over ranks; 32 x 1024 OOMs one H200 (fp32 logits)",
+    )
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3, help="untimed first steps")

@@ -33,18 +33,56 @@ from thinkmid.thoughts.train import run_phase
 
 def main() -> None:
     a = argparse.ArgumentParser()
-    for k, v in dict(kind="modsum", terms=24, modulus=2, digits=2, train=20000, eval=1000, epochs=4, batch_size=256,
-                     seq_len=96, lr=1e-3, hidden=256, layers=4, heads=8, rounds=2, abs_max=4, abs_min=-1, K=0, mixed=0,
-                     rollouts=2, distill_rows=2000, distill_epochs=0, head_fit=1500, distill_lr=1e-4, abs_from_verbal=0, arms="none,abstract,continuous",
-                     out="benchmarks/runs/thoughts.jsonl", tag="").items():  # fmt: skip
+    for k, v in dict(
+        kind="modsum",
+        terms=24,
+        modulus=2,
+        digits=2,
+        train=20000,
+        eval=1000,
+        epochs=4,
+        batch_size=256,
+        seq_len=96,
+        lr=1e-3,
+        hidden=256,
+        layers=4,
+        heads=8,
+        rounds=2,
+        abs_max=4,
+        abs_min=-1,
+        K=0,
+        mixed=0,
+        rollouts=2,
+        distill_rows=2000,
+        distill_epochs=0,
+        head_fit=1500,
+        distill_lr=1e-4,
+        abs_from_verbal=0,
+        arms="none,abstract,continuous",
+        out="benchmarks/runs/thoughts.jsonl",
+        tag="",
+    ).items():
         a.add_argument(f"--{k}", type=type(v), default=v)
     args = a.parse_args()
     args.abs_min = args.abs_max if args.abs_min < 0 else args.abs_min  # default: fixed-length abstract sequences
     args.K = args.K or pr.chain_length(SimpleNamespace(kind=args.kind, terms=args.terms, digits=args.digits))
     arms = set(args.arms.split(","))
-    task = SimpleNamespace(kind=args.kind, terms=args.terms, modulus=args.modulus, digits=args.digits, train=args.train,
-                           eval=args.eval, epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len, lr=args.lr,
-                           warmup_steps=20, min_lr_ratio=0.1, max_grad_norm=1.0, checkpoint_every=10**9)  # fmt: skip
+    task = SimpleNamespace(
+        kind=args.kind,
+        terms=args.terms,
+        modulus=args.modulus,
+        digits=args.digits,
+        train=args.train,
+        eval=args.eval,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        warmup_steps=20,
+        min_lr_ratio=0.1,
+        max_grad_norm=1.0,
+        checkpoint_every=10**9,
+    )
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = True
     train, held = pr.generate(task, 0)
@@ -70,7 +108,11 @@ def main() -> None:
 
     for with_steps in (False, True) if "none" in arms else (True,):  # no thought, verbal
         model, tok = fresh()
-        phase("verbal" if with_steps else "no_thought", model, [verbal_example(tok, p, with_steps, task.seq_len) for p in train])
+        phase(
+            "verbal" if with_steps else "no_thought",
+            model,
+            [verbal_example(tok, p, with_steps, task.seq_len) for p in train],
+        )
         eng = HFEngine(model, tok, batch_size=1024)
         rows = ev.verbal(eng, tok, held, budgets, 4)[0] if with_steps else ev.no_thought(eng, tok, held, 4)
         for r in rows:
@@ -94,18 +136,29 @@ def abstract_arm(args, task, train, held, fresh, phase, emit) -> None:
     abs_ids, _, _ = ab.ids(tok, 64)
     lo, hi = args.abs_min, args.abs_max
     for r in range(1, args.rounds + 1):
-        zs = (ab.random_sequences(len(train), hi, abs_ids, r) if r == 1 else
-              ab.sample_sequences(eng, tok, train, 64, hi, 1.0, r, with_reasoning=True, min_tokens=lo))  # fmt: skip
-        phase(f"abstract_r{r}_a", model, [ab.phase_a_example(tok, p, z, 64, r > 1, task.seq_len) for p, z in zip(train, zs)],
-              bottleneck=True)  # fmt: skip
+        zs = (
+            ab.random_sequences(len(train), hi, abs_ids, r)
+            if r == 1
+            else ab.sample_sequences(eng, tok, train, 64, hi, 1.0, r, with_reasoning=True, min_tokens=lo)
+        )
+        phase(
+            f"abstract_r{r}_a",
+            model,
+            [ab.phase_a_example(tok, p, z, 64, r > 1, task.seq_len) for p, z in zip(train, zs)],
+            bottleneck=True,
+        )
         emit({"phase": f"abstract_r{r}_a_probe", **ab.bottleneck_probe(eng, model, tok, held, 64, lo, hi, r + 900)})
         zs = ab.sample_sequences(eng, tok, train, 64, hi, 1.0, r + 500, min_tokens=lo)
         phase(f"abstract_r{r}_b", model, [ab.phase_b_example(tok, p, z, 64, task.seq_len) for p, z in zip(train, zs)])
-        emit({"phase": f"abstract_r{r}_b_samples", "mean_abstract_tokens": sum(map(len, zs)) / max(1, len(zs)),
-              "distinct_first_tokens": len({tuple(z[:1]) for z in zs})})  # fmt: skip
+        emit(
+            {
+                "phase": f"abstract_r{r}_b_samples",
+                "mean_abstract_tokens": sum(map(len, zs)) / max(1, len(zs)),
+                "distinct_first_tokens": len({tuple(z[:1]) for z in zs}),
+            }
+        )
     for r in ev.abstract(eng, tok, held, 64, sorted({1, hi // 2, hi}), 4, 0, temperature=0.7, min_tokens=lo)[0]:
         emit(r)
-
 
 
 def continuous_arm(args, task, train, held, verbal_model, n_thought, dev, phase, emit) -> None:
@@ -123,14 +176,21 @@ def continuous_arm(args, task, train, held, verbal_model, n_thought, dev, phase,
     torch.manual_seed(0)
     module = ct.LatentLM(verbal_model, ct.ProjectionHead.for_model(verbal_model).to(dev))
     if args.head_fit:
-        emit({"phase": "continuous_head_fit", "loss": ct.fit_head(module.head, verbal_model, tok, sub, rolls, args.head_fit)})
+        emit(
+            {
+                "phase": "continuous_head_fit",
+                "loss": ct.fit_head(module.head, verbal_model, tok, sub, rolls, args.head_fit),
+            }
+        )
     pick = ct.step_schedule(args.K, steps, bool(args.mixed))
 
     def loss_fn(m, idx, d):
         k = pick(idx)
         return ct.latent_forward(m, tok, [sub[i] for i in idx], k, targets[k][idx] if k else None, weights[idx], cp)
 
-    dtask = SimpleNamespace(**{**vars(task), "epochs": args.distill_epochs or task.epochs, "lr": args.distill_lr or task.lr})
+    dtask = SimpleNamespace(
+        **{**vars(task), "epochs": args.distill_epochs or task.epochs, "lr": args.distill_lr or task.lr}
+    )
     phase("continuous", module, list(range(len(sub))), loss_fn=loss_fn, task_override=dtask)
     for r in ev.continuous(eng, tok, held, module.head, steps, 4)[0]:
         emit(r)

@@ -32,10 +32,15 @@ BENCH_SIZES = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbenc
 PROBE_CONDITIONS = 5  # sampled, swapped, blank, generic, teacher (thinkmid/evals/probe.py)
 N_SFT, N_RLMT, N_GATE = 3, 2, 4
 UNITS = {  # what one measured second is per, for each stage
-    "self_improve": "step", "eval_continuations": "sample", "teacher_thoughts": "generated token",
-    "sft": "step", "rlmt": "step", "reward_gate": "sample", "thought_probe": "suffix sample",
+    "self_improve": "step",
+    "eval_continuations": "sample",
+    "teacher_thoughts": "generated token",
+    "sft": "step",
+    "rlmt": "step",
+    "reward_gate": "sample",
+    "thought_probe": "suffix sample",
     "reasoning_eval": "generated token",
-}  # fmt: skip
+}
 # The seed's record (reference/rlmt-results.txt): wall times where it gives them or they follow from it.
 RECORDED = {
     "sft": "1,479 / 1,229 / 1,224 s (tokens seen / tok/s of raw_base, think_base, think_phase3)",
@@ -48,52 +53,139 @@ MARK_START, MARK_END = "<!-- work:start -->", "<!-- work:end -->"
 
 def work(params) -> list[dict]:
     """One row per stage: runs (arms), units per run, and the work counts summed over runs."""
-    c, si, ec, tt, sft, rl = (params.chunks, params.self_improve, params.eval_continuations,
-                              params.teacher_thoughts, params.sft, params.rlmt)  # fmt: skip
+    c, si, ec, tt, sft, rl = (
+        params.chunks,
+        params.self_improve,
+        params.eval_continuations,
+        params.teacher_thoughts,
+        params.sft,
+        params.rlmt,
+    )
     two_stage = rl.thought_max_tokens + rl.suffix_max_tokens
     rows = []
 
     def row(stage, runs, units, steps=0, samples=0, judge=0, gen=0, trained=0, note=""):
-        rows.append(dict(stage=stage, runs=runs, units=units, steps=steps, samples=samples, judge_calls=judge,
-                         gen_tokens=gen, trained_tokens=trained, note=note))  # fmt: skip
+        rows.append(
+            dict(
+                stage=stage,
+                runs=runs,
+                units=units,
+                steps=steps,
+                samples=samples,
+                judge_calls=judge,
+                gen_tokens=gen,
+                trained_tokens=trained,
+                note=note,
+            )
+        )
 
     si_samples = si.steps * si.prefixes_per_step * si.k
     pool = si.k + 1
-    row("self_improve", 1, si.steps, si.steps, si_samples, si.steps * si.prefixes_per_step * pool * (pool - 1) // 2,
-        si_samples * c.suffix_tokens, si.steps * 2 * si.prefixes_per_step * (c.prefix_tokens + c.suffix_tokens),
-        f"K={si.k} + the true suffix, judged full-pairwise")  # fmt: skip
+    row(
+        "self_improve",
+        1,
+        si.steps,
+        si.steps,
+        si_samples,
+        si.steps * si.prefixes_per_step * pool * (pool - 1) // 2,
+        si_samples * c.suffix_tokens,
+        si.steps * 2 * si.prefixes_per_step * (c.prefix_tokens + c.suffix_tokens),
+        f"K={si.k} + the true suffix, judged full-pairwise",
+    )
     n = ec.prefixes
     row("eval_continuations", 1, 2 * n, 0, 2 * n, 2 * n, 2 * n * c.suffix_tokens, 0, "base and phase3, both orders")
     if tt.mode == "rewrite":  # one call per chunk: the teacher rewrites it with its thoughts placed
         calls = c.sft_train + c.sft_val
-        row("teacher_thoughts", 1, calls * tt.rewrite_max_tokens, 0, calls, 0, calls * tt.rewrite_max_tokens, 0,
-            f"rewrite: one call per chunk, up to {tt.rewrite_max_tokens} tokens (retries not counted)")  # fmt: skip
+        row(
+            "teacher_thoughts",
+            1,
+            calls * tt.rewrite_max_tokens,
+            0,
+            calls,
+            0,
+            calls * tt.rewrite_max_tokens,
+            0,
+            f"rewrite: one call per chunk, up to {tt.rewrite_max_tokens} tokens (retries not counted)",
+        )
     else:
         calls = math.ceil((c.sft_train + c.sft_val) * (tt.min_thoughts + tt.max_thoughts) / 2) + c.gate
-        row("teacher_thoughts", 1, calls * tt.thought_max_tokens, 0, calls, 0, calls * tt.thought_max_tokens, 0,
-            f"{tt.min_thoughts}-{tt.max_thoughts} thoughts per row (mean used) + one per gate row")  # fmt: skip
+        row(
+            "teacher_thoughts",
+            1,
+            calls * tt.thought_max_tokens,
+            0,
+            calls,
+            0,
+            calls * tt.thought_max_tokens,
+            0,
+            f"{tt.min_thoughts}-{tt.max_thoughts} thoughts per row (mean used) + one per gate row",
+        )
     sft_steps = math.ceil(c.sft_train / sft.batch_size) * sft.epochs
-    row("sft", N_SFT, sft_steps, N_SFT * sft_steps, N_SFT * c.sft_val, 0, N_SFT * c.sft_val * c.suffix_tokens,
-        N_SFT * sft_steps * sft.batch_size * sft.seq_len, "per arm: steps; samples = the repetition metric")  # fmt: skip
+    row(
+        "sft",
+        N_SFT,
+        sft_steps,
+        N_SFT * sft_steps,
+        N_SFT * c.sft_val,
+        0,
+        N_SFT * c.sft_val * c.suffix_tokens,
+        N_SFT * sft_steps * sft.batch_size * sft.seq_len,
+        "per arm: steps; samples = the repetition metric",
+    )
     rl_samples = rl.steps * rl.prefixes_per_step * rl.k
-    row("rlmt", N_RLMT, rl.steps, N_RLMT * rl.steps, N_RLMT * rl_samples, N_RLMT * rl_samples,
-        N_RLMT * rl_samples * two_stage, N_RLMT * rl_samples * (c.prefix_tokens + two_stage + 1),
-        f"per arm: {rl.prefixes_per_step} prefixes x K={rl.k}")  # fmt: skip
+    row(
+        "rlmt",
+        N_RLMT,
+        rl.steps,
+        N_RLMT * rl.steps,
+        N_RLMT * rl_samples,
+        N_RLMT * rl_samples,
+        N_RLMT * rl_samples * two_stage,
+        N_RLMT * rl_samples * (c.prefix_tokens + two_stage + 1),
+        f"per arm: {rl.prefixes_per_step} prefixes x K={rl.k}",
+    )
     g = params.reward_gate
     gate = g.prefixes * g.k
-    row("reward_gate", N_GATE, gate, 0, N_GATE * gate, N_GATE * gate, N_GATE * gate * two_stage, 0,
-        f"{g.prefixes} prefixes x K={g.k} per arm")  # fmt: skip
+    row(
+        "reward_gate",
+        N_GATE,
+        gate,
+        0,
+        N_GATE * gate,
+        N_GATE * gate,
+        N_GATE * gate * two_stage,
+        0,
+        f"{g.prefixes} prefixes x K={g.k} per arm",
+    )
     tp = params.thought_probe
     suffixes = tp.prefixes * PROBE_CONDITIONS * tp.k
-    row("thought_probe", N_GATE, suffixes, 0, N_GATE * (tp.prefixes + suffixes), N_GATE * suffixes,
-        N_GATE * (tp.prefixes * rl.thought_max_tokens + suffixes * rl.suffix_max_tokens), 0,
-        f"{PROBE_CONDITIONS} thought conditions x k={tp.k} per prefix (teacher: rows with one)")  # fmt: skip
+    row(
+        "thought_probe",
+        N_GATE,
+        suffixes,
+        0,
+        N_GATE * (tp.prefixes + suffixes),
+        N_GATE * suffixes,
+        N_GATE * (tp.prefixes * rl.thought_max_tokens + suffixes * rl.suffix_max_tokens),
+        0,
+        f"{PROBE_CONDITIONS} thought conditions x k={tp.k} per prefix (teacher: rows with one)",
+    )
     re = params.reasoning_eval
-    problems = {b: min(BENCH_SIZES[b], getattr(re, b).limit or BENCH_SIZES[b]) for b in BENCH_SIZES
-                if getattr(re, b).enabled}  # fmt: skip
+    problems = {
+        b: min(BENCH_SIZES[b], getattr(re, b).limit or BENCH_SIZES[b]) for b in BENCH_SIZES if getattr(re, b).enabled
+    }
     per_arm = sum(problems.values()) * re.k
-    row("reasoning_eval", N_GATE, per_arm * re.max_new_tokens, 0, N_GATE * per_arm, 0,
-        N_GATE * per_arm * re.max_new_tokens, 0, " + ".join(f"{b} {n}" for b, n in problems.items()) + f", k={re.k}")
+    row(
+        "reasoning_eval",
+        N_GATE,
+        per_arm * re.max_new_tokens,
+        0,
+        N_GATE * per_arm,
+        0,
+        N_GATE * per_arm * re.max_new_tokens,
+        0,
+        " + ".join(f"{b} {n}" for b, n in problems.items()) + f", k={re.k}",
+    )
     return rows
 
 
@@ -147,8 +239,10 @@ def fmt_s(s: float | None) -> str:
 
 
 def table(rows: list[dict], rates: dict[str, float], projected: dict[str, float] | None = None) -> str:
-    head = ("| stage | runs | steps | samples | judge calls | generated tokens (max) | trained tokens (max) | "
-            "measured H200 rate | projected full time | seed's recorded time |")  # fmt: skip
+    head = (
+        "| stage | runs | steps | samples | judge calls | generated tokens (max) | trained tokens (max) | "
+        "measured H200 rate | projected full time | seed's recorded time |"
+    )
     out = [head, "|" + " --- |" * 10]
     total, known = 0.0, True
     for r in rows:
@@ -157,9 +251,11 @@ def table(rows: list[dict], rates: dict[str, float], projected: dict[str, float]
         proj = (projected or {}).get(s, rate * r["units"] * r["runs"] if rate is not None else None)
         known &= proj is not None
         total += proj or 0.0
-        out.append(f"| {s} | {r['runs']} | {fmt_int(r['steps'])} | {fmt_int(r['samples'])} | {fmt_int(r['judge_calls'])} "
-                   f"| {fmt_int(r['gen_tokens'])} | {fmt_int(r['trained_tokens'])} | "
-                   f"{f'{rate:.3g} s / {UNITS[s]}' if rate is not None else ''} | {fmt_s(proj)} | {RECORDED.get(s, '')} |")
+        out.append(
+            f"| {s} | {r['runs']} | {fmt_int(r['steps'])} | {fmt_int(r['samples'])} | {fmt_int(r['judge_calls'])} "
+            f"| {fmt_int(r['gen_tokens'])} | {fmt_int(r['trained_tokens'])} | "
+            f"{f'{rate:.3g} s / {UNITS[s]}' if rate is not None else ''} | {fmt_s(proj)} | {RECORDED.get(s, '')} |"
+        )
     out.append(f"| **whole lifecycle** | | | | | | | | {fmt_s(total) if known else '(needs every rate)'} | |")
     return "\n".join(out) + "\n\n" + "\n".join(f"- {r['stage']}: {r['note']}" for r in rows) + "\n"
 

@@ -34,13 +34,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Shapes from the hub configs of Qwen/Qwen3-0.6B-Base and Qwen/Qwen3-4B-Instruct-2507.
 SHAPES = {
-    "qwen3-0.6b-base": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
-                            num_key_value_heads=8, head_dim=128, max_position_embeddings=32768,
-                            rope_theta=1_000_000.0, eos_token_id=151643),
-    "qwen3-4b": dict(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
-                     num_key_value_heads=8, head_dim=128, max_position_embeddings=262144, rope_theta=5_000_000.0,
-                     eos_token_id=151645),
-}  # fmt: skip
+    "qwen3-0.6b-base": dict(
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        eos_token_id=151643,
+    ),
+    "qwen3-4b": dict(
+        hidden_size=2560,
+        intermediate_size=9728,
+        num_hidden_layers=36,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=128,
+        max_position_embeddings=262144,
+        rope_theta=5_000_000.0,
+        eos_token_id=151645,
+    ),
+}
 VOCAB = 151936  # the Qwen3 embedding rows (the tokenizer's 151,669 ids, padded)
 BASE, JUDGE = "qwen3-0.6b-base", "qwen3-4b"
 CHAT_TEMPLATE = (  # ChatML, as Qwen3 instruct models use; the chat endpoints of judges and teacher need one
@@ -58,8 +74,14 @@ def write_standin(path: str | Path, shape: dict, seed: int = 0, dtype: str = "bf
     from thinkmid.models.tokenizer import qwen3_tokenizer
 
     shape = dict(shape)
-    cfg = Qwen3Config(vocab_size=shape.pop("vocab_size", VOCAB), tie_word_embeddings=True, bos_token_id=151643,
-                      pad_token_id=151643, torch_dtype=dtype, **shape)  # fmt: skip
+    cfg = Qwen3Config(
+        vocab_size=shape.pop("vocab_size", VOCAB),
+        tie_word_embeddings=True,
+        bos_token_id=151643,
+        pad_token_id=151643,
+        torch_dtype=dtype,
+        **shape,
+    )
     torch.manual_seed(seed)
     before = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))  # build in the saved dtype: half the host memory
@@ -111,8 +133,10 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
         "knowledge_gates.eval_facts": 128,  # paper 500
         "knowledge_gates.reasoning_rows": 512,  # paper 10000
         "knowledge_gates.eval_problems": 64,  # paper: the eval's whole GSM8K subset
-        "thoughts.arms": {"base": {"model": "models/base", "task": "gsm8k"},
-                          "modsum": {"model": "models/thought_init/modsum", "task": "modsum"}},  # paper + phase3
+        "thoughts.arms": {
+            "base": {"model": "models/base", "task": "gsm8k"},
+            "modsum": {"model": "models/thought_init/modsum", "task": "modsum"},
+        },  # paper + phase3
         "thoughts.tasks.gsm8k.source": "wheel",  # paper: the hub's GSM8K train
         "thoughts.tasks.gsm8k.train": 128,  # paper 7473
         "thoughts.tasks.gsm8k.eval": 64,  # paper 1319
@@ -120,7 +144,7 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
         "thoughts.tasks.modsum.train": 8192,  # paper 50000
         "thoughts.tasks.modsum.eval": 256,  # paper 1000
         "thoughts.tasks.modsum.epochs": 1,  # paper 3
-    }  # fmt: skip
+    }
     # random judges answer garbage: a top_p 0.6 nucleus rarely holds a verdict token, so count, do not stop
     out["judge.max_invalid_rate"] = 1.0
     out["reference_judge.max_invalid_rate"] = 1.0
@@ -134,14 +158,22 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
     else:
         out["teacher_thoughts.endpoint.server.launch"] = servers
         out["teacher_thoughts.endpoint.server.model"] = judge
-        out["teacher_thoughts.endpoint.server.extra_args"] = ["--mem-fraction-static", "0.30"] if servers == "sglang" else []
+        out["teacher_thoughts.endpoint.server.extra_args"] = (
+            ["--mem-fraction-static", "0.30"] if servers == "sglang" else []
+        )
     return {**out, **REHEARSAL} if rehearsal else out
 
 
 # `--rehearsal`: the same DAG and code paths with 2-layer stand-ins and fewer problems, so the whole
 # paper-path run can be tried on a laptop CPU before a GPU is spent on it (~10 minutes on 2 cores).
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=16)  # fmt: skip
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+)
 REHEARSAL: dict[str, object] = {
     "base.dtype": "float32",
     # the CPU judge attends densely: a [T, T] mask per packed batch, so keep T small

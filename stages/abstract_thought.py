@@ -22,9 +22,9 @@ from thinkmid.thoughts import abstract as ab
 from thinkmid.thoughts import arm_spec, arms_in_params, task_problems, write_outputs
 from thinkmid.thoughts import evaluate as ev
 from thinkmid.thoughts.train import run_phase
-from thinkmid.train.checkpoint import clear_checkpoints
-from thinkmid.track import StageRun
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
+from thinkmid.train.checkpoint import clear_checkpoints
 
 
 def run(params: Params, arm: str | None) -> None:
@@ -37,33 +37,60 @@ def run(params: Params, arm: str | None) -> None:
     ab.extend_vocab(model, tok, ap.vocab_size, params.seed)
     model.to(pick_device())
     abs_ids, _, _ = ab.ids(tok, ap.vocab_size)
-    with StageRun("abstract_thought", params, arm=arm) as tr, \
-            engine_for(params.engine, model, tok, None, progress=False) as eng:  # fmt: skip
-        metrics: dict = {"arm": arm, "task": spec.task, "split": "eval", "train_problems": len(train),
-                         "abstract_vocab": ap.vocab_size, "rounds": ap.rounds}  # fmt: skip
+    with (
+        StageRun("abstract_thought", params, arm=arm) as tr,
+        engine_for(params.engine, model, tok, None, progress=False) as eng,
+    ):
+        metrics: dict = {
+            "arm": arm,
+            "task": spec.task,
+            "split": "eval",
+            "train_problems": len(train),
+            "abstract_vocab": ap.vocab_size,
+            "rounds": ap.rounds,
+        }
         step0 = 0
         for r in range(1, ap.rounds + 1):
             seed = params.seed * 1000 + r
             if r == 1:  # round 1: random abstract sequences, no loss on them
                 zs = ab.random_sequences(len(train), ap.max_tokens, abs_ids, seed)
             else:  # later rounds: sampled from the previous round's model after the reasoning (the teacher)
-                zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed,
-                                         with_reasoning=True, min_tokens=ap.min_tokens)  # fmt: skip
+                zs = ab.sample_sequences(
+                    eng,
+                    tok,
+                    train,
+                    ap.vocab_size,
+                    ap.max_tokens,
+                    ap.temperature,
+                    seed,
+                    with_reasoning=True,
+                    min_tokens=ap.min_tokens,
+                )
             ex = [ab.phase_a_example(tok, p, z, ap.vocab_size, r > 1, task.seq_len) for p, z in zip(train, zs)]
             s = run_phase(f"r{r}_phase_a", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id, bottleneck=True)
             step0 += s["steps"]
             metrics[f"r{r}_phase_a_final_loss"] = s["final_loss"]
             probe = ab.bottleneck_probe(eng, model, tok, held, ap.vocab_size, ap.min_tokens, ap.max_tokens, seed + 900)
             metrics.update({f"r{r}_{k}": v for k, v in probe.items()})
-            zs = ab.sample_sequences(eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed + 500,
-                                     min_tokens=ap.min_tokens)  # fmt: skip
+            zs = ab.sample_sequences(
+                eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed + 500, min_tokens=ap.min_tokens
+            )
             ex = [ab.phase_b_example(tok, p, z, ap.vocab_size, task.seq_len) for p, z in zip(train, zs)]
             s = run_phase(f"r{r}_phase_b", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id)
             step0 += s["steps"]
             metrics[f"r{r}_phase_b_final_loss"] = s["final_loss"]
             metrics[f"r{r}_mean_abstract_tokens"] = sum(map(len, zs)) / max(1, len(zs))
-        rows, samples = ev.abstract(eng, tok, held, ap.vocab_size, task.abstract_budgets, task.max_answer_tokens,
-                                    params.seed, temperature=ap.temperature, min_tokens=ap.min_tokens)  # fmt: skip
+        rows, samples = ev.abstract(
+            eng,
+            tok,
+            held,
+            ap.vocab_size,
+            task.abstract_budgets,
+            task.max_answer_tokens,
+            params.seed,
+            temperature=ap.temperature,
+            min_tokens=ap.min_tokens,
+        )
         save_model(model, tok, f"models/abstract_{arm}")
         metrics.update(ev.headline(rows, "abstract"))
         for name in ("abstract_random", "abstract_none"):

@@ -31,9 +31,9 @@ from thinkmid.thoughts import arm_spec, arms_in_params, task_problems, write_out
 from thinkmid.thoughts import continuous as ct
 from thinkmid.thoughts import evaluate as ev
 from thinkmid.thoughts.train import run_phase
-from thinkmid.train.checkpoint import clear_checkpoints
-from thinkmid.track import StageRun
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
+from thinkmid.train.checkpoint import clear_checkpoints
 
 
 def latent_k(cp, task) -> int:
@@ -56,12 +56,28 @@ def run(params: Params, arm: str | None) -> None:
     module = ct.LatentLM(lm, ct.ProjectionHead.for_model(lm).to(dev, lm.dtype))
     k = latent_k(cp, task)
     steps_list = sorted(set(task.latent_steps) | {k})
-    with StageRun("continuous_thought", params, arm=arm) as tr, \
-            engine_for(params.engine, lm, tok, None, progress=False) as eng:  # fmt: skip
-        metrics: dict = {"arm": arm, "task": spec.task, "split": "eval", "train_problems": len(train),
-                         "latent_steps": k, "mixed_steps": cp.mixed_steps}  # fmt: skip
-        rolls = ct.rollouts(eng, tok, train, cp.rollouts, max(task.verbal_budgets), task.max_answer_tokens,
-                            cp.rollout_temperature, params.seed)  # fmt: skip
+    with (
+        StageRun("continuous_thought", params, arm=arm) as tr,
+        engine_for(params.engine, lm, tok, None, progress=False) as eng,
+    ):
+        metrics: dict = {
+            "arm": arm,
+            "task": spec.task,
+            "split": "eval",
+            "train_problems": len(train),
+            "latent_steps": k,
+            "mixed_steps": cp.mixed_steps,
+        }
+        rolls = ct.rollouts(
+            eng,
+            tok,
+            train,
+            cp.rollouts,
+            max(task.verbal_budgets),
+            task.max_answer_tokens,
+            cp.rollout_temperature,
+            params.seed,
+        )
         trained = [s for s in steps_list if s > 0] if cp.mixed_steps else [k]
         targets, weights, stats = ct.teacher_states(lm, tok, train, rolls, trained, cp.weighting, cp.teacher_batch)
         metrics.update(stats)
@@ -76,8 +92,18 @@ def run(params: Params, arm: str | None) -> None:
             return ct.latent_forward(m, tok, [train[i] for i in idx], kk, t, weights[idx], cp)
 
         dtask = task.model_copy(update={"lr": cp.lr}) if cp.lr else task
-        s = run_phase("distill", module, list(range(len(train))), dtask, params.seed, ckpt, tr, 0, tok.pad_token_id,
-                      loss_fn=loss_fn)  # fmt: skip
+        s = run_phase(
+            "distill",
+            module,
+            list(range(len(train))),
+            dtask,
+            params.seed,
+            ckpt,
+            tr,
+            0,
+            tok.pad_token_id,
+            loss_fn=loss_fn,
+        )
         metrics["final_loss"], metrics["steps"] = s["final_loss"], s["steps"]
         rows, samples = ev.continuous(eng, tok, held, module.head, steps_list, task.max_answer_tokens)
         with atomic_path(f"models/continuous_{arm}") as tmp:
@@ -85,8 +111,9 @@ def run(params: Params, arm: str | None) -> None:
             tok.save_pretrained(tmp)
             save_file({k: v.contiguous() for k, v in module.head.state_dict().items()}, str(tmp / "head.safetensors"))
         metrics.update(ev.headline(rows, "continuous"))
-        metrics["accuracy_zero_latent_steps"] = next(r["accuracy"] for r in rows if r["budget"] == 0) \
-            if 0 in steps_list else None  # fmt: skip
+        metrics["accuracy_zero_latent_steps"] = (
+            next(r["accuracy"] for r in rows if r["budget"] == 0) if 0 in steps_list else None
+        )
         write_outputs(tr, "continuous", arm, rows, samples, metrics)
         write_timing(tr, timing_path("continuous_thought", arm), {"wall_time_s": round(time.time() - t0, 2)})
     clear_checkpoints(ckpt)

@@ -20,13 +20,13 @@ from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.base import SamplingParams
 from thinkmid.engines.factory import pick_device
+from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.evals import continuations as ec_maths
 from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.load import load_model
-from thinkmid.track import StageRun
-from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
 
 METRICS, PAIRS = "reports/eval_continuations/metrics.json", "reports/eval_continuations/pairs.jsonl"
 ROWS = "data/chunks/continuation_eval.jsonl"
@@ -44,8 +44,9 @@ def continuations(params: Params, part: Part, rows: list[dict], nll_rows: list[d
     model.to(pick_device())
     ec = params.eval_continuations
     nll = ec_maths.suffix_nll(model, nll_rows, ec.nll_batch_size)
-    sp = SamplingParams(max_new_tokens=params.chunks.suffix_tokens, temperature=ec.temperature, top_p=ec.top_p,
-                        seed=params.seed)  # fmt: skip
+    sp = SamplingParams(
+        max_new_tokens=params.chunks.suffix_tokens, temperature=ec.temperature, top_p=ec.top_p, seed=params.seed
+    )
     with build(part, params, model, tok) as eng:
         outs = eng.generate([list(r["prefix_ids"]) for r in rows], sp)
     return [tok.decode(o[0].token_ids, skip_special_tokens=True) for o in outs], nll
@@ -81,15 +82,31 @@ def run(params: Params, arm: str | None) -> None:
         single = ec_maths.single_order([p3_first[i] if s else base_first[i] for i, s in enumerate(swaps)], swaps)
         both = [ec_maths.both_orders(a, b) for a, b in zip(base_first, p3_first)]
         metrics = ec_maths.headline(single, both)
-        metrics.update({
-            "base_suffix_nll": base_nll, "phase3_suffix_nll": p3_nll, "phase3_minus_base_suffix_nll": p3_nll - base_nll,
-            "nll_rows": len(nll_rows),
-        })  # fmt: skip
-        write_jsonl(PAIRS, [
-            {"id": r["id"], "prefix": r["prefix"], "base": b, "phase3": p, "phase3_was_option_a": s,
-             "verdict_base_first": v1, "verdict_phase3_first": v2, "outcome": o, "both_orders_outcome": o2}
-            for r, b, p, s, v1, v2, o, o2 in zip(rows, base_txt, p3_txt, swaps, base_first, p3_first, single, both)
-        ])  # fmt: skip
+        metrics.update(
+            {
+                "base_suffix_nll": base_nll,
+                "phase3_suffix_nll": p3_nll,
+                "phase3_minus_base_suffix_nll": p3_nll - base_nll,
+                "nll_rows": len(nll_rows),
+            }
+        )
+        write_jsonl(
+            PAIRS,
+            [
+                {
+                    "id": r["id"],
+                    "prefix": r["prefix"],
+                    "base": b,
+                    "phase3": p,
+                    "phase3_was_option_a": s,
+                    "verdict_base_first": v1,
+                    "verdict_phase3_first": v2,
+                    "outcome": o,
+                    "both_orders_outcome": o2,
+                }
+                for r, b, p, s, v1, v2, o, o2 in zip(rows, base_txt, p3_txt, swaps, base_first, p3_first, single, both)
+            ],
+        )
         tr.write_metrics(METRICS, metrics)
         write_timing(tr, timing_path("eval_continuations"), {"wall_time_s": round(time.time() - t0, 2)})
         tr.log_artifact(PAIRS)

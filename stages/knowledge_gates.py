@@ -29,9 +29,9 @@ from thinkmid.gates.probe import probe_points, solution_rows
 from thinkmid.gates.train import train_gates
 from thinkmid.io import write_json
 from thinkmid.models.load import load_model
+from thinkmid.timing import timing_path, write_timing
 from thinkmid.track import StageRun
 from thinkmid.train.checkpoint import clear_checkpoints
-from thinkmid.timing import timing_path, write_timing
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,9 @@ def run(params: Params, arm: str | None) -> None:
     held = [encode_fact(tok, f, cfg.seq_len) for f in eval_facts]
     retain = [encode_text(tok, t, cfg.seq_len) for t in retain_texts]
     solutions = solution_rows(tok, problems, cfg.seq_len)
-    gates = GateSet.for_model(model, scale_mode=cfg.scale_mode, init_std=cfg.init_logit_std,
-                              seed=gate_seed(params.seed, arm)).attach(model)  # fmt: skip
+    gates = GateSet.for_model(
+        model, scale_mode=cfg.scale_mode, init_std=cfg.init_logit_std, seed=gate_seed(params.seed, arm)
+    ).attach(model)
     ckpt = f"checkpoints/knowledge_gates_{arm}"
     with StageRun("knowledge_gates", params, arm=arm) as tr:
         logged = tr.logged_steps("loss")
@@ -74,11 +75,28 @@ def run(params: Params, arm: str | None) -> None:
         for m in history:  # steps a killed run checkpointed before its MLflow run got them
             on_step(m)
         t_train = time.time()
-        stats = save_gate_files(f"models/gates/{arm}", gates, cfg.knowledge_threshold, cfg.off_fractions,
-                                {"arm": arm, "model_dir": model_dir})  # fmt: skip
+        stats = save_gate_files(
+            f"models/gates/{arm}",
+            gates,
+            cfg.knowledge_threshold,
+            cfg.off_fractions,
+            {"arm": arm, "model_dir": model_dir},
+        )
         thresholds = [stats["thresholds"][f"{f:g}"] for f in cfg.off_fractions]
-        points = probe_points(model, gates, tok, held, problems, solutions, cfg.off_fractions, thresholds, cfg,
-                              cfg.batch_size, params.seed, params.reasoning_eval.top_p)  # fmt: skip
+        points = probe_points(
+            model,
+            gates,
+            tok,
+            held,
+            problems,
+            solutions,
+            cfg.off_fractions,
+            thresholds,
+            cfg,
+            cfg.batch_size,
+            params.seed,
+            params.reasoning_eval.top_p,
+        )
         t_probe = time.time()
         flat = {}
         for p in points:
@@ -87,24 +105,41 @@ def run(params: Params, arm: str | None) -> None:
                     flat[f"{key}_{point_key(p['off_fraction'])}"] = p[key]
         last = history[-1] if history else {}
         metrics = {
-            "arm": arm, "steps": len(history), "train_facts": len(facts), "eval_facts": len(held),
-            "reasoning_rows": len(retain), "eval_problems": len(problems),
-            "final_loss": last.get("loss"), "final_forget_loss": last.get("forget_loss"),
-            "final_retain_kl": last.get("retain_kl"), "entity_ce_first": history[0]["entity_ce"] if history else None,
+            "arm": arm,
+            "steps": len(history),
+            "train_facts": len(facts),
+            "eval_facts": len(held),
+            "reasoning_rows": len(retain),
+            "eval_problems": len(problems),
+            "final_loss": last.get("loss"),
+            "final_forget_loss": last.get("forget_loss"),
+            "final_retain_kl": last.get("retain_kl"),
+            "entity_ce_first": history[0]["entity_ce"] if history else None,
             "entity_ce_last": last.get("entity_ce"),
             **{k: v for k, v in stats.items() if not isinstance(v, (list, dict))},
-            "thresholds": stats["thresholds"], "points": points, **flat,
-        }  # fmt: skip
+            "thresholds": stats["thresholds"],
+            "points": points,
+            **flat,
+        }
         write_json(f"reports/knowledge_gates/{arm}_steps.json", history)
         write_json(f"reports/knowledge_gates/{arm}_curve.json", points)
         tr.write_metrics(f"reports/knowledge_gates/{arm}.json", metrics)
-        timing = {"train_time_s": round(t_train - t0, 2), "probe_time_s": round(t_probe - t_train, 2),
-                  "wall_time_s": round(time.time() - t0, 2)}  # fmt: skip
+        timing = {
+            "train_time_s": round(t_train - t0, 2),
+            "probe_time_s": round(t_probe - t_train, 2),
+            "wall_time_s": round(time.time() - t0, 2),
+        }
         write_timing(tr, timing_path("knowledge_gates", arm), timing)
         for name in ("steps", "curve"):
             tr.log_artifact(f"reports/knowledge_gates/{arm}_{name}.json")
-        log.info("knowledge_gates/%s: %d steps, %d knowledge neurons of %d, %.1f s", arm, len(history),
-                 stats["knowledge_neurons"], stats["total_gates"], timing["wall_time_s"])  # fmt: skip
+        log.info(
+            "knowledge_gates/%s: %d steps, %d knowledge neurons of %d, %.1f s",
+            arm,
+            len(history),
+            stats["knowledge_neurons"],
+            stats["total_gates"],
+            timing["wall_time_s"],
+        )
     clear_checkpoints(ckpt)
 
 

@@ -27,8 +27,11 @@ OUT = Path("reports/knowledge_gates_report")
 
 def run(params: Params, arm: str | None) -> None:
     arms = tuple(a for a in ARMS if a in params.knowledge_gates.arms)
-    metrics = {a: read_json(f"reports/knowledge_gates/{a}.json") for a in arms
-               if Path(f"reports/knowledge_gates/{a}.json").exists()}  # fmt: skip
+    metrics = {
+        a: read_json(f"reports/knowledge_gates/{a}.json")
+        for a in arms
+        if Path(f"reports/knowledge_gates/{a}.json").exists()
+    }
     if not metrics:
         raise InputError("reports/knowledge_gates: no arm has run; run `dvc repro knowledge_gates` first")
     masks = {a: load_knowledge_mask(f"models/gates/{a}") for a in metrics}

@@ -14,8 +14,8 @@ from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.models.load import base_identity, load_base, save_model
 from thinkmid.models.tokenizer import ensure_think_tokens, think_ids
-from thinkmid.track import StageRun
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
 
 OUT = "models/base"
 METRICS = "reports/prepare_base/metrics.json"

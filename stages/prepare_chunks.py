@@ -17,8 +17,8 @@ from thinkmid.data.chunks import assign_splits, make_chunks, split_sizes, split_
 from thinkmid.data.sources import documents, finephrase_documents
 from thinkmid.io import atomic_path, write_jsonl
 from thinkmid.models.tokenizer import load_tokenizer
-from thinkmid.track import StageRun
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
 
 OUT = "data/chunks"
 METRICS = "reports/prepare_chunks/metrics.json"
@@ -33,8 +33,9 @@ def run(params: Params, arm: str | None) -> None:
     sizes = split_sizes(c)
     if c.phase3_source == "finephrase":  # Phase 3 draws its own corpus; the other splits share this one
         sizes.pop("phase3_train")
-        p3_docs = finephrase_documents(c.phase3_dataset, c.phase3_subset, tok, max(16, c.suffix_tokens // 2),
-                                       c.max_sources)  # fmt: skip
+        p3_docs = finephrase_documents(
+            c.phase3_dataset, c.phase3_subset, tok, max(16, c.suffix_tokens // 2), c.max_sources
+        )
         p3_rows, p3_dropped = make_chunks(p3_docs, tok, c.prefix_tokens, c.suffix_tokens, c.min_source_tokens, first)
         dropped.update({f"phase3_{k}": v for k, v in p3_dropped.items()})
     splits = assign_splits(rows, sizes, params.seed)  # raises before anything is written

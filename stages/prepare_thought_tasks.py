@@ -31,8 +31,9 @@ def run(params: Params, arm: str | None) -> None:
                 else:
                     train, held = procedural.generate(task, params.seed)
                     tok = procedural.char_tokenizer()
-                    model = procedural.init_model(tok, task.hidden_size, task.layers, task.heads, params.seed,
-                                                  params.base.max_context)  # fmt: skip
+                    model = procedural.init_model(
+                        tok, task.hidden_size, task.layers, task.heads, params.seed, params.base.max_context
+                    )
                     save_model(model, tok, model_tmp / name)
                     metrics[f"{name}_params"] = sum(p.numel() for p in model.parameters())
                 if {p.question for p in train} & {p.question for p in held}:

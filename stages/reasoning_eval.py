@@ -23,14 +23,14 @@ from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.factory import pick_device
+from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.evals.reasoning import load_benchmarks
 from thinkmid.evals.reasoning.run import CONDITIONS, evaluate
 from thinkmid.io import write_jsonl
 from thinkmid.models.load import load_model
 from thinkmid.rollouts import arm_model_dir
-from thinkmid.track import StageRun
-from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
 
 
 def wiring(params: Params, arm: str | None) -> list[Part]:
@@ -51,8 +51,17 @@ def run(params: Params, arm: str | None) -> None:
     flat: dict[str, float] = {}
     with build(sampler, params, model, tok) as eng, StageRun("reasoning_eval", params, arm=arm) as tr:
         for cond in conditions:
-            summary, samples = evaluate(eng, tok, benchmarks, cfg.k, cfg.temperature, cfg.top_p, cfg.max_new_tokens,
-                                        params.seed, opened=CONDITIONS[cond])  # fmt: skip
+            summary, samples = evaluate(
+                eng,
+                tok,
+                benchmarks,
+                cfg.k,
+                cfg.temperature,
+                cfg.top_p,
+                cfg.max_new_tokens,
+                params.seed,
+                opened=CONDITIONS[cond],
+            )
             tail = "" if cond == "plain" else f"__{cond}"
             for name, rows in samples.items():
                 path = f"reports/reasoning_eval/{arm}/{name}{tail}.jsonl"

@@ -16,9 +16,14 @@ from pathlib import Path
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.io import write_json, write_text
-from thinkmid.report import build_summary, flat_metrics, load_inputs, render_results
+from thinkmid.report import (
+    build_summary,
+    flat_metrics,
+    interfaces,  # thought interfaces (issue 17): an appended section
+    load_inputs,
+    render_results,
+)
 from thinkmid.report.gates import gates_section
-from thinkmid.report import interfaces  # thought interfaces (issue 17): an appended section
 from thinkmid.report.plots import reward_gate_plot, rlmt_reward_plot
 from thinkmid.report.results import PLOTS
 from thinkmid.track import StageRun
@@ -33,12 +38,14 @@ def run(params: Params, arm: str | None) -> None:
     with StageRun("report", params) as tr:
         rlmt_png = rlmt_reward_plot(inp.rlmt_steps, REPORTS / PLOTS["rlmt_reward"])
         # The gate scores prefixes x k samples per arm; that count turns reward_std into a standard error.
-        gate_png = reward_gate_plot(inp.reward_gate, REPORTS / PLOTS["reward_gate"],
-                                    params.reward_gate.prefixes * params.reward_gate.k)  # fmt: skip
+        gate_png = reward_gate_plot(
+            inp.reward_gate, REPORTS / PLOTS["reward_gate"], params.reward_gate.prefixes * params.reward_gate.k
+        )
         summary = build_summary(inp)
         summary["thought_interfaces"] = interfaces.summary(REPORTS)
-        write_text(RESULTS, render_results(inp, params.profile) + gates_section(REPORTS) + "\n"
-                   + interfaces.section(REPORTS))  # fmt: skip
+        write_text(
+            RESULTS, render_results(inp, params.profile) + gates_section(REPORTS) + "\n" + interfaces.section(REPORTS)
+        )
         write_json(SUMMARY, summary)
         tr.log_metrics(flat_metrics(summary))
         for path in (RESULTS, SUMMARY, rlmt_png, gate_png):

@@ -43,15 +43,14 @@ from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.prefixes import prefix_rows
+from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.errors import InputError
 from thinkmid.evals import reward_gate as rg
-from thinkmid.rollouts import arm_model_dir
 from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.tokenizer import load_tokenizer
 from thinkmid.rollouts import arm_model_dir, judge_groups, sample_groups
 from thinkmid.track import StageRun
-from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.reward_gate")
 GATE = "data/thoughts/val.jsonl"  # the seed's gate rows are the SFT val rows
@@ -69,8 +68,10 @@ def gate_rows(params: Params, limit: int | None = None) -> list[dict]:
     tok = load_tokenizer(arm_model_dir(ARMS_GATE[0]))  # every arm shares the base tokenizer
     rows = prefix_rows(val, tok, params.prefixes, params.seed, limit=limit)
     if not rows:
-        raise InputError(f"{GATE}: no row has a teacher thought with >= prefixes.min_before tokens before "
-                         "and >= prefixes.min_after after; run teacher_thoughts or lower those")  # fmt: skip
+        raise InputError(
+            f"{GATE}: no row has a teacher thought with >= prefixes.min_before tokens before "
+            "and >= prefixes.min_after after; run teacher_thoughts or lower those"
+        )
     if len(rows) < limit:
         log.warning("%s has %d usable rows, fewer than %d", GATE, len(rows), limit)
     return rows
@@ -86,8 +87,17 @@ def sample_arm(params: Params, arm: str, rows: list[dict]):
     rl = params.rlmt
     with build(policy(path, label=arm), params, model, tok) as eng:
         # The SAME seed for every arm: arms differ only by their weights.
-        return sample_groups(eng, tok, rows, params.reward_gate.k, rl.thought_max_tokens,
-                             rl.suffix_max_tokens, rl.temperature, params.seed, top_p=rl.top_p)  # fmt: skip
+        return sample_groups(
+            eng,
+            tok,
+            rows,
+            params.reward_gate.k,
+            rl.thought_max_tokens,
+            rl.suffix_max_tokens,
+            rl.temperature,
+            params.seed,
+            top_p=rl.top_p,
+        )
 
 
 def wiring(params: Params, arm: str | None = None) -> list[Part]:
@@ -116,8 +126,13 @@ def _gate(params: Params, rows: list[dict], judge) -> None:
             write_jsonl(path, rg.sample_rows(rows, groups))
             tr.log_metrics({**stats, "wall_time_s": round(time.time() - t0, 2)})
             tr.log_artifact(path)
-        log.info("reward_gate %s: reward_mean %.4f mixed %.3f invalid %.3f", a, stats["reward_mean"],
-                 stats["mixed_groups"], stats["invalid_rate"])  # fmt: skip
+        log.info(
+            "reward_gate %s: reward_mean %.4f mixed %.3f invalid %.3f",
+            a,
+            stats["reward_mean"],
+            stats["mixed_groups"],
+            stats["invalid_rate"],
+        )
         groups_by_arm[a] = groups
     max_invalid = params.reference_judge.max_invalid_rate
     summary = rg.summarize(rows, groups_by_arm, max_invalid, params.reward_gate.max_near_zero_group_rate)

@@ -26,6 +26,7 @@ from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.prefixes import prefix_rows
+from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.errors import InputError
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
@@ -34,7 +35,6 @@ from thinkmid.timing import timing_path, write_timing
 from thinkmid.train.loop import NonFiniteLossError
 from thinkmid.train.recipe import Recipe
 from thinkmid.train.rlmt import RlmtTrainer, summarize
-from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.rlmt")
 
@@ -44,13 +44,16 @@ RL_ROWS = "data/thoughts/train.jsonl"  # the seed's RL rows are SFT train rows (
 def rl_rows(params: Params, tokenizer) -> list[dict]:
     """The RL prefixes: SFT train rows shuffled with params.seed, from rlmt.row_offset on, cut at the
     first qualifying teacher thought (rows without one are skipped)."""
-    rows = prefix_rows(read_jsonl(RL_ROWS, ("id", "text")), tokenizer, params.prefixes, params.seed,
-                       offset=params.rlmt.row_offset)  # fmt: skip
+    rows = prefix_rows(
+        read_jsonl(RL_ROWS, ("id", "text")), tokenizer, params.prefixes, params.seed, offset=params.rlmt.row_offset
+    )
     if len(rows) < params.rlmt.prefixes_per_step:
-        raise InputError(f"{RL_ROWS}: {len(rows)} usable RL prefixes (a teacher thought with >= "
-                         f"prefixes.min_before tokens before and >= prefixes.min_after after, from row "
-                         f"rlmt.row_offset={params.rlmt.row_offset} on); rlmt.prefixes_per_step needs "
-                         f"{params.rlmt.prefixes_per_step}")  # fmt: skip
+        raise InputError(
+            f"{RL_ROWS}: {len(rows)} usable RL prefixes (a teacher thought with >= "
+            f"prefixes.min_before tokens before and >= prefixes.min_after after, from row "
+            f"rlmt.row_offset={params.rlmt.row_offset} on); rlmt.prefixes_per_step needs "
+            f"{params.rlmt.prefixes_per_step}"
+        )
     return rows
 
 
@@ -99,8 +102,10 @@ class Rlmt(Recipe):
         params, rp, p, dist = self.params, self.params.rlmt, paths(self.arm), self.dist
         server_engine = params.engine.backend != "hf"
         if dist.enabled and server_engine:
-            raise InputError("engine.backend: several rlmt processes need the in-process `hf` engine; "
-                             "scale a server engine with its own data parallelism instead")  # fmt: skip
+            raise InputError(
+                "engine.backend: several rlmt processes need the in-process `hf` engine; "
+                "scale a server engine with its own data parallelism instead"
+            )
         self.model, self.tok = load_model(p["sft"], dtype=params.base.dtype)
         rows = rl_rows(params, self.tok)
         ref_model = copy.deepcopy(self.model)  # the frozen SFT weights (taken before a checkpoint is restored)
@@ -114,14 +119,28 @@ class Rlmt(Recipe):
         # Samples up to reload_every - 1 updates old: the engine's own log-probs are the old policy.
         stale = server_engine and params.engine.reload_every > 1
         self.trainer = RlmtTrainer(
-            self.model, ref_model, self.tok, engine, judge, rows, rp, lr=params.lr, seed=params.seed,
+            self.model,
+            ref_model,
+            self.tok,
+            engine,
+            judge,
+            rows,
+            rp,
+            lr=params.lr,
+            seed=params.seed,
             max_invalid_rate=params.reference_judge.max_invalid_rate,
-            micro_batch=params.engine.batch_size, after_update=push if server_engine else None,
+            micro_batch=params.engine.batch_size,
+            after_update=push if server_engine else None,
             old_logprobs="engine" if stale else "policy",
-            fingerprint={"reference_judge": params.reference_judge.model_dump(exclude={"endpoint"}), "arm": self.arm,
-                         "base.dtype": params.base.dtype, "prefixes": params.prefixes.model_dump()},
-            inputs={"start model": p["sft"], "rows": RL_ROWS}, dist=dist,
-        )  # fmt: skip
+            fingerprint={
+                "reference_judge": params.reference_judge.model_dump(exclude={"endpoint"}),
+                "arm": self.arm,
+                "base.dtype": params.base.dtype,
+                "prefixes": params.prefixes.model_dump(),
+            },
+            inputs={"start model": p["sft"], "rows": RL_ROWS},
+            dist=dist,
+        )
         self.total = rp.steps
         self.step = self.trainer.restore(self.ckpt)
         self.history = self.trainer.history
@@ -156,8 +175,11 @@ class Rlmt(Recipe):
         self.tr.write_metrics(p["metrics"], summary, log=False)
         # invalid_judge_rate is also a per-step series: an unstepped value would land on its step 0.
         self.tr.log_metrics({k: v for k, v in summary.items() if k != "invalid_judge_rate"})
-        write_timing(self.tr, timing_path("rlmt", self.arm), {
-            "wall_time_s": round(self.trainer.wall_time_s + self.setup_s, 2), "steps": self.step_timing()})
+        write_timing(
+            self.tr,
+            timing_path("rlmt", self.arm),
+            {"wall_time_s": round(self.trainer.wall_time_s + self.setup_s, 2), "steps": self.step_timing()},
+        )
         self.tr.log_artifact(p["steps"])
 
 

@@ -16,7 +16,8 @@ import math
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.factory import pick_device
-from thinkmid.engines.wiring import Part, build, policy as policy_part
+from thinkmid.engines.wiring import Part, build
+from thinkmid.engines.wiring import policy as policy_part
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.load import load_model, save_model
@@ -59,9 +60,15 @@ class SelfImprove(Recipe):
         self.scheduler = make_scheduler(self.optimizer, p.warmup_steps, p.steps, p.min_lr_ratio, kind=p.lr_schedule)
         self.total = p.steps
         self.fingerprint = make_fingerprint(
-            {"seed": params.seed, "base.dtype": params.base.dtype, "chunks.suffix_tokens": params.chunks.suffix_tokens,
-             "judge": params.judge.model_dump(exclude={"endpoint"}), "self_improve": p.model_dump()},
-            {"start model": BASE, "rows": ROWS})  # fmt: skip
+            {
+                "seed": params.seed,
+                "base.dtype": params.base.dtype,
+                "chunks.suffix_tokens": params.chunks.suffix_tokens,
+                "judge": params.judge.model_dump(exclude={"endpoint"}),
+                "self_improve": p.model_dump(),
+            },
+            {"start model": BASE, "rows": ROWS},
+        )
         self.resume()
         judge_part, policy_at = wiring(params)
         self.judge = self.stack.enter_context(build(judge_part, params, self.ref, self.tok))  # `lm`: the frozen base
@@ -71,9 +78,20 @@ class SelfImprove(Recipe):
 
     def train_step(self, step: int) -> dict:
         params, p = self.params, self.params.self_improve
-        m = self_improve_step(step, step_rows(self.rows, step, p.prefixes_per_step), self.model, self.ref, self.tok,
-                              self.engine, self.judge, self.optimizer, self.scheduler, p, params.seed,
-                              params.chunks.suffix_tokens)  # fmt: skip
+        m = self_improve_step(
+            step,
+            step_rows(self.rows, step, p.prefixes_per_step),
+            self.model,
+            self.ref,
+            self.tok,
+            self.engine,
+            self.judge,
+            self.optimizer,
+            self.scheduler,
+            p,
+            params.seed,
+            params.chunks.suffix_tokens,
+        )
         check_invalid_rate(self.judge.stats, params.judge.max_invalid_rate, "self_improve pairwise judge")
         if (step + 1) % params.engine.reload_every == 0 and step + 1 < p.steps:
             self.engine.sync(self.model, self.tok)  # keep sampling on-policy (server engines load the new weights)
@@ -89,14 +107,22 @@ class SelfImprove(Recipe):
         write_json(STEPS, self.steps_rows())
         summary = {
             "steps": len(history),
-            "dpo_loss": _mean(history[-max(1, len(history) // 4):], "dpo_loss"),
-            **{k: _mean(history, k) for k in ("reward_margin", "reward_accuracy", "chosen_is_rollout_rate",
-                                             "rejected_is_pivot_rate",
-                                             "original_suffix_mean_score", "rollout_mean_score")},
+            "dpo_loss": _mean(history[-max(1, len(history) // 4) :], "dpo_loss"),
+            **{
+                k: _mean(history, k)
+                for k in (
+                    "reward_margin",
+                    "reward_accuracy",
+                    "chosen_is_rollout_rate",
+                    "rejected_is_pivot_rate",
+                    "original_suffix_mean_score",
+                    "rollout_mean_score",
+                )
+            },
             "skipped_prefixes": int(sum(h["skipped_prefixes"] for h in history)),
             "invalid_judgments": int(sum(h["invalid_judgments"] for h in history)),
             "judge_invalid_rate": self.judge.stats.invalid_rate,
-        }  # fmt: skip
+        }
         self.tr.write_metrics(METRICS, summary)
         write_timing(self.tr, timing_path(self.stage), {"wall_time_s": self.wall_time_s(), "steps": self.step_timing()})
         self.tr.log_artifact(STEPS)

@@ -29,6 +29,7 @@ from thinkmid import ARMS_SFT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.thoughts import validate_thought_text
+from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
 from thinkmid.timing import timing_path, write_timing
@@ -44,7 +45,6 @@ from thinkmid.train.sft import (
     repetition_4gram_rate_data,
     thought_token_nll_seed,
 )
-from thinkmid.engines.wiring import Part, build, policy
 
 
 def load_thought_rows(path: str) -> list[dict]:
@@ -106,7 +106,8 @@ class Sft(Recipe):
         exclude = set() if arm == "raw_base" else {"raw_steps", "raw_warmup_steps"}
         self.fingerprint = make_fingerprint(
             {"seed": params.seed, "base.dtype": params.base.dtype, "arm": arm, "sft": p.model_dump(exclude=exclude)},
-            {"start model": self.start_dir, "train rows": TRAIN})  # fmt: skip
+            {"start model": self.start_dir, "train rows": TRAIN},
+        )
         self.can_checkpoint = not dist.is_fsdp
         if dist.is_fsdp:  # checkpoints hold whole tensors; FSDP's are sharded
             log.warning("sft under FSDP: no mid-run checkpoints, a killed run starts over (use DDP to resume)")
@@ -114,8 +115,9 @@ class Sft(Recipe):
             self.resume()
         self.nll_before = self.extra.get("thought_token_nll_before")
         if self.nll_before is None:
-            self.nll_before = mean_nll(self.model, tok, self.val_think, p.batch_size, p.seq_len, thoughts_only=True,
-                                       dist=dist)  # fmt: skip
+            self.nll_before = mean_nll(
+                self.model, tok, self.val_think, p.batch_size, p.seq_len, thoughts_only=True, dist=dist
+            )
         self.tokens_seen = int(self.extra.get("tokens_seen", 0))
         self.meter = ThroughputMeter()
         min_available_mem_gib(reset=True)
@@ -129,8 +131,15 @@ class Sft(Recipe):
         p, step = self.params.sft, self.step
         while True:
             epoch, start_batch = divmod(step, self.per_epoch)
-            for batch in sft_batches(self.train_ids, p.seq_len, p.batch_size, self.params.seed, epoch,
-                                     self.tok.pad_token_id, start_batch=start_batch):  # fmt: skip
+            for batch in sft_batches(
+                self.train_ids,
+                p.seq_len,
+                p.batch_size,
+                self.params.seed,
+                epoch,
+                self.tok.pad_token_id,
+                start_batch=start_batch,
+            ):
                 yield batch
                 step += 1
 
@@ -139,13 +148,25 @@ class Sft(Recipe):
         loss, loss_value, tokens = dist.lm_loss(self.model, next(self.batches))  # this rank's rows; global mean
         loss.backward()
         lr = self.scheduler.get_last_lr()[0]
-        gnorm = clip_and_step(self.model, self.optimizer, self.scheduler, p.max_grad_norm, loss=loss_value, step=step,
-                              accelerator=dist.accelerator)  # fmt: skip
+        gnorm = clip_and_step(
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            p.max_grad_norm,
+            loss=loss_value,
+            step=step,
+            accelerator=dist.accelerator,
+        )
         self.meter.add(tokens)
         self.tokens_seen += int(tokens)
         min_available_mem_gib()
-        return {"train_loss": loss_value, "grad_norm": gnorm, "lr": lr, "tokens_seen": self.tokens_seen,
-                "throughput_tok_s": self.meter.tokens_per_s}  # fmt: skip
+        return {
+            "train_loss": loss_value,
+            "grad_norm": gnorm,
+            "lr": lr,
+            "tokens_seen": self.tokens_seen,
+            "throughput_tok_s": self.meter.tokens_per_s,
+        }
 
     def checkpoint_extra(self) -> dict:
         return {"thought_token_nll_before": self.nll_before, "tokens_seen": self.tokens_seen}
@@ -159,12 +180,13 @@ class Sft(Recipe):
             "raw_val_loss": mean_nll(m, tok, self.val_raw, p.batch_size, p.seq_len, dist=dist),
             "selected_metric": val_loss,  # checkpoint selection reads the arm's own val format
             "thought_token_nll_before": self.nll_before,
-            "thought_token_nll_after": mean_nll(m, tok, self.val_think, p.batch_size, p.seq_len, thoughts_only=True,
-                                                dist=dist),  # fmt: skip
-            "thought_token_nll": thought_token_nll_seed(m, tok, [r["text"] for r in self.val], p.seq_len,
-                                                        p.batch_size),  # fmt: skip
+            "thought_token_nll_after": mean_nll(
+                m, tok, self.val_think, p.batch_size, p.seq_len, thoughts_only=True, dist=dist
+            ),
+            "thought_token_nll": thought_token_nll_seed(m, tok, [r["text"] for r in self.val], p.seq_len, p.batch_size),
             "repetition_4gram_rate": repetition_4gram_rate_data(
-                [tok.encode(r[self.field], add_special_tokens=False)[: p.seq_len] for r in self.val[: p.rep_rows]]),
+                [tok.encode(r[self.field], add_special_tokens=False)[: p.seq_len] for r in self.val[: p.rep_rows]]
+            ),
             "tokens_seen": self.tokens_seen,
             "steps": self.step,
         }
@@ -174,13 +196,21 @@ class Sft(Recipe):
             with build(sampler, params, final, tok, progress=False) as eng:
                 eng.sync(final, tok)  # the metric scores the trained model, not what the server started with
                 metrics["repetition_4gram_rate_samples"] = repetition_4gram_rate(
-                    eng, tok, self.val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed)
+                    eng, tok, self.val_raw, params.chunks.prefix_tokens, params.chunks.suffix_tokens, params.seed
+                )
             save_model(final, tok, f"models/sft_{arm}")
             write_json(f"reports/sft/{arm}_steps.json", self.steps_rows())
             self.tr.write_metrics(f"reports/sft/{arm}.json", metrics)
-            write_timing(self.tr, timing_path("sft", arm), {
-                "throughput_tok_s": self.meter.tokens_per_s, "min_available_mem_gib": min_available_mem_gib(),
-                "wall_time_s": self.wall_time_s(), "steps": self.step_timing()})  # fmt: skip
+            write_timing(
+                self.tr,
+                timing_path("sft", arm),
+                {
+                    "throughput_tok_s": self.meter.tokens_per_s,
+                    "min_available_mem_gib": min_available_mem_gib(),
+                    "wall_time_s": self.wall_time_s(),
+                    "steps": self.step_timing(),
+                },
+            )
 
 
 def run(params: Params, arm: str | None) -> None:

@@ -20,11 +20,11 @@ from thinkmid.config import Params
 from thinkmid.data.rewrite import rewrite_rows
 from thinkmid.data.teacher import interleave_rows, prefix_thoughts
 from thinkmid.data.thoughts import audit_summary
+from thinkmid.engines.wiring import Part, build
 from thinkmid.io import atomic_path, read_jsonl, write_jsonl
 from thinkmid.models.tokenizer import load_tokenizer
-from thinkmid.track import StageRun
-from thinkmid.engines.wiring import Part, build
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
 
 OUT = "data/thoughts"
 METRICS = "reports/teacher_thoughts/metrics.json"
@@ -39,8 +39,10 @@ def wiring(params: Params, arm: str | None = None) -> list[Part]:
 def run(params: Params, arm: str | None) -> None:
     t0 = time.time()
     tp = params.teacher_thoughts
-    splits = {name: read_jsonl(f"data/chunks/{src}.jsonl", ROW_KEYS) for name, src in
-              (("train", "sft_train"), ("val", "sft_val"), ("probe", "gate"))}  # fmt: skip
+    splits = {
+        name: read_jsonl(f"data/chunks/{src}.jsonl", ROW_KEYS)
+        for name, src in (("train", "sft_train"), ("val", "sft_val"), ("probe", "gate"))
+    }
     tok = load_tokenizer("models/base")  # the policy's tokenizer: thought-token share is counted in it
     [teacher_part] = wiring(params)
     with build(teacher_part, params) as teacher, StageRun("teacher_thoughts", params) as tr:
@@ -55,10 +57,16 @@ def run(params: Params, arm: str | None) -> None:
             audits_all += audits
             rows_all += [r["interleaved"] for r in rows]
             outputs[name] = [
-                {"id": r["id"], "source_id": r.get("source_id"), "original": r["text"], "text": r["interleaved"],
-                 "n_thoughts": r["n_thoughts"]}
-                for r, a in zip(rows, audits) if a["ok"]
-            ]  # fmt: skip
+                {
+                    "id": r["id"],
+                    "source_id": r.get("source_id"),
+                    "original": r["text"],
+                    "text": r["interleaved"],
+                    "n_thoughts": r["n_thoughts"],
+                }
+                for r, a in zip(rows, audits)
+                if a["ok"]
+            ]
         probe = splits["probe"]
         outputs["probe"] = [
             {"id": r["id"], "prefix": r["prefix"], "suffix": r["suffix"], "teacher_thought": t}
@@ -75,9 +83,10 @@ def run(params: Params, arm: str | None) -> None:
         if cover:  # rewrite mode: the seed's raw word coverage of the kept rows
             summary["raw_word_coverage_mean"] = sum(cover) / len(cover)
         summary.update(
-            train_rows=len(outputs["train"]), val_rows=len(outputs["val"]),
+            train_rows=len(outputs["train"]),
+            val_rows=len(outputs["val"]),
             probe_rows_with_thought=sum(bool(r["teacher_thought"]) for r in outputs["probe"]),
-        )  # fmt: skip
+        )
         tr.write_metrics(METRICS, summary)
         write_timing(tr, timing_path("teacher_thoughts"), {"wall_time_s": round(time.time() - t0, 2)})
         tr.log_artifact(f"{OUT}/val.jsonl")

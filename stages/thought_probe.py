@@ -32,13 +32,13 @@ import time
 from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
+from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.evals import probe
 from thinkmid.evals import reward_gate as rg
-from thinkmid.rollouts import arm_model_dir
 from thinkmid.io import write_json, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
+from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
-from thinkmid.engines.wiring import Part, build, policy
 
 log = logging.getLogger("thinkmid.thought_probe")
 OUT = "reports/thought_probe"
@@ -61,10 +61,18 @@ def probe_arm(params: Params, arm: str, rows: list[dict], judge):
     arm_rows = probe.with_prefix_ids(rows, tok)
     with build(policy(path, label=arm), params, model, tok) as eng:
         results = probe.run_probe(
-            eng, tok, arm_rows, judge, k=tp.k, thought_max=rl.thought_max_tokens,
-            suffix_max=rl.suffix_max_tokens, temperature=rl.temperature, seed=params.seed,
-            generic_thoughts=list(tp.generic_thoughts), top_p=rl.top_p,
-        )  # fmt: skip
+            eng,
+            tok,
+            arm_rows,
+            judge,
+            k=tp.k,
+            thought_max=rl.thought_max_tokens,
+            suffix_max=rl.suffix_max_tokens,
+            temperature=rl.temperature,
+            seed=params.seed,
+            generic_thoughts=list(tp.generic_thoughts),
+            top_p=rl.top_p,
+        )
     return arm_rows, results
 
 
@@ -89,8 +97,9 @@ def _probe(params: Params, rows: list[dict], judge) -> None:
             arm_rows, results = probe_arm(params, a, rows, judge)
             rg.free_memory()
             all_groups = [g for _, groups in results.values() for g in groups]
-            check_invalid_rate(rg.verdict_stats(all_groups), params.reference_judge.max_invalid_rate,
-                               f"thought_probe {a}")  # fmt: skip
+            check_invalid_rate(
+                rg.verdict_stats(all_groups), params.reference_judge.max_invalid_rate, f"thought_probe {a}"
+            )
             arms[a] = probe.summarize_arm(results)
             samples += probe.sample_rows(a, arm_rows, results)
             tr.log_metrics({**probe.arm_metrics(arms[a]), "wall_time_s": round(time.time() - t0, 2)})

@@ -21,9 +21,9 @@ from thinkmid.thoughts import arm_spec, arms_in_params, task_problems, write_out
 from thinkmid.thoughts import evaluate as ev
 from thinkmid.thoughts.tasks import verbal_example
 from thinkmid.thoughts.train import run_phase
-from thinkmid.train.checkpoint import clear_checkpoints
-from thinkmid.track import StageRun
 from thinkmid.timing import timing_path, write_timing
+from thinkmid.track import StageRun
+from thinkmid.train.checkpoint import clear_checkpoints
 
 
 def run(params: Params, arm: str | None) -> None:

@@ -23,10 +23,19 @@ def make_tiny_qwen3(seed: int = 0, vocab_size: int = 151669):
 
     torch.manual_seed(seed)
     cfg = Qwen3Config(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=1024,
-        tie_word_embeddings=True, eos_token_id=151643, pad_token_id=151643, bos_token_id=151643,
-    )  # fmt: skip
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        eos_token_id=151643,
+        pad_token_id=151643,
+        bos_token_id=151643,
+    )
     return Qwen3ForCausalLM(cfg).eval()
 
 

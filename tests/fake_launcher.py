@@ -23,8 +23,9 @@ class RecordingLauncher:
         if spec.port in self.live:
             model, _ = self.live[spec.port]
             if not same_model(spec.model, model):
-                raise ServerError(f"{spec.key}: port {spec.port} on 127.0.0.1 is held by a server of {model}, "
-                                  f"not {spec.model}")  # fmt: skip
+                raise ServerError(
+                    f"{spec.key}: port {spec.port} on 127.0.0.1 is held by a server of {model}, not {spec.model}"
+                )
             self.attached.append(spec)
             return Handle(spec, spec.base_url, "default", owned=False, kind="sglang")
         if spec.launch == "none":

@@ -33,8 +33,9 @@ def tiny_server(tiny_model_dir, tmp_path_factory):
     if _shared["server"] is None or not _shared["server"].alive():
         root = tmp_path_factory.mktemp("served")
         path = serve_dir(tiny_model_dir, root / "tiny")
-        _shared["server"] = LocalServer("transformers", path, startup_timeout_s=180, extra_args=["--device", "cpu"],
-                                        log_path=root / "server.log").start()  # fmt: skip
+        _shared["server"] = LocalServer(
+            "transformers", path, startup_timeout_s=180, extra_args=["--device", "cpu"], log_path=root / "server.log"
+        ).start()
     _shared["users"] += 1
     yield _shared["server"]
     _shared["users"] -= 1

@@ -37,14 +37,21 @@ pytestmark = pytest.mark.slow
 TOLERANCES = [
     # Sums of fp32 log-softmax terms over many tokens: another CPU's SIMD width and BLAS blocking
     # reorder the adds (~1e-7 per add), and the optimizer steps before an evaluation compound it.
-    ("*loss*", 1e-3, 1e-5), ("*nll*", 1e-3, 1e-5), ("*entity_ce*", 1e-3, 1e-5), ("*grad_norm*", 1e-3, 1e-6),
+    ("*loss*", 1e-3, 1e-5),
+    ("*nll*", 1e-3, 1e-5),
+    ("*entity_ce*", 1e-3, 1e-5),
+    ("*grad_norm*", 1e-3, 1e-6),
     # KL, DPO margins and implicit rewards are differences of two such sums, ~1e-6 after a few micro
     # steps: only rounding is left in them, so an absolute bound.
-    ("*kl*", 5e-2, 1e-4), ("*margin*", 5e-2, 1e-4), ("*chosen_reward*", 5e-2, 1e-4), ("*rejected_reward*", 5e-2, 1e-4),
+    ("*kl*", 5e-2, 1e-4),
+    ("*margin*", 5e-2, 1e-4),
+    ("*chosen_reward*", 5e-2, 1e-4),
+    ("*rejected_reward*", 5e-2, 1e-4),
     # Engine vs teacher-forced log-probs of the same tokens: pure rounding noise, any CPU differs.
     ("*logprob_mismatch*", 1.0, 1e-3),
     # Gate values and their thresholds come out of a few fp32 training steps of the gates.
-    ("*threshold*", 1e-3, 1e-6), ("*gate*", 1e-3, 1e-6),
+    ("*threshold*", 1e-3, 1e-6),
+    ("*gate*", 1e-3, 1e-6),
 ]
 DEFAULT_TOL = (1e-6, 1e-9)
 
@@ -84,13 +91,33 @@ def micro_repo(tmp_path_factory, qwen_tok):
 def test_repro_writes_lock_metrics_and_runs(micro_repo):
     repo, env, _ = micro_repo
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    for stage in ("prepare_base", "prepare_chunks", "self_improve", "eval_continuations", "teacher_thoughts",
-                  "sft@raw_base", "sft@think_base", "sft@think_phase3", "rlmt@think_base", "rlmt@think_phase3",
-                  "reward_gate", "thought_probe", "reasoning_eval@think_base", "report"):  # fmt: skip
+    for stage in (
+        "prepare_base",
+        "prepare_chunks",
+        "self_improve",
+        "eval_continuations",
+        "teacher_thoughts",
+        "sft@raw_base",
+        "sft@think_base",
+        "sft@think_phase3",
+        "rlmt@think_base",
+        "rlmt@think_phase3",
+        "reward_gate",
+        "thought_probe",
+        "reasoning_eval@think_base",
+        "report",
+    ):
         assert stage in lock, stage
     sft = json.loads((repo / "reports/sft/think_phase3.json").read_text())
-    for key in ("val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate", "tokens_seen",
-                "thought_token_nll_before", "thought_token_nll_after"):
+    for key in (
+        "val_loss",
+        "raw_val_loss",
+        "selected_metric",
+        "repetition_4gram_rate",
+        "tokens_seen",
+        "thought_token_nll_before",
+        "thought_token_nll_after",
+    ):
         assert key in sft, key
     timing = json.loads((repo / "reports/sft/think_phase3_timing.json").read_text())  # timing: its own file
     assert {"throughput_tok_s", "min_available_mem_gib", "wall_time_s"} <= set(timing)
@@ -100,11 +127,23 @@ def test_repro_writes_lock_metrics_and_runs(micro_repo):
     assert "RLMT" in (repo / "reports/RESULTS.md").read_text()
     db = sqlite3.connect(repo / "mlflow.db")
     names = [r[0] for r in db.execute("select name from runs where status = 'FINISHED'")]
-    for name in ("prepare_base", "self_improve", "sft/raw_base", "sft/think_base", "sft/think_phase3",
-                 "rlmt/think_base", "rlmt/think_phase3", "reasoning_eval/think_phase3_rlmt", "report"):
+    for name in (
+        "prepare_base",
+        "self_improve",
+        "sft/raw_base",
+        "sft/think_base",
+        "sft/think_phase3",
+        "rlmt/think_base",
+        "rlmt/think_phase3",
+        "reasoning_eval/think_phase3_rlmt",
+        "report",
+    ):
         assert names.count(name) == 1, (name, names)
-    tags = dict(db.execute(
-        "select t.key, t.value from tags t join runs r on t.run_uuid = r.run_uuid where r.name = 'sft/think_base'"))
+    tags = dict(
+        db.execute(
+            "select t.key, t.value from tags t join runs r on t.run_uuid = r.run_uuid where r.name = 'sft/think_base'"
+        )
+    )
     assert tags["stage"] == "sft" and tags["arm"] == "think_base" and tags["profile"] == "micro"
     assert len(tags["git_commit"]) == 40
 
@@ -123,8 +162,14 @@ def _flat(obj, prefix: str = "") -> dict:
 def _snapshot(repo: Path) -> dict[str, dict]:
     """Every JSON output in dvc.lock but the timing files, flattened: {path: {dotted key: value}}."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    paths = sorted({o["path"] for st in lock.values() for o in st.get("outs", [])
-                    if o["path"].endswith(".json") and not o["path"].endswith("_timing.json")})  # fmt: skip
+    paths = sorted(
+        {
+            o["path"]
+            for st in lock.values()
+            for o in st.get("outs", [])
+            if o["path"].endswith(".json") and not o["path"].endswith("_timing.json")
+        }
+    )
     return {p: _flat(json.loads((repo / p).read_text())) for p in paths}
 
 
@@ -143,8 +188,9 @@ def golden_diff(want: dict, got: dict) -> list[str]:
     for path in sorted(set(want) & set(got)):
         w, g = want[path], got[path]
         out += [f"{path}: {k}: {'missing' if k not in g else 'new'} key" for k in sorted(set(w) ^ set(g))]
-        out += [f"{path}: {k}: golden {w[k]!r}, got {g[k]!r}" for k in sorted(set(w) & set(g))
-                if not _close(k, w[k], g[k])]  # fmt: skip
+        out += [
+            f"{path}: {k}: golden {w[k]!r}, got {g[k]!r}" for k in sorted(set(w) & set(g)) if not _close(k, w[k], g[k])
+        ]
     return out
 
 
@@ -206,13 +252,29 @@ def test_mlflow_compare_view_shows_both_rlmt_arms(micro_repo, tmp_path):
     assert set(runs) == {"rlmt/think_base", "rlmt/think_phase3"}
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{repo / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{repo / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         ids = ",".join(f'"{r}"' for r in runs.values())
-        url = f"http://127.0.0.1:{port}/#/compare-runs?runs=[{ids}]&experiments=[\"{exp_id}\"]"
+        url = f'http://127.0.0.1:{port}/#/compare-runs?runs=[{ids}]&experiments=["{exp_id}"]'
         shot = tmp_path / "compare.png"
         dom = render_page(chrome, url, shot, health=f"http://127.0.0.1:{port}/health")
         assert shot.exists() and shot.stat().st_size > 1000

@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # one after its judges moved in process).
 FULL_PROFILES_COMMIT = {"paper": "72be564", "micro": "cd78198"}
 # keys changed on purpose since then (issue 17's recipe: thought17b), so the proof compares the rest
-_THOUGHT_RECIPE = ("thoughts.abstract.min_tokens", "thoughts.continuous.chain_steps", "thoughts.continuous.mixed_steps",
-                   "thoughts.continuous.teacher_batch", "thoughts.continuous.head_fit_steps", "thoughts.continuous.lr")
+_THOUGHT_RECIPE = (
+    "thoughts.abstract.min_tokens",
+    "thoughts.continuous.chain_steps",
+    "thoughts.continuous.mixed_steps",
+    "thoughts.continuous.teacher_batch",
+    "thoughts.continuous.head_fit_steps",
+    "thoughts.continuous.lr",
+)
 CHANGED_SINCE = {"paper": _THOUGHT_RECIPE, "micro": _THOUGHT_RECIPE}
 
 
@@ -32,8 +38,13 @@ def test_every_profile_merges_and_validates(name):
 def test_merged_profile_equals_the_full_file_it_replaced(name):
     """Key for key, after validation: the overlay + default mean what the full copy meant."""
     try:
-        old = subprocess.run(["git", "show", f"{FULL_PROFILES_COMMIT[name]}:profiles/{name}.yaml"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+        old = subprocess.run(
+            ["git", "show", f"{FULL_PROFILES_COMMIT[name]}:profiles/{name}.yaml"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip(f"git history without {FULL_PROFILES_COMMIT[name]}")
     assert "extends:" not in old  # really the full copy
@@ -49,10 +60,16 @@ def test_overlays_state_less_than_the_default():
 
 
 def test_merge_rules():
-    default = {"chunks": {"prefix_tokens": 96, "suffix_tokens": 32}, "knowledge_gates": {"off_fractions": [0.1, 0.5]},
-               "thoughts": {"arms": {"a": {"model": "m", "task": "t"}}}}  # fmt: skip
-    overlay = {"chunks": {"prefix_tokens": 384, "windows": "first"}, "knowledge_gates": {"off_fractions": [0.2]},
-               "thoughts": {"arms": {"b": {"model": "n", "task": "u"}}}}  # fmt: skip
+    default = {
+        "chunks": {"prefix_tokens": 96, "suffix_tokens": 32},
+        "knowledge_gates": {"off_fractions": [0.1, 0.5]},
+        "thoughts": {"arms": {"a": {"model": "m", "task": "t"}}},
+    }
+    overlay = {
+        "chunks": {"prefix_tokens": 384, "windows": "first"},
+        "knowledge_gates": {"off_fractions": [0.2]},
+        "thoughts": {"arms": {"b": {"model": "n", "task": "u"}}},
+    }
     out = profile.merge(default, overlay, "o.yaml", {})
     assert out["chunks"] == {"prefix_tokens": 384, "suffix_tokens": 32, "windows": "first"}  # mappings merge
     assert out["knowledge_gates"]["off_fractions"] == [0.2]  # lists replace

@@ -9,8 +9,9 @@ from thinkmid.provenance import git_state, markdown, provenance, provenance_mark
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=repo, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=repo, check=True, capture_output=True
+    )
 
 
 def test_git_state_commit_and_dirty_flag(tmp_path):
@@ -49,8 +50,17 @@ def test_fields_and_markdown(monkeypatch):
     for k in [k for k in __import__("os").environ if k.startswith("THINKMID_")]:
         monkeypatch.delenv(k)
     prov = provenance("embedded")
-    assert set(prov) == {"git_commit", "git_dirty", "device", "cuda", "torch", "transformers", "python", "profile",
-                         "switches"}  # fmt: skip
+    assert set(prov) == {
+        "git_commit",
+        "git_dirty",
+        "device",
+        "cuda",
+        "torch",
+        "transformers",
+        "python",
+        "profile",
+        "switches",
+    }
     assert prov["torch"] == torch.__version__ and prov["transformers"] == transformers.__version__
     assert prov["cuda"] == (torch.version.cuda or "none") and prov["profile"] == "embedded"
     assert prov["device"].startswith("cuda: " if torch.cuda.is_available() else "cpu: ")

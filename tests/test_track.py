@@ -52,13 +52,43 @@ def test_secret_scan_survives_a_variable_removed_while_reading(monkeypatch):
     assert track.scrub("key=s3cr3t-value-123") == "key=***" and calls["n"] == 2
 
 
-SECRETS = ["hf_token", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "api_key", "OPENAI_API_KEY", "judge.endpoint.api_key",
-           "hub.token", "token", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "db_password",
-           "MLFLOW_TRACKING_TOKEN", "DVC_STUDIO_TOKEN", "client_secret", "openaiApiKey", "access_token"]  # fmt: skip
-NOT_SECRETS = ["chunks.prefix_tokens", "chunks.suffix_tokens", "rlmt.suffix_max_tokens", "rlmt.thought_max_tokens",
-               "teacher_thoughts.thought_max_tokens", "reasoning_eval.max_new_tokens", "min_source_tokens",
-               "judge.endpoint.api_key_env", "TOKENIZERS_PARALLELISM", "tokenizer", "pad_token", "eos_token_id",
-               "think_token", "token_budget", "lr", "THINKMID_DECODE_ATTN"]  # fmt: skip
+SECRETS = [
+    "hf_token",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "api_key",
+    "OPENAI_API_KEY",
+    "judge.endpoint.api_key",
+    "hub.token",
+    "token",
+    "GITHUB_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "db_password",
+    "MLFLOW_TRACKING_TOKEN",
+    "DVC_STUDIO_TOKEN",
+    "client_secret",
+    "openaiApiKey",
+    "access_token",
+]
+NOT_SECRETS = [
+    "chunks.prefix_tokens",
+    "chunks.suffix_tokens",
+    "rlmt.suffix_max_tokens",
+    "rlmt.thought_max_tokens",
+    "teacher_thoughts.thought_max_tokens",
+    "reasoning_eval.max_new_tokens",
+    "min_source_tokens",
+    "judge.endpoint.api_key_env",
+    "TOKENIZERS_PARALLELISM",
+    "tokenizer",
+    "pad_token",
+    "eos_token_id",
+    "think_token",
+    "token_budget",
+    "lr",
+    "THINKMID_DECODE_ATTN",
+]
 
 
 @pytest.mark.parametrize("key", SECRETS)
@@ -88,9 +118,8 @@ def test_secret_env_values_are_scrubbed_and_token_lengths_are_not(monkeypatch):
 @pytest.mark.parametrize("params_file", ["params.yaml", "paper", "micro"])
 def test_every_params_leaf_is_logged(params_file, store):
     """MLflow params completeness: each leaf of the validated params is a param with its value."""
-    from thinkmid.track import StageRun
-
     from thinkmid.profile import load_profile
+    from thinkmid.track import StageRun
 
     params = load_params(ROOT / params_file) if params_file.endswith(".yaml") else load_profile(params_file)
     with StageRun("rlmt", params, arm="think_base") as tr:
@@ -246,21 +275,28 @@ def test_dvc_exp_run_temp_logs_to_the_repo_root_store(tmp_path):
     repo.mkdir()
     (repo / "params.yaml").write_text("profile: micro\nlr: 1.0e-5\ntracking: {experiment: tempexp}\n")
     (repo / "probe.py").write_text(STAGE)
-    (repo / "dvc.yaml").write_text("stages:\n  probe:\n    cmd: python probe.py\n    deps: [probe.py]\n"
-                                   "    params: [lr]\n    metrics: [out/metrics.json]\n")  # fmt: skip
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  probe:\n    cmd: python probe.py\n    deps: [probe.py]\n"
+        "    params: [lr]\n    metrics: [out/metrics.json]\n"
+    )
     (repo / ".gitignore").write_text("/mlflow.db\n/mlruns/\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "THINKMID_ROOT"))}
     env.update(PYTHONPATH=str(ROOT), PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                [*git, "add", "-A"], [*git, "commit", "-qm", "lab"],
-                ["dvc", "exp", "run", "--temp", "-S", "lr=2e-5"]):  # fmt: skip
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        [*git, "add", "-A"],
+        [*git, "commit", "-qm", "lab"],
+        ["dvc", "exp", "run", "--temp", "-S", "lr=2e-5"],
+    ):
         exe = [sys.executable, "-m", "dvc", *cmd[1:]] if cmd[0] == "dvc" else cmd
         res = subprocess.run(exe, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, (cmd, res.stdout[-2000:], res.stderr[-3000:])
     assert not list((repo / ".dvc" / "tmp" / "exps").glob("tmp*"))  # DVC removed its temp copy
     con = sqlite3.connect(repo / "mlflow.db")
-    (name, status, art), = con.execute("select name, status, artifact_uri from runs").fetchall()
+    ((name, status, art),) = con.execute("select name, status, artifact_uri from runs").fetchall()
     params = dict(con.execute("select key, value from params"))
     con.close()
     assert (name, status, params["lr"]) == ("probe_store", "FINISHED", "2e-05")
@@ -283,10 +319,26 @@ def test_ui_link_opens_on_the_runs_table(store, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         url = ui_url("ui", f"http://127.0.0.1:{port}")
         assert url.endswith("?workflowType=machine_learning") and "/#/experiments/" in url

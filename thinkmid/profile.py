@@ -41,7 +41,9 @@ def _read(path: Path) -> tuple[dict, str]:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise InputError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        raise InputError(
+            f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML ({getattr(e, 'problem', e)})"
+        ) from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of sections at the top level")
     return raw, text
@@ -63,8 +65,14 @@ def _is_named_mapping(annotation) -> bool:
     return typing.get_origin(annotation) is dict
 
 
-def merge(default: dict, overlay: dict, where: str, lines: dict[tuple, int],
-          schema: type[BaseModel] = Params, path: tuple = ()) -> dict:  # fmt: skip
+def merge(
+    default: dict,
+    overlay: dict,
+    where: str,
+    lines: dict[tuple, int],
+    schema: type[BaseModel] = Params,
+    path: tuple = (),
+) -> dict:
     """`default` with `overlay` laid over it (see the module docstring); `where` names the overlay file."""
     out = copy.deepcopy(default)
     for key, value in overlay.items():
@@ -97,8 +105,10 @@ def merged(name: str) -> dict:
     lines = _line_index(text)
     base = overlay.pop(OVERLAY_KEY, None)
     if base != DEFAULT:
-        raise InputError(f"profiles/{name}.yaml:{lines.get((OVERLAY_KEY,), 1)}: {OVERLAY_KEY}: expected "
-                         f"{DEFAULT!r} (an overlay states only what differs from profiles/{DEFAULT}.yaml), got {base!r}")  # fmt: skip
+        raise InputError(
+            f"profiles/{name}.yaml:{lines.get((OVERLAY_KEY,), 1)}: {OVERLAY_KEY}: expected "
+            f"{DEFAULT!r} (an overlay states only what differs from profiles/{DEFAULT}.yaml), got {base!r}"
+        )
     return merge(default, overlay, f"profiles/{name}.yaml", lines)
 
 
@@ -126,9 +136,11 @@ def profile_text(name: str) -> str:
         head = f"# params.yaml <- profiles/{DEFAULT}.yaml (`python -m thinkmid.profile {DEFAULT}`); edit freely.\n"
         text = head + (PROFILES / f"{DEFAULT}.yaml").read_text(encoding="utf-8")
     else:
-        head = (f"# params.yaml <- profiles/{DEFAULT}.yaml + overlay profiles/{name}.yaml "
-                f"(`python -m thinkmid.profile {name}`).\n# The comments on each value (and where the paper "
-                "values come from) are in those two files; edit here freely.\n")  # fmt: skip
+        head = (
+            f"# params.yaml <- profiles/{DEFAULT}.yaml + overlay profiles/{name}.yaml "
+            f"(`python -m thinkmid.profile {name}`).\n# The comments on each value (and where the paper "
+            "values come from) are in those two files; edit here freely.\n"
+        )
         text = head + yaml.safe_dump(merged(name), sort_keys=False, width=120)
     _validate(text, name)
     return text
@@ -159,8 +171,10 @@ def switch(name: str, params_path: Path = Path("params.yaml"), force: bool = Fal
         current, edits = edited_keys(params_path)
         if edits and not force:
             shown = ", ".join(edits[:12]) + (f" (+{len(edits) - 12} more)" if len(edits) > 12 else "")
-            raise InputError(f"{params_path}: differs from what profile {current!r} writes at {shown}; switching "
-                             f"would lose those edits. Re-run with --force to save it as {params_path}.bak first")  # fmt: skip
+            raise InputError(
+                f"{params_path}: differs from what profile {current!r} writes at {shown}; switching "
+                f"would lose those edits. Re-run with --force to save it as {params_path}.bak first"
+            )
         if edits:
             shutil.copy2(params_path, params_path.with_name(params_path.name + ".bak"))
             write_text(params_path, text)

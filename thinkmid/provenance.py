@@ -22,11 +22,43 @@ SWITCH_PREFIX = "THINKMID_"
 # split into words at `_`, `.`, `-` and camelCase). `*_tokens` (lengths) and tokenizer roles such as
 # `pad_token` are not secrets; `hf_token`, `api_key`, `OPENAI_API_KEY`, `AWS_SECRET_ACCESS_KEY` are.
 # A key ending in `_env` names the variable a secret is read from, and is not itself a secret.
-_SECRET_WORDS = {"secret", "password", "passwd", "passphrase", "credential", "credentials", "apikey",
-                 "authorization", "bearer", "cookie", "privatekey"}  # fmt: skip
+_SECRET_WORDS = {
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "credential",
+    "credentials",
+    "apikey",
+    "authorization",
+    "bearer",
+    "cookie",
+    "privatekey",
+}
 _SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"), ("auth", "key")}
-_TOKEN_ROLES = {"pad", "bos", "eos", "unk", "sep", "cls", "mask", "special", "think", "start", "end", "stop",
-                "image", "video", "audio", "vision", "sentinel", "placeholder", "split", "first", "last"}  # fmt: skip
+_TOKEN_ROLES = {
+    "pad",
+    "bos",
+    "eos",
+    "unk",
+    "sep",
+    "cls",
+    "mask",
+    "special",
+    "think",
+    "start",
+    "end",
+    "stop",
+    "image",
+    "video",
+    "audio",
+    "vision",
+    "sentinel",
+    "placeholder",
+    "split",
+    "first",
+    "last",
+}
 _TOKEN_FOLLOWERS = {"id", "ids", "count", "counts", "len", "length", "budget", "limit", "type", "index"}
 
 
@@ -71,8 +103,16 @@ def git_state(root: str | os.PathLike | None = None) -> tuple[str, str]:
     if not commit:
         return "unknown", "unknown"
     # dvc.lock and .gitignore are DVC's own bookkeeping, rewritten by every `dvc repro`.
-    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".",
-                  ":(exclude,glob)**/dvc.lock", ":(exclude,glob)**/.gitignore")  # fmt: skip
+    status = _git(
+        root,
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude,glob)**/dvc.lock",
+        ":(exclude,glob)**/.gitignore",
+    )
     return commit, "unknown" if status is None else ("true" if status else "false")
 
 
@@ -100,8 +140,7 @@ def switches() -> dict[str, str]:
     """The THINKMID_* environment variables in force (secret-looking ones left out), sorted."""
     from thinkmid.track import scrub  # values pass the same scrubber as everything logged
 
-    return {k: scrub(v) for k, v in sorted(os.environ.items())
-            if k.startswith(SWITCH_PREFIX) and not is_secret_key(k)}  # fmt: skip
+    return {k: scrub(v) for k, v in sorted(os.environ.items()) if k.startswith(SWITCH_PREFIX) and not is_secret_key(k)}
 
 
 def provenance(profile: str | None = None, root: str | os.PathLike | None = None) -> dict[str, str]:
@@ -135,8 +174,7 @@ def markdown(prov: dict[str, str]) -> str:
     lines = [
         f"- Commit: `{prov['git_commit']}`{dirty.get(prov['git_dirty'], '')}",
         f"- Device: {prov['device']}",
-        f"- CUDA {prov['cuda']}, torch {prov['torch']}, transformers {prov['transformers']}, "
-        f"Python {prov['python']}",
+        f"- CUDA {prov['cuda']}, torch {prov['torch']}, transformers {prov['transformers']}, Python {prov['python']}",
         f"- Profile: `{prov['profile']}`",
         f"- Switches: {'`' + prov['switches'] + '`' if prov['switches'] != 'none' else 'none set'}",
     ]

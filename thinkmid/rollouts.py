@@ -56,8 +56,17 @@ def thought_prompt(tokenizer, prefix_ids: list[int]) -> list[int]:
     return list(prefix_ids) + tokenizer.encode(" ", add_special_tokens=False) + [open_id]
 
 
-def sample_groups(engine, tokenizer, rows: list[dict], k: int, thought_max: int, suffix_max: int,
-                  temperature: float, seed: int, top_p: float = 1.0) -> list[list[Sample]]:  # fmt: skip
+def sample_groups(
+    engine,
+    tokenizer,
+    rows: list[dict],
+    k: int,
+    thought_max: int,
+    suffix_max: int,
+    temperature: float,
+    seed: int,
+    top_p: float = 1.0,
+) -> list[list[Sample]]:
     """K two-stage samples per row (rows carry `prefix_ids`); one engine call per stage."""
     _, close_id = think_ids(tokenizer)
     eos = tuple(i for i in {tokenizer.eos_token_id} if i is not None)
@@ -66,16 +75,19 @@ def sample_groups(engine, tokenizer, rows: list[dict], k: int, thought_max: int,
     run = engine.two_stage if hasattr(engine, "two_stage") else (lambda *a: two_stage(engine, *a))
     outs = run(
         prompts,
-        SamplingParams(max_new_tokens=thought_max, n=k, temperature=temperature, top_p=top_p,
-                       stop_token_ids=(close_id,), seed=seed),
-        SamplingParams(max_new_tokens=suffix_max, temperature=temperature, top_p=top_p,
-                       stop_token_ids=eos, seed=seed + 1),
+        SamplingParams(
+            max_new_tokens=thought_max, n=k, temperature=temperature, top_p=top_p, stop_token_ids=(close_id,), seed=seed
+        ),
+        SamplingParams(
+            max_new_tokens=suffix_max, temperature=temperature, top_p=top_p, stop_token_ids=eos, seed=seed + 1
+        ),
         [close_id],
-    )  # fmt: skip
+    )
     groups = []
     for p, comps in zip(prompts, outs):
-        groups.append([_sample(tokenizer, p, c.thought.token_ids, c.thought.logprobs, c.suffix, c.closed_by_model)
-                       for c in comps])  # fmt: skip
+        groups.append(
+            [_sample(tokenizer, p, c.thought.token_ids, c.thought.logprobs, c.suffix, c.closed_by_model) for c in comps]
+        )
     return groups
 
 
@@ -99,8 +111,12 @@ def _sample(tokenizer, prompt, thought_ids, thought_logps, suffix, closed) -> Sa
     thought = seed_thought_text(seed_decode(tokenizer, thought_ids))
     visible = seed_decode(tokenizer, suffix.token_ids).strip()
     return Sample(
-        prompt_ids=prompt, thought_ids=list(thought_ids), suffix_ids=list(suffix.token_ids),
-        thought_logps=list(thought_logps), suffix_logps=list(suffix.logprobs), closed_by_model=closed,
+        prompt_ids=prompt,
+        thought_ids=list(thought_ids),
+        suffix_ids=list(suffix.token_ids),
+        thought_logps=list(thought_logps),
+        suffix_logps=list(suffix.logprobs),
+        closed_by_model=closed,
         suffix_text=tokenizer.decode(ids, skip_special_tokens=False),
         thought_text=tokenizer.decode(thought_ids, skip_special_tokens=False),
         extra={
@@ -108,20 +124,35 @@ def _sample(tokenizer, prompt, thought_ids, thought_logps, suffix, closed) -> Sa
             "seed_thought_tokens": len(tokenizer.encode(thought, add_special_tokens=False)) if thought else 0,
             "seed_artifact": artifact_flag(thought + "\n" + visible),
         },
-    )  # fmt: skip
+    )
 
 
-def sample_suffixes(engine, tokenizer, rows: list[dict], thoughts: list[list[int]], k: int, suffix_max: int,
-                    temperature: float, seed: int, top_p: float = 1.0) -> list[list[Sample]]:  # fmt: skip
+def sample_suffixes(
+    engine,
+    tokenizer,
+    rows: list[dict],
+    thoughts: list[list[int]],
+    k: int,
+    suffix_max: int,
+    temperature: float,
+    seed: int,
+    top_p: float = 1.0,
+) -> list[list[Sample]]:
     """Suffixes after a GIVEN thought per row (thought-use probe): prefix <think>T</think> -> K suffixes."""
     _, close_id = think_ids(tokenizer)
     eos = tuple(i for i in {tokenizer.eos_token_id} if i is not None)
     prompts = [thought_prompt(tokenizer, r["prefix_ids"]) for r in rows]
     full = [p + list(t) + [close_id] for p, t in zip(prompts, thoughts)]
-    outs = engine.generate(full, SamplingParams(max_new_tokens=suffix_max, n=k, temperature=temperature,
-                                                top_p=top_p, stop_token_ids=eos, seed=seed))  # fmt: skip
-    return [[_sample(tokenizer, p, t, [0.0] * len(t), c, False) for c in comps]
-            for p, t, comps in zip(prompts, thoughts, outs)]  # fmt: skip
+    outs = engine.generate(
+        full,
+        SamplingParams(
+            max_new_tokens=suffix_max, n=k, temperature=temperature, top_p=top_p, stop_token_ids=eos, seed=seed
+        ),
+    )
+    return [
+        [_sample(tokenizer, p, t, [0.0] * len(t), c, False) for c in comps]
+        for p, t, comps in zip(prompts, thoughts, outs)
+    ]
 
 
 def judge_items(rows: list[dict], groups: list[list[Sample]]) -> list[tuple[str, str, str]]:

@@ -154,8 +154,9 @@ def _ensure_experiment(client, name: str, uri: str) -> str:
     """The experiment's id, creating it (artifacts at the repo root, tagged as model training) if needed."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return client.create_experiment(name, artifact_location=_artifact_location(uri),
-                                         tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})  # fmt: skip
+        return client.create_experiment(
+            name, artifact_location=_artifact_location(uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     if EXPERIMENT_KIND_TAG not in exp.tags:  # made before this tag existed: mark it; never override a user's
         client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
@@ -181,7 +182,8 @@ class StageRun:
         import mlflow
         from mlflow.exceptions import MlflowException
 
-        from thinkmid.provenance import provenance, tags as provenance_tags
+        from thinkmid.provenance import provenance
+        from thinkmid.provenance import tags as provenance_tags
 
         self._mlflow = mlflow
         uri = tracking_uri()
@@ -195,10 +197,12 @@ class StageRun:
                 try:
                     existing = client.get_run(self._resume_id)
                 except MlflowException:
-                    log.warning("MLflow run %s (stored with the checkpoint) is not in %s; starting a new run",
-                                self._resume_id, uri)  # fmt: skip
-            if existing is not None and (existing.info.experiment_id != exp_id
-                                         or existing.info.run_name != self.name):  # fmt: skip
+                    log.warning(
+                        "MLflow run %s (stored with the checkpoint) is not in %s; starting a new run",
+                        self._resume_id,
+                        uri,
+                    )
+            if existing is not None and (existing.info.experiment_id != exp_id or existing.info.run_name != self.name):
                 raise InputError(
                     f"the checkpoint belongs to MLflow run {self._resume_id} ({existing.info.run_name!r} in "
                     f"experiment {existing.info.experiment_id}), not to {self.name!r} in experiment "

@@ -1,8 +1,8 @@
 import pytest
 
+from thinkmid.config import ChunkParams
 from thinkmid.data.chunks import SPLIT_ORDER, assign_splits, make_chunks, split_sizes, split_stats
 from thinkmid.data.sources import factbook_documents
-from thinkmid.config import ChunkParams
 from thinkmid.errors import InputError
 
 
@@ -49,8 +49,9 @@ def test_drop_reasons(qwen_tok):
 def _fake_rows(n_docs, per_doc):
     return [
         {"id": f"d{d}#{k}", "source_id": f"d{d}", "prefix_ids": [1] * 3, "suffix_ids": [2] * 2}
-        for d in range(n_docs) for k in range(per_doc)
-    ]  # fmt: skip
+        for d in range(n_docs)
+        for k in range(per_doc)
+    ]
 
 
 SIZES = {"phase3_train": 4, "continuation_eval": 2, "sft_train": 8, "sft_val": 2, "rl": 2, "gate": 2}

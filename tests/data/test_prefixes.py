@@ -19,7 +19,7 @@ def test_cut_at_first_thought_with_room_before_and_after(qwen_tok):
     # stripped from the reference; thought 1 stays in the prompt.
     text = f"Short. <think>too early</think> {A} <think>weather next</think> {B} <think>towns</think> {C} {D}"
     before = f"Short. <think>too early</think> {A} "
-    min_before = _n(qwen_tok, f"Short. <think>too early</think>") + 1
+    min_before = _n(qwen_tok, "Short. <think>too early</think>") + 1
     assert _n(qwen_tok, before) >= min_before
     got = cut_at_thought({"id": "r", "text": text}, qwen_tok, min_before, 8, 12)
     assert got["prefix"] == before.rstrip() and "<think>too early</think>" in got["prefix"]

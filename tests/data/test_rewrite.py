@@ -5,20 +5,27 @@ from types import SimpleNamespace
 from thinkmid.data.rewrite import check, finish, normalize, rewrite_prompt, rewrite_rows, word_coverage
 
 RAW = "The lake freezes in winter. Fishermen cut holes in the ice. Spring brings floods to the valley."
-GOOD = ("The lake freezes in winter. <world_model>Cold air sits in the basin.</world_model> Fishermen cut holes "
-        "in the ice. <simulate>Thin ice would break.</simulate> Spring brings floods <verification>Snowmelt "
-        "raises rivers.</verification> to the valley.")  # fmt: skip
+GOOD = (
+    "The lake freezes in winter. <world_model>Cold air sits in the basin.</world_model> Fishermen cut holes "
+    "in the ice. <simulate>Thin ice would break.</simulate> Spring brings floods <verification>Snowmelt "
+    "raises rivers.</verification> to the valley."
+)
 
 
 def _tp(**kw):
-    base = dict(min_thoughts=3, max_thoughts=6, min_coverage=0.6, max_augmented_tokens=768, retries=2, chunk_tokens=None)
+    base = dict(
+        min_thoughts=3, max_thoughts=6, min_coverage=0.6, max_augmented_tokens=768, retries=2, chunk_tokens=None
+    )
     return SimpleNamespace(**{**base, **kw})
 
 
 def test_normalize_maps_every_action_tag_and_prunes():
     text = "```\nA <Global_Context>g</global_context> B <recall_knowledge>r</ recall_knowledge > C\n\n\n\nD```"
     assert normalize(text, 6) == "A <think>g</think> B <think>r</think> C\n\nD"
-    assert normalize("a <think>1</think> b <think>2</think> c <think>3</think>", 2) == "a <think>1</think> b <think>2</think> c "
+    assert (
+        normalize("a <think>1</think> b <think>2</think> c <think>3</think>", 2)
+        == "a <think>1</think> b <think>2</think> c "
+    )
 
 
 def test_check_counts_balance_and_coverage():

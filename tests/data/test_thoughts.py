@@ -6,15 +6,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from thinkmid.data.thoughts import (
-    audit_row, audit_summary, choose_boundaries, clean_thought, interleave, sentence_boundaries,
-    strip_thoughts, thought_spans, thought_token_mask, validate_thought_text,
-)  # fmt: skip
+    audit_row,
+    audit_summary,
+    choose_boundaries,
+    clean_thought,
+    interleave,
+    sentence_boundaries,
+    strip_thoughts,
+    thought_spans,
+    thought_token_mask,
+    validate_thought_text,
+)
 from thinkmid.errors import InputError
 from thinkmid.models.tokenizer import think_ids
 
 TEXT = (
     "Algeria has known many empires (3rd century B.C.), including Romans. Under the Turks, pirates "
-    "operated until 1830. The U.S. Army was not there. Was it? \"Yes!\" she said. Population grew "
+    'operated until 1830. The U.S. Army was not there. Was it? "Yes!" she said. Population grew '
     "(2011 est.) and then fell.\nA new paragraph starts here. It ends."
 )
 
@@ -41,7 +49,7 @@ def test_interleave_format_and_round_trip():
     pos = choose_boundaries(TEXT, 3, 3, random.Random(0))
     out = interleave(TEXT, pos, ["a", "b c", "d"])
     assert out.count(" <think>") == 3 and out.count("</think>") == 3
-    assert ". <think>a</think> " in out or "? <think>a</think> " in out or ".\" <think>a</think>" in out
+    assert ". <think>a</think> " in out or "? <think>a</think> " in out or '." <think>a</think>' in out
     assert strip_thoughts(out) == TEXT
     assert [out[s:e] for s, e in thought_spans(out)] == ["a", "b c", "d"]
     assert audit_row(TEXT, out) == {"ok": True, "reason": None, "n_thoughts": 3, "thought_words": [1, 2, 1]}
@@ -56,8 +64,12 @@ def test_interleave_rejects_bad_thoughts():
 
 
 _words = st.text(alphabet=st.sampled_from(list("abcXY ,;'\u00e9")), min_size=1, max_size=12)
-_sentence = st.builds(lambda w, p, sp: w.strip() + p + sp, _words, st.sampled_from([".", "!", "?", ".)", ""]),
-                      st.sampled_from([" ", "  ", "\n", "\n\n", " \t"]))  # fmt: skip
+_sentence = st.builds(
+    lambda w, p, sp: w.strip() + p + sp,
+    _words,
+    st.sampled_from([".", "!", "?", ".)", ""]),
+    st.sampled_from([" ", "  ", "\n", "\n\n", " \t"]),
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -82,14 +94,17 @@ def test_clean_thought():
     assert len(clean_thought("w " * 100, max_words=7).split()) == 7
 
 
-@pytest.mark.parametrize("broken,reason", [
-    ("One. <think>a</think> Two. <think>b Three.", "unclosed_think"),
-    ("One. <think>a <think>b</think></think> Two.", "nested_think"),
-    ("One.</think> Two.", "stray_close"),
-    ("One. <think> </think> Two.", "empty_thought"),
-    ("One. Two.", "no_thoughts"),
-    ("One. <think>a</think> Tw0.", "text_changed"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "broken,reason",
+    [
+        ("One. <think>a</think> Two. <think>b Three.", "unclosed_think"),
+        ("One. <think>a <think>b</think></think> Two.", "nested_think"),
+        ("One.</think> Two.", "stray_close"),
+        ("One. <think> </think> Two.", "empty_thought"),
+        ("One. Two.", "no_thoughts"),
+        ("One. <think>a</think> Tw0.", "text_changed"),
+    ],
+)
 def test_audit_catches_broken_rows(broken, reason):
     audit = audit_row("One. Two.", broken)
     assert not audit["ok"] and audit["reason"] == reason

@@ -67,8 +67,9 @@ print("ok")
 
 def _run(code, *args):
     env = {**os.environ, "TRITON_INTERPRET": "1", "THINKMID_DECODE_ATTN": "triton"}
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True, text=True,
-                       timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args], env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 

@@ -12,8 +12,13 @@ from thinkmid.engines.fastgen import nucleus_sample
 from thinkmid.engines.hf import HFEngine
 from thinkmid.models.tokenizer import think_ids
 
-TEXTS = ["The river runs", "A short one", "Population growth in the capital region was slow for",
-         "In 1887 the first", "x"]  # fmt: skip
+TEXTS = [
+    "The river runs",
+    "A short one",
+    "Population growth in the capital region was slow for",
+    "In 1887 the first",
+    "x",
+]
 
 
 def _teacher_forced(model, prompt, ids):
@@ -28,8 +33,9 @@ def test_fast_greedy_equals_transformers(tiny_model, qwen_tok):
     prompts = [qwen_tok.encode(t) for t in TEXTS]
     outs = eng.generate(prompts, SamplingParams(max_new_tokens=20, temperature=0))
     for p, comps in zip(prompts, outs):
-        ref = tiny_model.generate(torch.tensor([p]), max_new_tokens=20, do_sample=False,
-                                  eos_token_id=None, pad_token_id=qwen_tok.pad_token_id)  # fmt: skip
+        ref = tiny_model.generate(
+            torch.tensor([p]), max_new_tokens=20, do_sample=False, eos_token_id=None, pad_token_id=qwen_tok.pad_token_id
+        )
         assert comps[0].token_ids == ref[0, len(p) :].tolist()
         assert comps[0].finish_reason == "length"
 

@@ -15,9 +15,10 @@ def test_greedy_matches_transformers_generate(tiny_model, qwen_tok):
     prompts = _prompts(qwen_tok)
     outs = eng.generate(prompts, SamplingParams(max_new_tokens=12, temperature=0))
     for p, comps in zip(prompts, outs):
-        ref = tiny_model.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False,
-                                  eos_token_id=None, pad_token_id=qwen_tok.pad_token_id)
-        assert comps[0].token_ids == ref[0, len(p):].tolist()
+        ref = tiny_model.generate(
+            torch.tensor([p]), max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=qwen_tok.pad_token_id
+        )
+        assert comps[0].token_ids == ref[0, len(p) :].tolist()
 
 
 def test_logprobs_match_teacher_forcing(tiny_model, qwen_tok):
@@ -62,8 +63,13 @@ def test_two_stage_inserts_close_tag(tiny_model, qwen_tok):
     open_id, close_id = think_ids(qwen_tok)
     eng = HFEngine(tiny_model, qwen_tok, batch_size=8)
     prompts = [qwen_tok.encode("Some prefix text") + [open_id]]
-    out = two_stage(eng, prompts, SamplingParams(max_new_tokens=5, n=2, stop_token_ids=(close_id,)),
-                    SamplingParams(max_new_tokens=6), [close_id])
+    out = two_stage(
+        eng,
+        prompts,
+        SamplingParams(max_new_tokens=5, n=2, stop_token_ids=(close_id,)),
+        SamplingParams(max_new_tokens=6),
+        [close_id],
+    )
     assert len(out[0]) == 2
     for c in out[0]:
         assert close_id not in c.thought.token_ids and len(c.suffix.token_ids) == 6

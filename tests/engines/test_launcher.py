@@ -2,8 +2,8 @@ import os
 import socket
 
 import pytest
-
 from serve_fixtures import serve_dir
+
 from thinkmid.engines.base import SamplingParams
 from thinkmid.engines.launcher import LocalServer, ServerError, free_port
 from thinkmid.engines.openai import OpenAIEngine
@@ -32,8 +32,9 @@ def test_commands_bind_localhost_only(tmp_path):
 
 
 def test_dying_server_reports_its_log(tmp_path):
-    srv = LocalServer("transformers", tmp_path, extra_args=["--no-such-flag"], startup_timeout_s=120,
-                      log_path=tmp_path / "server.log")
+    srv = LocalServer(
+        "transformers", tmp_path, extra_args=["--no-such-flag"], startup_timeout_s=120, log_path=tmp_path / "server.log"
+    )
     with pytest.raises(ServerError, match="exited with code") as e:
         srv.start()
     assert "no-such-flag" in str(e.value)
@@ -60,8 +61,13 @@ def test_start_restart_update_weights_stop(tiny_model_dir, tmp_path, qwen_tok):
 
 
 def test_startup_timeout_stops_the_server(tiny_model_dir, tmp_path):
-    srv = LocalServer("transformers", tiny_model_dir, startup_timeout_s=0.5, extra_args=["--device", "cpu"],
-                      log_path=tmp_path / "server.log")
+    srv = LocalServer(
+        "transformers",
+        tiny_model_dir,
+        startup_timeout_s=0.5,
+        extra_args=["--device", "cpu"],
+        log_path=tmp_path / "server.log",
+    )
     with pytest.raises(ServerError, match="not healthy"):
         srv.start()
     assert srv.proc is None and not _listening(srv.port)

@@ -1,8 +1,8 @@
 """OpenAIEngine against a real `transformers serve` of the tiny Qwen3 (text-only dialect there)."""
 
 import pytest
-
 from serve_fixtures import tiny_server  # noqa: F401  (the shared real server)
+
 from thinkmid.engines.base import Engine, SamplingParams
 from thinkmid.engines.hf import HFEngine
 from thinkmid.engines.launcher import free_port
@@ -50,8 +50,15 @@ def test_update_weights_without_reload_api_or_launcher_raises(tiny_server, qwen_
 
 
 def test_refused_connection_bounded_retries(qwen_tok):
-    eng = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "default", qwen_tok, timeout_s=2,
-                       max_retries=2, backoff_s=0.01, dialect="extended")  # fmt: skip
+    eng = OpenAIEngine(
+        f"http://127.0.0.1:{free_port()}/v1",
+        "default",
+        qwen_tok,
+        timeout_s=2,
+        max_retries=2,
+        backoff_s=0.01,
+        dialect="extended",
+    )
     with pytest.raises(EndpointError, match="3 attempts"):
         eng.generate([[1, 2, 3]], SamplingParams(max_new_tokens=4))
     assert eng.client.retries == 2

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from serve_fixtures import serve_dir, tiny_server  # noqa: F401  (the shared real server)
 
 from tests.conftest import make_tiny_qwen3
-from serve_fixtures import serve_dir, tiny_server  # noqa: F401  (the shared real server)
 from thinkmid.config import EndpointParams, EngineParams, ServerParams
 from thinkmid.engines.base import SamplingParams
 from thinkmid.engines.factory import engine_for
@@ -43,8 +43,10 @@ def test_port_held_by_a_server_of_another_model_is_named(tiny_server, tmp_path):
         with serve(spec(tmp_path / "other", tiny_server.port)):
             pass
     msg = str(e.value)
-    assert msg.startswith(f"judge.endpoint.server: port {tiny_server.port} on 127.0.0.1 is held by a transformers "
-                          f"server of {tiny_server.model_path}, not {tmp_path / 'other'}")  # fmt: skip
+    assert msg.startswith(
+        f"judge.endpoint.server: port {tiny_server.port} on 127.0.0.1 is held by a transformers "
+        f"server of {tiny_server.model_path}, not {tmp_path / 'other'}"
+    )
     assert tiny_server.alive()
 
 
@@ -69,8 +71,11 @@ def not_a_model_server():
 
 def test_port_held_by_something_else_is_named(tmp_path):
     with not_a_model_server() as port:
-        with pytest.raises(ServerError, match=rf"teacher_thoughts\.endpoint\.server: port {port} on 127\.0\.0\.1 is "
-                                              r"held by something else \(GET /health -> HTTP 404\)"):  # fmt: skip
+        with pytest.raises(
+            ServerError,
+            match=rf"teacher_thoughts\.endpoint\.server: port {port} on 127\.0\.0\.1 is "
+            r"held by something else \(GET /health -> HTTP 404\)",
+        ):
             with serve(spec(tmp_path, port, role="teacher")):
                 pass
 
@@ -92,8 +97,9 @@ def test_failed_start_names_the_role_and_quotes_the_log(tmp_path):
 
 
 def test_trained_policy_cannot_go_to_a_server_it_does_not_own(tiny_server, tiny_model, qwen_tok):
-    ep = EngineParams(backend="openai", endpoint=EndpointParams(server=ServerParams(
-        launch="transformers", port=tiny_server.port)))  # fmt: skip
+    ep = EngineParams(
+        backend="openai", endpoint=EndpointParams(server=ServerParams(launch="transformers", port=tiny_server.port))
+    )
     with pytest.raises(ServerError, match="not started by this stage and has no weight-reload API"):
         with engine_for(ep, tiny_model, qwen_tok, tiny_server.model_path, trains=True):
             pass
@@ -105,8 +111,13 @@ def test_trained_policy_cannot_go_to_a_server_it_does_not_own(tiny_server, tiny_
 def test_sync_brings_an_owned_server_to_the_trained_weights(tiny_model_dir, tmp_path, qwen_tok):
     start, trained = serve_dir(tiny_model_dir, tmp_path / "start"), make_tiny_qwen3(seed=1)
     port = free_port()
-    ep = EngineParams(backend="openai", batch_size=2, endpoint=EndpointParams(server=ServerParams(
-        launch="transformers", port=port, startup_timeout_s=180, extra_args=list(CPU))))  # fmt: skip
+    ep = EngineParams(
+        backend="openai",
+        batch_size=2,
+        endpoint=EndpointParams(
+            server=ServerParams(launch="transformers", port=port, startup_timeout_s=180, extra_args=list(CPU))
+        ),
+    )
     prompts = [qwen_tok.encode("The river runs"), qwen_tok.encode("In the north")]
     greedy = SamplingParams(max_new_tokens=6, temperature=0)
     want = [c[0].text for c in HFEngine(trained, qwen_tok).generate(prompts, greedy)]

@@ -42,8 +42,11 @@ def test_both_orders_is_stricter():
 
 
 def test_suffix_nll_is_the_mean_of_batch_token_means(tiny_model):
-    rows = [{"prefix_ids": [11, 12, 13], "suffix_ids": [14, 15]}, {"prefix_ids": [21], "suffix_ids": [22, 23, 24]},
-            {"prefix_ids": [31, 32], "suffix_ids": [33]}]  # fmt: skip
+    rows = [
+        {"prefix_ids": [11, 12, 13], "suffix_ids": [14, 15]},
+        {"prefix_ids": [21], "suffix_ids": [22, 23, 24]},
+        {"prefix_ids": [31, 32], "suffix_ids": [33]},
+    ]
 
     def batch_mean(batch):
         total, count = 0.0, 0

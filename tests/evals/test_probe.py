@@ -12,13 +12,21 @@ from thinkmid.judges.lexical import LexicalReferenceJudge
 from thinkmid.rollouts import Sample
 
 ROWS = [
-    {"id": "r0", "prefix": "The river rises in the north.", "suffix": " It flows south.",
-     "teacher_thought": "Next: course."},
+    {
+        "id": "r0",
+        "prefix": "The river rises in the north.",
+        "suffix": " It flows south.",
+        "teacher_thought": "Next: course.",
+    },
     {"id": "r1", "prefix": "Rice is the main crop.", "suffix": " Wheat is second.", "teacher_thought": ""},
     {"id": "r2", "prefix": "The capital is on the coast.", "suffix": " It is a port.", "teacher_thought": "  "},
-    {"id": "r3", "prefix": "Winters are cold and dry.", "suffix": " Summers are hot.",
-     "teacher_thought": "Summer next."},
-]  # fmt: skip
+    {
+        "id": "r3",
+        "prefix": "Winters are cold and dry.",
+        "suffix": " Summers are hot.",
+        "teacher_thought": "Summer next.",
+    },
+]
 GENERIC = ["First generic.", "Second generic.", "Third generic.", "Fourth generic."]
 
 
@@ -75,11 +83,14 @@ def test_summaries_and_deltas_follow_the_seed():
     b = d["normal_minus_blank"]
     assert b["shared_prefixes"] == 3 and b["mean_delta"] == pytest.approx(0.5 / 3)
     assert (b["normal_better_prefix_rate"], b["condition_better_prefix_rate"], b["tie_prefix_rate"]) == pytest.approx(
-        (1 / 3, 1 / 3, 1 / 3))
+        (1 / 3, 1 / 3, 1 / 3)
+    )
     assert d["normal_minus_teacher"]["mean_delta"] == -1.0  # only r1: 0 - 1
     assert b["mean_delta_ci95_low"] < b["mean_delta"] < b["mean_delta_ci95_high"]  # paired over the 3 prefixes
     assert (d["normal_minus_teacher"]["mean_delta_ci95_low"], d["normal_minus_teacher"]["mean_delta_ci95_high"]) == (
-        -1.0, 1.0)  # one shared prefix: nothing to resample, the widest interval
+        -1.0,
+        1.0,
+    )  # one shared prefix: nothing to resample, the widest interval
     m = probe.arm_metrics(out)
     assert m["reward_normal"] == 0.5 and m["normal_minus_blank/mean_delta"] == pytest.approx(0.5 / 3)
 

@@ -9,16 +9,27 @@ from thinkmid.judges.base import JudgeStats
 from thinkmid.rollouts import Sample, group_stats
 
 RECORD_ORDER = [
-    "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
-    "think_phase3_minus_think_base_rlmt", "think_phase3_rlmt_minus_think_base_rlmt",
+    "think_base_rlmt_minus_think_base",
+    "think_phase3_minus_think_base",
+    "think_phase3_rlmt_minus_think_base",
+    "think_phase3_minus_think_base_rlmt",
+    "think_phase3_rlmt_minus_think_base_rlmt",
     "think_phase3_rlmt_minus_think_phase3",
-]  # fmt: skip
+]
 
 
 def s(reward, thought="a b", suffix="x y z"):
-    return Sample(prompt_ids=[1], thought_ids=[5, 6], suffix_ids=[7, 8, 9], thought_logps=[0.0, 0.0],
-                  suffix_logps=[0.0] * 3, closed_by_model=True, suffix_text=suffix, thought_text=thought,
-                  reward=reward)  # fmt: skip
+    return Sample(
+        prompt_ids=[1],
+        thought_ids=[5, 6],
+        suffix_ids=[7, 8, 9],
+        thought_logps=[0.0, 0.0],
+        suffix_logps=[0.0] * 3,
+        closed_by_model=True,
+        suffix_text=suffix,
+        thought_text=thought,
+        reward=reward,
+    )
 
 
 def groups(*rewards):
@@ -97,8 +108,14 @@ def test_mean_reward_delta_equals_arm_mean_difference_when_all_shared():
 
 
 def _arm(mean, mixed, near_zero=0.4, std=0.3, invalid=0.0):
-    return {"reward_mean": mean, "mixed_groups": mixed, "near_zero_groups": near_zero, "mean_group_std": std,
-            "invalid_rate": invalid, "valid_samples": 10}  # fmt: skip
+    return {
+        "reward_mean": mean,
+        "mixed_groups": mixed,
+        "near_zero_groups": near_zero,
+        "mean_group_std": std,
+        "invalid_rate": invalid,
+        "valid_samples": 10,
+    }
 
 
 def test_variance_ok_flips_at_half_the_groups_near_zero():
@@ -118,17 +135,24 @@ def test_variance_ok_flips_at_half_the_groups_near_zero():
 
 
 def test_go_no_go_on_the_record_numbers_is_all_true():
-    arms = {"think_base": _arm(0.087891, 0.546875, 0.453125), "think_phase3": _arm(0.090820, 0.593750, 0.40625),
-            "think_base_rlmt": _arm(0.093750, 0.640625, 0.359375),
-            "think_phase3_rlmt": _arm(0.097656, 0.609375, 0.390625)}  # fmt: skip
+    arms = {
+        "think_base": _arm(0.087891, 0.546875, 0.453125),
+        "think_phase3": _arm(0.090820, 0.593750, 0.40625),
+        "think_base_rlmt": _arm(0.093750, 0.640625, 0.359375),
+        "think_phase3_rlmt": _arm(0.097656, 0.609375, 0.390625),
+    }
     legacy = {"mean_phase3_minus_base_reward": 0.002930}
     assert rg.go_no_go(arms, 0.0, 0.5, legacy) == dict.fromkeys(rg.GO_NO_GO_KEYS, True)
     assert set(rg.GO_NO_GO_DOC) == set(rg.GO_NO_GO_KEYS)
 
 
 def test_go_no_go_each_field_can_fail():
-    good = {"think_base": _arm(0.1, 0.5), "think_phase3": _arm(0.1, 0.6),
-            "think_base_rlmt": _arm(0.1, 0.5), "think_phase3_rlmt": _arm(0.2, 0.5)}  # fmt: skip
+    good = {
+        "think_base": _arm(0.1, 0.5),
+        "think_phase3": _arm(0.1, 0.6),
+        "think_base_rlmt": _arm(0.1, 0.5),
+        "think_phase3_rlmt": _arm(0.2, 0.5),
+    }
     up, down = {"mean_phase3_minus_base_reward": 0.01}, {"mean_phase3_minus_base_reward": 0.0}
     assert all(rg.go_no_go(good, 0.1, 0.5, up).values())
     bad_valid = {**good, "think_phase3": _arm(0.1, 0.6, invalid=0.2)}
@@ -154,8 +178,12 @@ def test_go_no_go_each_field_can_fail():
 def test_phase3_higher_mean_reward_uses_per_prefix_deltas():
     # phase3 beats base on the prefix means although RLMT arms say nothing about it
     rows = ROWS[:2]
-    g = {"think_base": groups([0, 0], [1, 0]), "think_phase3": groups([1, 0], [1, 0]),
-         "think_base_rlmt": groups([1, 1], [1, 1]), "think_phase3_rlmt": groups([0, 0], [0, 0])}  # fmt: skip
+    g = {
+        "think_base": groups([0, 0], [1, 0]),
+        "think_phase3": groups([1, 0], [1, 0]),
+        "think_base_rlmt": groups([1, 1], [1, 1]),
+        "think_phase3_rlmt": groups([0, 0], [0, 0]),
+    }
     summary = rg.summarize(rows, g, 0.05)
     assert summary["phase3_vs_base"]["mean_phase3_minus_base_reward"] == pytest.approx(0.25)
     assert summary["phase3_vs_base"]["phase3_better_prefix_rate"] == 0.5
@@ -191,10 +219,12 @@ def test_comparison_intervals_are_paired_over_shared_prefixes():
 
 def test_every_go_no_go_field_is_printed_with_its_interval():
     rows = [{"id": f"p{i}"} for i in range(8)]
-    gb = {"think_base": groups(*([[1, 0, 0, 0]] * 4 + [[0, 0, 0, 0]] * 4)),
-          "think_phase3": groups(*([[1, 1, 0, 0]] * 4 + [[0, 0, 0, 0]] * 4)),
-          "think_base_rlmt": groups(*([[1, 0, None, 0]] * 8)),
-          "think_phase3_rlmt": groups(*([[1, 1, 1, 1]] * 8))}  # fmt: skip
+    gb = {
+        "think_base": groups(*([[1, 0, 0, 0]] * 4 + [[0, 0, 0, 0]] * 4)),
+        "think_phase3": groups(*([[1, 1, 0, 0]] * 4 + [[0, 0, 0, 0]] * 4)),
+        "think_base_rlmt": groups(*([[1, 0, None, 0]] * 8)),
+        "think_phase3_rlmt": groups(*([[1, 1, 1, 1]] * 8)),
+    }
     summary = rg.summarize(rows, gb, 0.5, 0.5)
     ivs = summary["go_no_go_intervals"]
     assert set(ivs) == set(rg.GO_NO_GO_KEYS)
@@ -202,12 +232,17 @@ def test_every_go_no_go_field_is_printed_with_its_interval():
     assert ivs["reward_validity_ok"][0]["value"] == pytest.approx(0.25)
     assert ivs["variance_ok"][0]["what"].startswith("think_phase3_rlmt near_zero_groups")  # all-one groups
     higher = ivs["phase3_higher_mean_reward"][0]
-    assert higher["value"] == pytest.approx(summary["comparisons"]["think_phase3_minus_think_base"]["mean_reward_delta"])
+    assert higher["value"] == pytest.approx(
+        summary["comparisons"]["think_phase3_minus_think_base"]["mean_reward_delta"]
+    )
     assert higher["low"] <= higher["value"] <= higher["high"]
     lines = rg.go_no_go_lines(summary)
     assert [ln.split(":")[0] for ln in lines] == list(rg.GO_NO_GO_KEYS)
     assert all("(95% CI " in ln for ln in lines)
-    assert lines[3].startswith("phase3_higher_mean_reward: true; think_phase3 - think_base mean reward") and "+0.1250" in lines[3]
+    assert (
+        lines[3].startswith("phase3_higher_mean_reward: true; think_phase3 - think_base mean reward")
+        and "+0.1250" in lines[3]
+    )
     flat = rg.flat_metrics(summary)
     assert flat["go_no_go/phase3_more_reward_separable/evidence1_value"] == pytest.approx(0.0)  # mixed: 4 vs 4
     assert "think_phase3_minus_think_base/mean_reward_delta_ci95_low" in flat

@@ -7,12 +7,35 @@ from thinkmid.evals.reasoning.common import Problem
 from thinkmid.evals.reasoning.run import evaluate
 
 KEYS = {
-    "mean_at_k", "pass_at_k", "correct", "samples", "any_pass", "problems", "mean_at_k_lo", "mean_at_k_hi",
-    "pass_at_k_lo", "pass_at_k_hi", "avg_completion_tokens", "k", "mean_at_k_math_verify",
-    "pass_at_k_math_verify", "correct_math_verify", "any_pass_math_verify",
-}  # fmt: skip
-ROW_KEYS = {"benchmark", "problem_id", "sample_idx", "completion", "extracted", "gold", "correct", "completion_tokens",
-            "extracted_math_verify", "correct_math_verify"}
+    "mean_at_k",
+    "pass_at_k",
+    "correct",
+    "samples",
+    "any_pass",
+    "problems",
+    "mean_at_k_lo",
+    "mean_at_k_hi",
+    "pass_at_k_lo",
+    "pass_at_k_hi",
+    "avg_completion_tokens",
+    "k",
+    "mean_at_k_math_verify",
+    "pass_at_k_math_verify",
+    "correct_math_verify",
+    "any_pass_math_verify",
+}
+ROW_KEYS = {
+    "benchmark",
+    "problem_id",
+    "sample_idx",
+    "completion",
+    "extracted",
+    "gold",
+    "correct",
+    "completion_tokens",
+    "extracted_math_verify",
+    "correct_math_verify",
+}
 
 
 def _benchmarks():
@@ -56,8 +79,10 @@ def test_evaluate_end_to_end(tiny_model, qwen_tok):
 def test_summarize_rows_counts():
     from thinkmid.evals.reasoning.run import summarize_rows
 
-    rows = [{"problem_id": p, "correct": c, "correct_math_verify": v, "completion_tokens": t}
-            for p, c, v, t in [("a", 1, 1, 10), ("a", 0, 1, 20), ("b", 0, 0, 30), ("b", 0, 1, 40)]]  # fmt: skip
+    rows = [
+        {"problem_id": p, "correct": c, "correct_math_verify": v, "completion_tokens": t}
+        for p, c, v, t in [("a", 1, 1, 10), ("a", 0, 1, 20), ("b", 0, 0, 30), ("b", 0, 1, 40)]
+    ]
     s = summarize_rows(rows, 2)
     assert (s["correct"], s["samples"], s["any_pass"], s["problems"]) == (1, 4, 1, 2)
     assert (s["correct_math_verify"], s["any_pass_math_verify"]) == (3, 2)

@@ -3,7 +3,7 @@
 import pytest
 
 from thinkmid.engines.hf import HFEngine
-from thinkmid.evals.reasoning import TASKS, scorer_errors, seed_score
+from thinkmid.evals.reasoning import scorer_errors, seed_score
 from thinkmid.evals.reasoning.common import Problem, math_equal
 from thinkmid.evals.reasoning.run import evaluate
 

@@ -125,9 +125,12 @@ def test_paired_delta_uses_shared_clusters_and_valid_samples_only():
     right = {"a": [1, 1, 1], "b": [1, None], "c": [0, 1], "only_right": [0], "none": [1]}
     d = paired_delta_interval(left, right)
     assert d.clusters == 3
-    assert d.value == pytest.approx(compare(
-        {k: [x for x in v if x is not None] for k, v in left.items()},
-        {k: [x for x in v if x is not None] for k, v in right.items()})["mean_reward_delta"])  # fmt: skip
+    assert d.value == pytest.approx(
+        compare(
+            {k: [x for x in v if x is not None] for k, v in left.items()},
+            {k: [x for x in v if x is not None] for k, v in right.items()},
+        )["mean_reward_delta"]
+    )
     assert -1 <= d.low <= d.value <= d.high <= 1
 
 

@@ -25,7 +25,9 @@ def test_prompts_have_the_seed_format():
     g = Problem("gsm8k", "g", "How many?", "3")
     text = gsm8k.prompt(g)
     # two worked examples, each ending in a boxed answer, then the problem; no <think>
-    assert text.count("Problem: ") == 3 and text.count("\\boxed{") == 2 and text.endswith("Problem: How many?\nSolution:")
+    assert (
+        text.count("Problem: ") == 3 and text.count("\\boxed{") == 2 and text.endswith("Problem: How many?\nSolution:")
+    )
     assert "<think>" not in text
     m = math500.prompt(Problem("math500", "m", "Find x.", "1"))
     assert "\\boxed{}" in m and m.endswith("Problem:\nFind x.\n\nSolution:")
@@ -146,8 +148,12 @@ def test_latex_second_score(text, ok):
 def test_olympiad_rows_as_the_seed_selected_them():
     keep = olympiadbench.problem_from_row(4, {"id": 17, "question": "Find x.", "final_answer": ["$\\frac{3}{4}$", "x"]})
     assert keep.gold == "$\\frac{3}{4}$" and keep.id == "olympiadbench-17"  # the first answer only
-    for bad in ({"error": "bad", "final_answer": ["1"]}, {"is_multiple_answer": True, "final_answer": ["1", "2"]},
-                {"final_answer": []}, {"final_answer": None}):  # fmt: skip
+    for bad in (
+        {"error": "bad", "final_answer": ["1"]},
+        {"is_multiple_answer": True, "final_answer": ["1", "2"]},
+        {"final_answer": []},
+        {"final_answer": None},
+    ):
         assert olympiadbench.problem_from_row(0, {"question": "q", **bad}) is None
     assert olympiadbench.verify(keep, "\\boxed{0.75}")[0]
 
@@ -176,6 +182,7 @@ def test_scoring_works_off_the_main_thread():
     import threading
 
     out = []
+
     def work():
         out.append((gsm8k.verify(G, "</think> 1234", True)[0], math500.verify(M, "\\boxed{0.5}")[0]))
 

@@ -9,8 +9,14 @@ from thinkmid.config import BenchmarkParams
 from thinkmid.errors import InputError
 from thinkmid.evals.reasoning import gsm8k
 from thinkmid.gates.data import (
-    Fact, clean_solution, country_fields, encode_fact, factbook_facts, gsm8k_retain_texts, normalise,
-)  # fmt: skip
+    Fact,
+    clean_solution,
+    country_fields,
+    encode_fact,
+    factbook_facts,
+    gsm8k_retain_texts,
+    normalise,
+)
 
 
 def _country(fact_id: str) -> str:
@@ -31,14 +37,23 @@ def test_facts_come_from_disjoint_countries_and_are_deterministic():
 
 def test_country_fields_read_the_structured_factbook():
     data = {
-        "Government": {"Country name": {"conventional short form": {"text": "Ruritania"}},
-                       "Capital": {"name": {"text": "Strelsau; note - the royal seat"}}},
-        "People and Society": {"Nationality": {"adjective": {"text": "Ruritanian"}},
-                               "Population": {"total": {"text": "1,234,567 (2025 est.)"}}},
+        "Government": {
+            "Country name": {"conventional short form": {"text": "Ruritania"}},
+            "Capital": {"name": {"text": "Strelsau; note - the royal seat"}},
+        },
+        "People and Society": {
+            "Nationality": {"adjective": {"text": "Ruritanian"}},
+            "Population": {"total": {"text": "1,234,567 (2025 est.)"}},
+        },
         "Geography": {"Elevation": {"highest point": {"text": "Mount Zenda 2,310 m"}}},
-    }  # fmt: skip
-    assert country_fields(data) == {"country": "Ruritania", "capital": "Strelsau", "adjective": "Ruritanian",
-                                    "peak": "Mount Zenda", "population": "1,234,567"}  # fmt: skip
+    }
+    assert country_fields(data) == {
+        "country": "Ruritania",
+        "capital": "Strelsau",
+        "adjective": "Ruritanian",
+        "peak": "Mount Zenda",
+        "population": "1,234,567",
+    }
     assert country_fields({"Government": {}}) == {}
 
 

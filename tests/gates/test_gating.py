@@ -9,16 +9,29 @@ from safetensors.torch import load_file
 
 from thinkmid.errors import InputError
 from thinkmid.gates.gating import (
-    GateSet, find_mlps, knowledge_mask, load_gate_logits, load_knowledge_mask, save_gate_files, thresholds_for,
-)  # fmt: skip
+    GateSet,
+    find_mlps,
+    knowledge_mask,
+    load_gate_logits,
+    load_knowledge_mask,
+    save_gate_files,
+    thresholds_for,
+)
 
 
 def tiny_llama(seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)  # fmt: skip
+    cfg = LlamaConfig(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -126,8 +139,12 @@ def test_files_are_safetensors_and_round_trip(tmp_path, tiny_model):
     fracs = [0.05, 0.5, 0.95]
     stats = save_gate_files(tmp_path / "g", gates, 0.5, fracs, {"arm": "base"})
     names = sorted(p.name for p in (tmp_path / "g").iterdir())
-    assert names == ["gate_logits.safetensors", "gate_stats.safetensors", "knowledge_neurons.safetensors",
-                     "thresholds.safetensors"]  # fmt: skip
+    assert names == [
+        "gate_logits.safetensors",
+        "gate_stats.safetensors",
+        "knowledge_neurons.safetensors",
+        "thresholds.safetensors",
+    ]
     logits_, meta = load_gate_logits(tmp_path / "g")
     torch.testing.assert_close(logits_, gates.logits.detach())
     assert meta["arm"] == "base" and meta["scale_mode"] == "energy"

@@ -67,8 +67,12 @@ def ran(workspace):
 def test_arm_outputs_are_safetensors_and_metrics_line_up(ran):
     for arm in ("base", "think_base"):
         d = ran / "models/gates" / arm
-        assert sorted(p.name for p in d.iterdir()) == ["gate_logits.safetensors", "gate_stats.safetensors",
-                                                       "knowledge_neurons.safetensors", "thresholds.safetensors"]
+        assert sorted(p.name for p in d.iterdir()) == [
+            "gate_logits.safetensors",
+            "gate_stats.safetensors",
+            "knowledge_neurons.safetensors",
+            "thresholds.safetensors",
+        ]
         assert load_file(str(d / "gate_logits.safetensors"))["logits"].shape == (2, 64)
     m = {a: json.loads((ran / f"reports/knowledge_gates/{a}.json").read_text()) for a in ("base", "think_base")}
     assert set(m["base"]) == set(m["think_base"])

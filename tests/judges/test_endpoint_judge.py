@@ -10,8 +10,10 @@ from thinkmid.judges.base import check_invalid_rate
 from thinkmid.judges.endpoint import EndpointPairwiseJudge, EndpointReferenceJudge
 from thinkmid.judges.factory import make_pairwise_judge, reference_judge_for
 
-ITEMS = [("The river rises in the hills and", " flows to the sea.", " is blue."),
-         ("In 1990 the population was", " two million.", " very.")]  # fmt: skip
+ITEMS = [
+    ("The river rises in the hills and", " flows to the sea.", " is blue."),
+    ("In 1990 the population was", " two million.", " very."),
+]
 
 
 def _client(url, retries=1):
@@ -32,7 +34,9 @@ def test_pairwise_over_real_server(tiny_server):
 def test_reference_over_real_server_via_factory(tiny_server):
     """The reference judge's role server is already up with the configured model on its port: attached."""
     server = ServerParams(launch="transformers", port=tiny_server.port, model=tiny_server.model_path)
-    params = Params(reference_judge=JudgeParams(backend="endpoint", endpoint=EndpointParams(max_retries=0, server=server)))
+    params = Params(
+        reference_judge=JudgeParams(backend="endpoint", endpoint=EndpointParams(max_retries=0, server=server))
+    )
     with reference_judge_for(params) as j:
         assert isinstance(j, EndpointReferenceJudge) and j.model is None  # pinned server: no model field
         assert j.server.owned is False and j.client.base_url == tiny_server.base_url

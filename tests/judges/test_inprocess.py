@@ -10,13 +10,23 @@ import pytest
 import torch
 
 from thinkmid.engines.treeforward import (
-    TreeForward, dense_mask, kv_blocks, pack, padded, padded_ends, visible, visible_interval,
-)  # fmt: skip
+    TreeForward,
+    dense_mask,
+    kv_blocks,
+    pack,
+    padded,
+    padded_ends,
+    visible,
+    visible_interval,
+)
 from thinkmid.judges.inprocess import (
-    InprocessPairwiseJudge, InprocessReferenceJudge, make_layout, verdict_probs,
-)  # fmt: skip
-from thinkmid.judges.parse import load_prompt, render
+    InprocessPairwiseJudge,
+    InprocessReferenceJudge,
+    make_layout,
+    verdict_probs,
+)
 from thinkmid.judges.pairwise import score_pools
+from thinkmid.judges.parse import load_prompt, render
 
 CHATML_JINJA = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -74,10 +84,16 @@ def test_layout_reads_the_verdict_from_the_template(chat_tok):
     assert lay.pieces[0].startswith("<|im_start|>user\n") and lay.pieces[-1].endswith("<|im_start|>assistant\n")
 
 
-@pytest.mark.parametrize("share,max_tokens,attn", [
-    ("all", 131072, "dense"), ("head", 131072, "dense"), ("none", 131072, "dense"), ("all", 500, "dense"),
-    ("all", 500, "flex"),  # the CUDA path's kernel and mask rule (interval: the judge packs depth-first)
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "share,max_tokens,attn",
+    [
+        ("all", 131072, "dense"),
+        ("head", 131072, "dense"),
+        ("none", 131072, "dense"),
+        ("all", 500, "dense"),
+        ("all", 500, "flex"),  # the CUDA path's kernel and mask rule (interval: the judge packs depth-first)
+    ],
+)
 def test_pairwise_equals_plain_forward(model, chat_tok, share, max_tokens, attn):
     judge = InprocessPairwiseJudge(model, chat_tok, share=share, max_batch_tokens=max_tokens, attn=attn)
     if attn == "flex":
@@ -117,8 +133,15 @@ def test_reference_judge_same_path(model, chat_tok, tmp_path, monkeypatch):
     items = [(p, pred, POOL[0]) for p in PREFIXES for pred in POOL]
     got = judge.probabilities([{"prefix": p, "predicted": pr, "reference": r} for p, pr, r in items])
     for (p, pr, r), row in zip(items, got):
-        _, want = _plain(model, chat_tok, render(SCORE_TEMPLATE, prefix=p, predicted=pr, reference=r),
-                         '{"score": ', [t for t, _ in judge.layout.options], 1.0, 1.0)  # fmt: skip
+        _, want = _plain(
+            model,
+            chat_tok,
+            render(SCORE_TEMPLATE, prefix=p, predicted=pr, reference=r),
+            '{"score": ',
+            [t for t, _ in judge.layout.options],
+            1.0,
+            1.0,
+        )
         np.testing.assert_allclose(row, want, rtol=1e-4, atol=1e-12)
     verdicts = judge.judge(items)
     assert all(v in (0, 1) for v in verdicts) and judge.stats.calls == len(items)
@@ -284,11 +307,17 @@ def test_hub_judge_loads_through_the_base_loader(model, chat_tok, monkeypatch):
     spec, key = seen[0]
     assert isinstance(judge, InprocessReferenceJudge) and judge.model is model
     assert (spec.source, spec.hub_id, spec.revision, spec.dtype, key) == (
-        "hub", "Qwen/Qwen3-4B-Instruct-2507", "abc123", "bfloat16", "reference_judge.hub_id")
+        "hub",
+        "Qwen/Qwen3-4B-Instruct-2507",
+        "abc123",
+        "bfloat16",
+        "reference_judge.hub_id",
+    )
     monkeypatch.undo()
     with pytest.raises(InputError, match=r"^judge\.hub_id: could not load 'thinkmid-test/no-such-judge'"):
-        load.load_base(spec.model_copy(update={"hub_id": "thinkmid-test/no-such-judge"}), offline=True,
-                       key="judge.hub_id")
+        load.load_base(
+            spec.model_copy(update={"hub_id": "thinkmid-test/no-such-judge"}), offline=True, key="judge.hub_id"
+        )
 
 
 def test_fp8_linear_layers_stay_close(model):

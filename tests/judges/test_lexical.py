@@ -1,7 +1,7 @@
 import pytest
 
-from thinkmid.errors import InputError
 from thinkmid.config import JudgeParams
+from thinkmid.errors import InputError
 from thinkmid.judges.factory import make_pairwise_judge, make_reference_judge
 from thinkmid.judges.lexical import LexicalReferenceJudge, rouge_l, unigram_f1
 

@@ -11,46 +11,97 @@ from thinkmid.judges.parse import (
 )
 
 
-@pytest.mark.parametrize("text,want", [
-    ('{"winner": "A"}', "A"),
-    ('  {"winner":"B"}\n', "B"),
-    ('```json\n{"winner": "A"}\n```', "A"),
-    ('```\n{"winner": "B"}\n```', "B"),
-    ('\n```json {"winner": "B"} ```  ', "B"),
-    ('{"winner": "A", "reason": "more coherent"}', "A"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ('{"winner": "A"}', "A"),
+        ('  {"winner":"B"}\n', "B"),
+        ('```json\n{"winner": "A"}\n```', "A"),
+        ('```\n{"winner": "B"}\n```', "B"),
+        ('\n```json {"winner": "B"} ```  ', "B"),
+        ('{"winner": "A", "reason": "more coherent"}', "A"),
+    ],
+)
 def test_winner_valid(text, want):
     assert parse_winner(text) == want
 
 
-@pytest.mark.parametrize("text", [
-    "", "   ", None, "A", "The winner is A.", '"A"', "[\"A\"]",
-    'Sure! {"winner": "A"}', '{"winner": "A"} because it is better',
-    '{"winner": "A"}{"winner": "B"}', '{"winner": "A"}\n{"winner": "A"}',
-    '{"winner": "a"}', '{"winner": "C"}', '{"winner": "A or B"}', '{"winner": null}', '{"winner": 1}',
-    '{"winner": ["A"]}', '{"Winner": "A"}', '{"choice": "A"}', '{}', '{"winner": "A", "confidence": 0.9}',
-    '{"winner": "A", "winner": "B"}', '{"winner": "A", "reason": 3}', "{'winner': 'A'}",
-    '{"winner": "A"', '```json\n{"winner": "A"}', '```json\n{"winner": "A"}\n```\n```json\n{"winner": "B"}\n```',
-    '{"match": true}', "<think>hmm</think>{\"winner\": \"A\"}",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        None,
+        "A",
+        "The winner is A.",
+        '"A"',
+        '["A"]',
+        'Sure! {"winner": "A"}',
+        '{"winner": "A"} because it is better',
+        '{"winner": "A"}{"winner": "B"}',
+        '{"winner": "A"}\n{"winner": "A"}',
+        '{"winner": "a"}',
+        '{"winner": "C"}',
+        '{"winner": "A or B"}',
+        '{"winner": null}',
+        '{"winner": 1}',
+        '{"winner": ["A"]}',
+        '{"Winner": "A"}',
+        '{"choice": "A"}',
+        "{}",
+        '{"winner": "A", "confidence": 0.9}',
+        '{"winner": "A", "winner": "B"}',
+        '{"winner": "A", "reason": 3}',
+        "{'winner': 'A'}",
+        '{"winner": "A"',
+        '```json\n{"winner": "A"}',
+        '```json\n{"winner": "A"}\n```\n```json\n{"winner": "B"}\n```',
+        '{"match": true}',
+        '<think>hmm</think>{"winner": "A"}',
+    ],
+)
 def test_winner_invalid(text):
     with pytest.raises(VerdictError):
         parse_winner(text)
 
 
-@pytest.mark.parametrize("text,want", [
-    ('{"match": true}', 1), ('{"match": false}', 0), ('{"score": 1}', 1), ('{"score": 0}', 0),
-    ('```json\n{"match": true}\n```', 1), (' {"score": 0, "reason": "different facts"} ', 0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ('{"match": true}', 1),
+        ('{"match": false}', 0),
+        ('{"score": 1}', 1),
+        ('{"score": 0}', 0),
+        ('```json\n{"match": true}\n```', 1),
+        (' {"score": 0, "reason": "different facts"} ', 0),
+    ],
+)
 def test_match_valid(text, want):
     assert parse_match(text) == want
 
 
-@pytest.mark.parametrize("text", [
-    "", "yes", "true", "1", '{"match": "true"}', '{"match": 1}', '{"score": true}', '{"score": 1.0}',
-    '{"score": 0.5}', '{"score": 2}', '{"score": "1"}', '{"match": true, "score": 1}', '{"winner": "A"}',
-    '{"match": true} {"match": false}', 'match: {"match": true}', '{"Match": true}', '{"match": null}',
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yes",
+        "true",
+        "1",
+        '{"match": "true"}',
+        '{"match": 1}',
+        '{"score": true}',
+        '{"score": 1.0}',
+        '{"score": 0.5}',
+        '{"score": 2}',
+        '{"score": "1"}',
+        '{"match": true, "score": 1}',
+        '{"winner": "A"}',
+        '{"match": true} {"match": false}',
+        'match: {"match": true}',
+        '{"Match": true}',
+        '{"match": null}',
+    ],
+)
 def test_match_invalid(text):
     with pytest.raises(VerdictError):
         parse_match(text)
@@ -58,17 +109,22 @@ def test_match_invalid(text):
 
 def test_render_is_one_pass_and_keeps_braces():
     t = load_prompt("pairwise_quality")
-    out = render(t, prefix="P {b} {x}", a="cont {a}", b="{\"winner\": \"B\"}")
+    out = render(t, prefix="P {b} {x}", a="cont {a}", b='{"winner": "B"}')
     assert "P {b} {x}" in out and "cont {a}" in out and '{"winner": "A"}' in out
     assert "{prefix}" not in out
     with pytest.raises(KeyError):
         render("{prefix} {a}", prefix="x")
 
 
-@pytest.mark.parametrize("name,slots", [
-    ("pairwise_quality", {"prefix", "a", "b"}), ("pairwise_lm", {"prefix", "a", "b"}),
-    ("reference_match", {"prefix", "predicted", "reference"}), ("reference_lm", {"prefix", "predicted", "reference"}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,slots",
+    [
+        ("pairwise_quality", {"prefix", "a", "b"}),
+        ("pairwise_lm", {"prefix", "a", "b"}),
+        ("reference_match", {"prefix", "predicted", "reference"}),
+        ("reference_lm", {"prefix", "predicted", "reference"}),
+    ],
+)
 def test_prompts_have_their_slots(name, slots):
     t = load_prompt(name)
     for s in slots:
@@ -78,26 +134,47 @@ def test_prompts_have_their_slots(name, slots):
 # The seed's lenient readings (scripts/self_improving.py parse_winner; eval_thinking.py judge_pointwise),
 # kept beside the strict parse: prose around the verdict still counts, nothing is ever invalid for
 # the pairwise judge (the fallback is "B"), and a reference answer without a score is no verdict.
-@pytest.mark.parametrize("text,want", [
-    ('{"winner": "A"}', "A"), ('Sure! {"winner":"a"} because', "A"), ("Option: B is better", "B"),
-    ("winner 1", "A"), ("Option 2", "B"), ("I pick A.", "A"), ("neither", "B"), ("", "B"), (None, "B"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ('{"winner": "A"}', "A"),
+        ('Sure! {"winner":"a"} because', "A"),
+        ("Option: B is better", "B"),
+        ("winner 1", "A"),
+        ("Option 2", "B"),
+        ("I pick A.", "A"),
+        ("neither", "B"),
+        ("", "B"),
+        (None, "B"),
+    ],
+)
 def test_winner_lenient(text, want):
     assert parse_winner_lenient(text) == want
 
 
-@pytest.mark.parametrize("text,want", [
-    ('{"score": 1}', 1), ('Verdict: {"score":0} (off topic)', 0), ('{"score": 1.0}', 1), ('{"match": true}', None),
-    ("1", None), ("", None), (None, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,want",
+    [
+        ('{"score": 1}', 1),
+        ('Verdict: {"score":0} (off topic)', 0),
+        ('{"score": 1.0}', 1),
+        ('{"match": true}', None),
+        ("1", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_score_lenient(text, want):
     assert parse_score_lenient(text) == want
 
 
-@pytest.mark.parametrize("name,order,opening", [
-    ("reference_match", ("{prefix}", "{reference}", "{predicted}"), '{"score": '),
-    ("pairwise_quality", ("{prefix}", "{a}", "{b}"), '{"winner": "'),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,order,opening",
+    [
+        ("reference_match", ("{prefix}", "{reference}", "{predicted}"), '{"score": '),
+        ("pairwise_quality", ("{prefix}", "{a}", "{b}"), '{"winner": "'),
+    ],
+)
 def test_judge_prompts_put_shared_parts_first_and_end_on_the_verdict(name, order, opening):
     """Instructions, the verdict format, the passage (and the true continuation) come before the
     candidates, so a judge reuses their KV across candidates; after the last candidate only its

@@ -63,8 +63,17 @@ def test_think_tokens_added_as_single_tokens_with_mean_init():
     backend.pre_tokenizer = pre_tokenizers.Split(r"[</>]|\w+", behavior="isolated")
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<unk>")
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=7, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=7,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            tie_word_embeddings=True,
+        )
+    )
     pieces = tok.encode("<think>", add_special_tokens=False)
     expect = model.get_input_embeddings().weight[pieces].mean(0).detach().clone()
     assert ensure_think_tokens(model, tok) is True

@@ -9,28 +9,39 @@ import shutil
 import sys
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 SENTENCES = [
-    ("The river runs through the old town and past the mill before it reaches the sea.",
-     "The river runs through the old town <think>a river crossing a town</think> and past the mill "
-     "before it reaches the sea."),
-    ("Most of the country is covered by forest, and the rest is farmland or mountains.",
-     "Most of the country is covered by forest, <think>what else covers it?</think> and the rest is "
-     "farmland or mountains."),
-    ("The capital has a population of about two million people in its metro area.",
-     "The capital has a population of about <think>a number comes next</think> two million people in "
-     "its metro area."),
-    ("The climate is temperate, with cool winters and warm, dry summers along the coast.",
-     "The climate is temperate, <think>describe the seasons</think> with cool winters and warm, dry "
-     "summers along the coast."),
-    ("Fishing and tourism are the main industries of the islands in the south.",
-     "Fishing and tourism are the main industries <think>which places?</think> of the islands in the south."),
-    ("The border with the neighbouring state follows the watershed of the high mountains.",
-     "The border with the neighbouring state follows <think>a natural line</think> the watershed of the "
-     "high mountains."),
-]  # fmt: skip
+    (
+        "The river runs through the old town and past the mill before it reaches the sea.",
+        "The river runs through the old town <think>a river crossing a town</think> and past the mill "
+        "before it reaches the sea.",
+    ),
+    (
+        "Most of the country is covered by forest, and the rest is farmland or mountains.",
+        "Most of the country is covered by forest, <think>what else covers it?</think> and the rest is "
+        "farmland or mountains.",
+    ),
+    (
+        "The capital has a population of about two million people in its metro area.",
+        "The capital has a population of about <think>a number comes next</think> two million people in "
+        "its metro area.",
+    ),
+    (
+        "The climate is temperate, with cool winters and warm, dry summers along the coast.",
+        "The climate is temperate, <think>describe the seasons</think> with cool winters and warm, dry "
+        "summers along the coast.",
+    ),
+    (
+        "Fishing and tourism are the main industries of the islands in the south.",
+        "Fishing and tourism are the main industries <think>which places?</think> of the islands in the south.",
+    ),
+    (
+        "The border with the neighbouring state follows the watershed of the high mountains.",
+        "The border with the neighbouring state follows <think>a natural line</think> the watershed of the "
+        "high mountains.",
+    ),
+]
 
 PARAMS = """\
 profile: micro
@@ -61,12 +72,15 @@ tracking: {{experiment: reliability}}
 
 
 def thought_rows(n: int) -> list[dict]:
-    return [{"id": f"t-{i}", "original": SENTENCES[i % len(SENTENCES)][0], "text": SENTENCES[i % len(SENTENCES)][1]}
-            for i in range(n)]  # fmt: skip
+    return [
+        {"id": f"t-{i}", "original": SENTENCES[i % len(SENTENCES)][0], "text": SENTENCES[i % len(SENTENCES)][1]}
+        for i in range(n)
+    ]
 
 
-def make_lab(path: Path, model_dir: Path, qwen_tok=None, epochs: int = 2, rlmt_steps: int = 3,
-             train_rows: int = 6) -> Path:  # fmt: skip
+def make_lab(
+    path: Path, model_dir: Path, qwen_tok=None, epochs: int = 2, rlmt_steps: int = 3, train_rows: int = 6
+) -> Path:
     """A lab directory with params.yaml, models/base, data/thoughts and (with qwen_tok) data/chunks/rl.jsonl."""
     from thinkmid.io import write_jsonl
 
@@ -80,16 +94,30 @@ def make_lab(path: Path, model_dir: Path, qwen_tok=None, epochs: int = 2, rlmt_s
         for i, (orig, _) in enumerate(SENTENCES[:4]):
             words = orig.split()
             prefix, suffix = " ".join(words[:7]), " " + " ".join(words[7:])
-            rows.append({"id": f"rl-{i}", "prefix": prefix, "suffix": suffix,
-                         "prefix_ids": qwen_tok.encode(prefix), "suffix_ids": qwen_tok.encode(suffix)})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"rl-{i}",
+                    "prefix": prefix,
+                    "suffix": suffix,
+                    "prefix_ids": qwen_tok.encode(prefix),
+                    "suffix_ids": qwen_tok.encode(suffix),
+                }
+            )
         write_jsonl(path / "data/chunks/rl.jsonl", rows)
     return path
 
 
 def stage_env(mlflow_uri: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "THINKMID_"))}
-    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", THINKMID_LOG="WARNING",
-               THINKMID_THREADS="1", MLFLOW_TRACKING_URI=mlflow_uri, **extra)  # fmt: skip
+    env.update(
+        PYTHONPATH=str(ROOT),
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        THINKMID_LOG="WARNING",
+        THINKMID_THREADS="1",
+        MLFLOW_TRACKING_URI=mlflow_uri,
+        **extra,
+    )
     return env
 
 
@@ -104,4 +132,3 @@ def tree_hash(path: Path) -> str:
     for p in files:
         h.update(str(p.relative_to(path.parent)).encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
-

@@ -50,8 +50,13 @@ save_model(model, tok, sys.argv[2])
 
 
 def _kill_mid_write(child: str, *args: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(child), *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(child), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.strip() == "mid-write", proc.stderr.read()[-3000:]

@@ -37,43 +37,93 @@ def _good_line(i: int = 0) -> bytes:
     return (lab_rows[i] + "\n").encode()
 
 
-lab_rows = ['{"id": "t-0", "original": "The sea is calm.", "text": "The sea <think>calm?</think> is calm."}',
-            '{"id": "t-1", "original": "The hills are green.", "text": "The hills <think>colour</think> are green."}']  # fmt: skip
+lab_rows = [
+    '{"id": "t-0", "original": "The sea is calm.", "text": "The sea <think>calm?</think> is calm."}',
+    '{"id": "t-1", "original": "The hills are green.", "text": "The hills <think>colour</think> are green."}',
+]
 
 # id -> (stage, argv, how to break the lab, regex the single error line must match)
 CASES = {
-    "wrong-type": ("sft", [], lambda lab: _set(lab, "sft.lr", "fast"),
-                   r"params\.yaml:\d+: sft\.lr: .*valid number.*'fast'"),
-    "out-of-range": ("rlmt", [], lambda lab: _set(lab, "rlmt.clip_eps", -1),
-                     r"params\.yaml:\d+: rlmt\.clip_eps: .*greater than 0.*-1"),
-    "unknown-key": ("sft", [], lambda lab: _set(lab, "sft.learning_rate", 1e-4),
-                    r"params\.yaml:\d+: sft\.learning_rate: unknown key"),
-    "unknown-arm": ("sft", ["--arm", "nope"], lambda lab: None,
-                    r"--arm: unknown arm 'nope'; expected one of \['raw_base', 'think_base', 'think_phase3'\]"),
-    "k-below-2": ("rlmt", [], lambda lab: _set(lab, "rlmt.k", 1),
-                  r"params\.yaml:\d+: rlmt\.k: .*greater than or equal to 2.*1"),
-    "beyond-context": ("rlmt", [], lambda lab: (_set(lab, "chunks.prefix_tokens", 508),
-                                                _set(lab, "chunks.min_source_tokens", 600)),
-                       r"params\.yaml:\d+: chunks\.prefix_tokens \+ rlmt\.thought_max_tokens \+ rlmt\.suffix_max_tokens "
-                       r"\+ 2 = 517 exceeds base\.max_context \(512\)"),
-    "missing-model-dir": ("sft", [], lambda lab: shutil.rmtree(lab / "models/base"),
-                          r"models/base: not a model directory \(no config\.json\)"),
-    "no-final-newline": ("sft", [], lambda lab: _raw(lab, "data/thoughts/train.jsonl",
-                                                     _good_line(0) + lab_rows[1].encode()),
-                         r"data/thoughts/train\.jsonl:2: truncated line \(no newline at end of file\)"),
-    "cut-mid-object": ("sft", [], lambda lab: _raw(lab, "data/thoughts/train.jsonl",
-                                                   _good_line(0) + lab_rows[1][:30].encode()),
-                       r"data/thoughts/train\.jsonl:2: truncated line"),
-    "non-utf8": ("sft", [], lambda lab: _raw(lab, "data/thoughts/val.jsonl",
-                                             _good_line(0) + b'{"id": "x", "original": "caf\xe9", "text": "caf\xe9"}\n'),
-                 r"data/thoughts/val\.jsonl:2: not UTF-8 at byte \d+"),
-    "unclosed-think": ("sft", [], lambda lab: write_jsonl(lab / "data/thoughts/train.jsonl", [
-                           {"id": "t", "original": "The sea is calm.", "text": "The sea <think>calm? is calm."}]),
-                       r"data/thoughts/train\.jsonl:1: unclosed <think> at char 8 .*expected `text <think>thought</think> text`"),
-    "public-host": ("sft", [], lambda lab: _set(lab, "judge.endpoint.server.extra_args", ["--host", "0.0.0.0"]),
-                    r"params\.yaml:\d+: judge\.endpoint\.server\.extra_args: --host is not allowed: local servers "
-                    r"bind 127\.0\.0\.1 only"),
-}  # fmt: skip
+    "wrong-type": (
+        "sft",
+        [],
+        lambda lab: _set(lab, "sft.lr", "fast"),
+        r"params\.yaml:\d+: sft\.lr: .*valid number.*'fast'",
+    ),
+    "out-of-range": (
+        "rlmt",
+        [],
+        lambda lab: _set(lab, "rlmt.clip_eps", -1),
+        r"params\.yaml:\d+: rlmt\.clip_eps: .*greater than 0.*-1",
+    ),
+    "unknown-key": (
+        "sft",
+        [],
+        lambda lab: _set(lab, "sft.learning_rate", 1e-4),
+        r"params\.yaml:\d+: sft\.learning_rate: unknown key",
+    ),
+    "unknown-arm": (
+        "sft",
+        ["--arm", "nope"],
+        lambda lab: None,
+        r"--arm: unknown arm 'nope'; expected one of \['raw_base', 'think_base', 'think_phase3'\]",
+    ),
+    "k-below-2": (
+        "rlmt",
+        [],
+        lambda lab: _set(lab, "rlmt.k", 1),
+        r"params\.yaml:\d+: rlmt\.k: .*greater than or equal to 2.*1",
+    ),
+    "beyond-context": (
+        "rlmt",
+        [],
+        lambda lab: (_set(lab, "chunks.prefix_tokens", 508), _set(lab, "chunks.min_source_tokens", 600)),
+        r"params\.yaml:\d+: chunks\.prefix_tokens \+ rlmt\.thought_max_tokens \+ rlmt\.suffix_max_tokens "
+        r"\+ 2 = 517 exceeds base\.max_context \(512\)",
+    ),
+    "missing-model-dir": (
+        "sft",
+        [],
+        lambda lab: shutil.rmtree(lab / "models/base"),
+        r"models/base: not a model directory \(no config\.json\)",
+    ),
+    "no-final-newline": (
+        "sft",
+        [],
+        lambda lab: _raw(lab, "data/thoughts/train.jsonl", _good_line(0) + lab_rows[1].encode()),
+        r"data/thoughts/train\.jsonl:2: truncated line \(no newline at end of file\)",
+    ),
+    "cut-mid-object": (
+        "sft",
+        [],
+        lambda lab: _raw(lab, "data/thoughts/train.jsonl", _good_line(0) + lab_rows[1][:30].encode()),
+        r"data/thoughts/train\.jsonl:2: truncated line",
+    ),
+    "non-utf8": (
+        "sft",
+        [],
+        lambda lab: _raw(
+            lab, "data/thoughts/val.jsonl", _good_line(0) + b'{"id": "x", "original": "caf\xe9", "text": "caf\xe9"}\n'
+        ),
+        r"data/thoughts/val\.jsonl:2: not UTF-8 at byte \d+",
+    ),
+    "unclosed-think": (
+        "sft",
+        [],
+        lambda lab: write_jsonl(
+            lab / "data/thoughts/train.jsonl",
+            [{"id": "t", "original": "The sea is calm.", "text": "The sea <think>calm? is calm."}],
+        ),
+        r"data/thoughts/train\.jsonl:1: unclosed <think> at char 8 .*expected `text <think>thought</think> text`",
+    ),
+    "public-host": (
+        "sft",
+        [],
+        lambda lab: _set(lab, "judge.endpoint.server.extra_args", ["--host", "0.0.0.0"]),
+        r"params\.yaml:\d+: judge\.endpoint\.server\.extra_args: --host is not allowed: local servers "
+        r"bind 127\.0\.0\.1 only",
+    ),
+}
 
 
 @pytest.fixture()
@@ -124,8 +174,14 @@ def test_bad_input_as_a_real_subprocess(lab, tmp_path):
     """The same contract end to end through `python -m stages.sft` (stderr is the process's own)."""
     _set(lab, "sft.lr", "fast")
     before = _hashes(lab)
-    res = subprocess.run(stage_cmd("sft", "--arm", "think_base"), cwd=lab, capture_output=True, text=True,
-                         env=stage_env(f"sqlite:///{tmp_path / 'never.db'}"), timeout=120)  # fmt: skip
+    res = subprocess.run(
+        stage_cmd("sft", "--arm", "think_base"),
+        cwd=lab,
+        capture_output=True,
+        text=True,
+        env=stage_env(f"sqlite:///{tmp_path / 'never.db'}"),
+        timeout=120,
+    )
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert re.fullmatch(r"error: params\.yaml:\d+: sft\.lr: .*'fast'\)", lines[0]), lines[0]

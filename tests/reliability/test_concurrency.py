@@ -31,9 +31,18 @@ CHILD = textwrap.dedent(f"""
 
 def _race(tmp_path, db, arms=("raw_base", "think_base")):
     env = stage_env(f"sqlite:///{db}")
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, arm, "go"], cwd=tmp_path, env=env, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for arm in arms]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, arm, "go"],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for arm in arms
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready", p.stderr.read()
     for p in procs:  # release both at once
@@ -51,8 +60,12 @@ def _check(db, names):
     assert sorted(n for n, _, _ in runs) == sorted(names) and {s for _, _, s in runs} == {"FINISHED"}, runs
     for _, run, _ in runs:
         for key in ("train_loss", "lr", "grad_norm"):
-            steps = [s for (s,) in con.execute("select step from metrics where run_uuid = ? and key = ? "
-                                               "order by step", (run, key))]  # fmt: skip
+            steps = [
+                s
+                for (s,) in con.execute(
+                    "select step from metrics where run_uuid = ? and key = ? order by step", (run, key)
+                )
+            ]
             assert steps == list(range(STEPS)), (run, key, steps)
         latest = dict(con.execute("select key, value from latest_metrics where run_uuid = ?", (run,)))
         assert latest["val_loss"] == 0.5 and latest["train_loss"] == pytest.approx(1 / STEPS)

@@ -20,10 +20,12 @@ from thinkmid.judges.base import check_invalid_rate
 from thinkmid.judges.endpoint import EndpointPairwiseJudge, EndpointReferenceJudge
 from thinkmid.judges.parse import parse_winner
 
-ITEMS = [("The river rises in the hills and", " flows to the sea.", " is blue."),
-         ("In 1990 the population was", " two million.", " very."),
-         ("The coast is rocky in the north,", " with sandy bays in the south.", " and and and."),
-         ("Exports are mainly", " timber, fish and machinery.", " the.")]  # fmt: skip
+ITEMS = [
+    ("The river rises in the hills and", " flows to the sea.", " is blue."),
+    ("In 1990 the population was", " two million.", " very."),
+    ("The coast is rocky in the north,", " with sandy bays in the south.", " and and and."),
+    ("Exports are mainly", " timber, fish and machinery.", " the."),
+]
 
 
 def _judge(url, model=None, timeout_s=30.0, retries=2, backoff_s=0.05, concurrency=2, cls=EndpointPairwiseJudge):
@@ -163,11 +165,20 @@ def test_persistent_5xx_gives_up_after_bounded_retries():
     assert len(h.seen) == 4 and judge.stats.retries == 3 and judge.stats.invalid == 1
 
 
-@pytest.mark.parametrize("body", [b"<html>oops", b"", b'{"choices": []}', b'{"choices": [{"message": {}}]}',
-                                  chat("A is clearly better"), chat('{"winner": "C"}'), chat(None),
-                                  chat('{"winner": "A"} {"winner": "B"}')],
-                         ids=["html", "empty", "no-choices", "no-content", "prose", "bad-value", "null",
-                              "two-objects"])  # fmt: skip
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>oops",
+        b"",
+        b'{"choices": []}',
+        b'{"choices": [{"message": {}}]}',
+        chat("A is clearly better"),
+        chat('{"winner": "C"}'),
+        chat(None),
+        chat('{"winner": "A"} {"winner": "B"}'),
+    ],
+    ids=["html", "empty", "no-choices", "no-content", "prose", "bad-value", "null", "two-objects"],
+)
 def test_malformed_or_empty_bodies_are_invalid_not_guessed(body):
     with scripted_server([(200, body)]) as (url, _):
         pair = _judge(url, concurrency=1)

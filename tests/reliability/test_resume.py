@@ -13,17 +13,26 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from reliability_lab import make_lab, stage_cmd, stage_env
+from safetensors.torch import load_file
 
 # stage, arm, checkpoint dir, per-step history file, output model, per-step MLflow key
 CASES = {
-    "sft": ("think_base", "checkpoints/sft_think_base", "reports/sft/think_base_steps.json",
-            "models/sft_think_base", "train_loss"),
-    "rlmt": ("think_base", "checkpoints/rlmt_think_base", "reports/rlmt/think_base_steps.json",
-             "models/think_base_rlmt", "reward_mean"),
-}  # fmt: skip
+    "sft": (
+        "think_base",
+        "checkpoints/sft_think_base",
+        "reports/sft/think_base_steps.json",
+        "models/sft_think_base",
+        "train_loss",
+    ),
+    "rlmt": (
+        "think_base",
+        "checkpoints/rlmt_think_base",
+        "reports/rlmt/think_base_steps.json",
+        "models/think_base_rlmt",
+        "reward_mean",
+    ),
+}
 
 
 def _lab(root: Path, stage: str, model_dir: Path, qwen_tok) -> Path:
@@ -36,8 +45,14 @@ def _lab(root: Path, stage: str, model_dir: Path, qwen_tok) -> Path:
 
 
 def _start(lab: Path, stage: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(stage_cmd(stage, "--arm", CASES[stage][0]), cwd=lab, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        stage_cmd(stage, "--arm", CASES[stage][0]),
+        cwd=lab,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen) -> None:
@@ -89,8 +104,12 @@ def _mlflow_check(db: Path, name: str, key: str, n_steps: int) -> None:
     con = sqlite3.connect(db)
     runs = con.execute("select run_uuid, status from runs where name = ?", (name,)).fetchall()
     assert [s for _, s in runs] == ["FINISHED"], runs  # the killed run was resumed, not duplicated
-    steps = [s for (s,) in con.execute("select step from metrics where run_uuid = ? and key = ? order by step",
-                                       (runs[0][0], key))]  # fmt: skip
+    steps = [
+        s
+        for (s,) in con.execute(
+            "select step from metrics where run_uuid = ? and key = ? order by step", (runs[0][0], key)
+        )
+    ]
     assert steps == list(range(n_steps)), steps
     con.close()
 

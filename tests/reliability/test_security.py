@@ -74,8 +74,10 @@ def test_planted_key_never_reaches_mlflow(env_name, tmp_path, monkeypatch):
             assert all(v.winner is None and "bad credentials" in v.error for v in verdicts)
             write_jsonl("reports/self_improve/verdicts.jsonl", [{"error": v.error} for v in verdicts])
             tr.log_artifact("reports/self_improve/verdicts.jsonl")
-            tr.write_metrics("reports/self_improve/metrics.json",
-                             {"judge_invalid_rate": judge.stats.invalid_rate, "last_error": verdicts[-1].error})
+            tr.write_metrics(
+                "reports/self_improve/metrics.json",
+                {"judge_invalid_rate": judge.stats.invalid_rate, "last_error": verdicts[-1].error},
+            )
             tr.log_metrics({"invalid_judgments": judge.stats.invalid}, step=0)
             raise RuntimeError(f"judge failed: {verdicts[-1].error} (key was {key})")  # key in the message
 
@@ -102,8 +104,11 @@ def _py_files():
 # Modules whose loaders unpickle (run code from the file); importing one at all is an offence.
 PICKLE_MODULES = {"pickle", "_pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve"}
 # Calls that unpickle unless told not to: name -> (keyword, the literal value that makes it safe).
-GUARDED_CALLS = {"torch.load": ("weights_only", True), "torch.serialization.load": ("weights_only", True),
-                 "numpy.load": ("allow_pickle", False)}  # fmt: skip
+GUARDED_CALLS = {
+    "torch.load": ("weights_only", True),
+    "torch.serialization.load": ("weights_only", True),
+    "numpy.load": ("allow_pickle", False),
+}
 ALWAYS_UNSAFE = {"torch.jit.load", "pandas.read_pickle"}
 
 
@@ -174,9 +179,14 @@ BAD = {
     "import numpy as np\nnp.load(f, allow_pickle=True)": "numpy.load without",
     "import torch\ntorch.jit.load(f)": "torch.jit.load",
 }
-SAFE = ["import torch\ntorch.load(f, weights_only=True)", "from torch import load\nload(f, weights_only=True)",
-        "import numpy as np\nnp.load(f)", "import json\njson.load(f)", "from safetensors.torch import load_file\n"
-        "load_file(f)", "import yaml\nyaml.safe_load(f)"]  # fmt: skip
+SAFE = [
+    "import torch\ntorch.load(f, weights_only=True)",
+    "from torch import load\nload(f, weights_only=True)",
+    "import numpy as np\nnp.load(f)",
+    "import json\njson.load(f)",
+    "from safetensors.torch import load_file\nload_file(f)",
+    "import yaml\nyaml.safe_load(f)",
+]
 
 
 @pytest.mark.parametrize("src", sorted(BAD))
@@ -211,8 +221,9 @@ def test_trust_remote_code_is_off_by_default():
     for path in _py_files():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.keyword) and node.arg == "trust_remote_code":
-                assert not (isinstance(node.value, ast.Constant) and node.value.value is True), \
-                    f"{path.relative_to(ROOT)}:{node.value.lineno}: trust_remote_code=True"  # fmt: skip
+                assert not (isinstance(node.value, ast.Constant) and node.value.value is True), (
+                    f"{path.relative_to(ROOT)}:{node.value.lineno}: trust_remote_code=True"
+                )
 
 
 def test_local_server_binds_loopback_only(tiny_server):
@@ -229,10 +240,16 @@ def test_local_server_binds_loopback_only(tiny_server):
     if not tcp.exists():
         pytest.skip("no /proc/net/tcp here")
     port = f"{tiny_server.port:04X}"
-    listening = {line.split()[1] for line in tcp.read_text().splitlines()[1:]
-                 if line.split()[1].endswith(f":{port}") and line.split()[3] == "0A"}  # fmt: skip
+    listening = {
+        line.split()[1]
+        for line in tcp.read_text().splitlines()[1:]
+        if line.split()[1].endswith(f":{port}") and line.split()[3] == "0A"
+    }
     assert listening == {f"0100007F:{port}"}  # the real server listens on 127.0.0.1 only
     v6 = Path("/proc/net/tcp6")
     if v6.exists():
-        assert not [line for line in v6.read_text().splitlines()[1:]
-                    if line.split()[1].endswith(f":{port}") and line.split()[3] == "0A"]  # fmt: skip
+        assert not [
+            line
+            for line in v6.read_text().splitlines()[1:]
+            if line.split()[1].endswith(f":{port}") and line.split()[3] == "0A"
+        ]

@@ -19,10 +19,15 @@ RECORD = Path(__file__).with_name("record_tables.txt")
 VALUE = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?|null|true|false")
 # record table -> the markdown section (text after this heading, up to the next heading) holding it
 SECTIONS = {
-    "sft": "## Interleaved-thinking SFT", "rlmt": "## RLMT", "gate": "## Reward gate",
-    "gate_comparisons": "### Pairwise comparisons", "go_no_go": "### Go/no-go", "reasoning": "## Reasoning eval",
-    "macro": "### Macro averages", "comparisons": "### Direct comparisons",
-}  # fmt: skip
+    "sft": "## Interleaved-thinking SFT",
+    "rlmt": "## RLMT",
+    "gate": "## Reward gate",
+    "gate_comparisons": "### Pairwise comparisons",
+    "go_no_go": "### Go/no-go",
+    "reasoning": "## Reasoning eval",
+    "macro": "### Macro averages",
+    "comparisons": "### Direct comparisons",
+}
 
 
 def record_tables() -> dict[str, list[tuple[str, list[str]]]]:
@@ -45,8 +50,11 @@ def section(md: str, heading: str) -> str:
 
 
 def md_rows(text: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
-            if line.startswith("|") and not set(line) <= set("|-: ")]  # fmt: skip
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("|") and not set(line) <= set("|-: ")
+    ]
 
 
 def values(cells: list[str]) -> list[str]:

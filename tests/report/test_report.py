@@ -13,12 +13,26 @@ from thinkmid.report.fmt import count, d1, d6, f6, md_table
 from thinkmid.report.plots import reward_gate_plot, rlmt_reward_plot
 
 HEADINGS = [
-    "# thinkmid results", "## Phase 3: self-improving pretraining", "### Held-out continuation quality",
-    "### Training summary", "## Data and teacher-thought audit", "### Chunks", "### Teacher thoughts",
-    "## Interleaved-thinking SFT", "## RLMT", "## Reward gate", "### Pairwise comparisons", "### Go/no-go",
-    "### Seed gate fields", "## Thought-use probe", "### Causal deltas", "## Reasoning eval", "### Macro averages",
-    "### Direct comparisons", "### Second score: math-verify",
-]  # fmt: skip
+    "# thinkmid results",
+    "## Phase 3: self-improving pretraining",
+    "### Held-out continuation quality",
+    "### Training summary",
+    "## Data and teacher-thought audit",
+    "### Chunks",
+    "### Teacher thoughts",
+    "## Interleaved-thinking SFT",
+    "## RLMT",
+    "## Reward gate",
+    "### Pairwise comparisons",
+    "### Go/no-go",
+    "### Seed gate fields",
+    "## Thought-use probe",
+    "### Causal deltas",
+    "## Reasoning eval",
+    "### Macro averages",
+    "### Direct comparisons",
+    "### Second score: math-verify",
+]
 
 
 def _row(md: str, *cells: str) -> list[str]:
@@ -46,18 +60,36 @@ def test_every_table_is_rendered(reports):
     assert "60/128 = 46.88%" in md  # the stricter both-orders figure
     # SFT row, as in the record (our model dir as the Checkpoint), plus the thought-token NLL column.
     assert _row(md, "raw_base SFT")[1:11] == [
-        "models/sft_raw_base", "val_loss", "2.694593", "2.694593", "2.694593", "0.020321", "4,036,608", "2729.53",
-        "94.94", "4.500000 -> 2.250000"]
+        "models/sft_raw_base",
+        "val_loss",
+        "2.694593",
+        "2.694593",
+        "2.694593",
+        "0.020321",
+        "4,036,608",
+        "2729.53",
+        "94.94",
+        "4.500000 -> 2.250000",
+    ]
     assert _row(md, "think_phase3 RLMT")[1:6] == ["200", "null", "0.090313", "0.093750", "0.5625"]
     assert _row(md, "think_phase3 RLMT")[-1] == "models/think_phase3_rlmt"
     assert _row(md, "think_phase3_rlmt")[1] == "0.097656"
-    assert _row(md, "think_phase3_minus_think_base_rlmt")[1:6] == ["-0.002930", "0.281250", "0.312500", "0.406250", "64"]
+    assert _row(md, "think_phase3_minus_think_base_rlmt")[1:6] == [
+        "-0.002930",
+        "0.281250",
+        "0.312500",
+        "0.406250",
+        "64",
+    ]
     lo, hi = (float(x) for x in _row(md, "think_phase3_minus_think_base_rlmt")[6].strip("[]").split(", "))
     assert -0.2 < lo < -0.002930 < hi < 0.2  # the paired interval (extra column) holds the record's delta
     pairs = md.split("### Pairwise comparisons")[1].split("###")[0]
     assert [line.split("|")[1].strip() for line in pairs.splitlines() if "_minus_" in line and line[0] == "|"] == [
-        "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
-        "think_phase3_minus_think_base_rlmt", "think_phase3_rlmt_minus_think_base_rlmt",
+        "think_base_rlmt_minus_think_base",
+        "think_phase3_minus_think_base",
+        "think_phase3_rlmt_minus_think_base",
+        "think_phase3_minus_think_base_rlmt",
+        "think_phase3_rlmt_minus_think_base_rlmt",
         "think_phase3_rlmt_minus_think_phase3",
     ]  # the record's order
     assert _row(md, "phase3_higher_mean_reward")[1] == "true"
@@ -65,13 +97,17 @@ def test_every_table_is_rendered(reports):
     assert evidence.startswith("think_phase3 - think_base mean reward over shared prefixes +0.0029 (95% CI -")
     assert "64 prefixes" in evidence and "(95% CI" in _row(md, "variance_ok")[2]
     assert _row(md, "think_base", "blank")[2:] == ["0.062500", "0.242061", "0.062500", "0.250000", "0.000000", "32"]
-    assert _row(md, "think_base", "normal_minus_blank")[2:7] == [
-        "+0.062500", "0.250000", "0.000000", "0.750000", "8"]  # fmt: skip
+    assert _row(md, "think_base", "normal_minus_blank")[2:7] == ["+0.062500", "0.250000", "0.000000", "0.750000", "8"]
     assert _row(md, "think_base", "normal_minus_blank")[7].startswith("[")  # the paired interval (extra)
     # k comes from the data.
     reasoning = md.split("## Reasoning eval")[1]
     assert _row(reasoning, "Arm", "Benchmark")[2:7] == [
-        "Mean@8", "Correct / Samples", "Pass@8 Any", "Any Pass / Problems", "Avg Completion Tokens"]
+        "Mean@8",
+        "Correct / Samples",
+        "Pass@8 Any",
+        "Any Pass / Problems",
+        "Avg Completion Tokens",
+    ]
     assert _row(md, "think_base", "GSM8K")[2:7] == ["0.105478", "1113 / 10552", "0.508719", "671 / 1319", "322.2"]
     mv = md.split("### Second score: math-verify")[1]
     # record_data: the math-verify score also accepts sample 7 of every fifth problem: +264 samples,
@@ -87,7 +123,11 @@ def test_direct_comparison_deltas_match_the_record(reports):
     comp = md.split("### Direct comparisons")[1]
     assert _row(comp, "Base+Think+RLMT vs Base+Think", "GSM8K")[2:] == ["-0.010993", "-0.031842", "+2.7", "n/a", "n/a"]
     assert _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")[2:5] == ["+0.004191", "+0.005454", "+4.0"]
-    assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "OlympiadBench")[2:5] == ["-0.017045", "+0.009091", "-11.5"]
+    assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "OlympiadBench")[2:5] == [
+        "-0.017045",
+        "+0.009091",
+        "-11.5",
+    ]
     assert _row(comp, "Phase3+Think vs Base+Think", "Macro")[2:5] == ["+0.006732", "+0.017503", "-1.8"]
     assert _row(comp, "Phase3+Think+RLMT vs Base+Think+RLMT", "GPQA-Diamond")[3] == "+0.000000"
     assert sum(1 for line in comp.splitlines() if " vs " in line) == 4 * 5
@@ -163,8 +203,10 @@ def test_missing_optional_inputs_say_not_run(reports):
     assert "## Reasoning eval\n\nNot run:" in render_results(load_inputs(reports))
 
 
-@pytest.mark.parametrize("rel", ["sft/think_phase3.json", "rlmt/think_base.json", "reward_gate/summary.json",
-                                 "eval_continuations/metrics.json"])  # fmt: skip
+@pytest.mark.parametrize(
+    "rel",
+    ["sft/think_phase3.json", "rlmt/think_base.json", "reward_gate/summary.json", "eval_continuations/metrics.json"],
+)
 def test_missing_required_input_raises(reports, rel):
     (reports / rel).unlink()
     with pytest.raises(InputError, match=str(reports / rel)):
@@ -202,8 +244,10 @@ def test_stage_writes_and_logs(reports, tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text("profile: test\nreward_gate:\n  prefixes: 64\n  k: 16\n")
     stage_main("report", run, argv=["--params", str(tmp_path / "params.yaml")])
     out = tmp_path / "reports"
-    first = {p: (out / p).read_bytes() for p in
-             ("RESULTS.md", "summary.json", "plots/rlmt_reward.png", "plots/reward_gate.png")}  # fmt: skip
+    first = {
+        p: (out / p).read_bytes()
+        for p in ("RESULTS.md", "summary.json", "plots/rlmt_reward.png", "plots/reward_gate.png")
+    }
     assert b"Params profile: `test`." in first["RESULTS.md"]
     assert json.loads(first["summary.json"])["phase3"]["comparisons"] == 128
     stage_main("report", run, argv=["--params", str(tmp_path / "params.yaml")])

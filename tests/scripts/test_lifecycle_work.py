@@ -25,7 +25,9 @@ def test_paper_counts_follow_the_record_setup():
     w = rows("paper")
     assert w["rlmt"]["steps"] == 400 and w["rlmt"]["samples"] == 2 * 200 * 2 * 16  # 2 arms, 200 steps, P=2, K=16
     assert w["rlmt"]["gen_tokens"] == 12_800 * (48 + 128)
-    assert w["self_improve"]["judge_calls"] == 2000 * 16 * 17 * 16 // 2  # the seed: 2,000 steps x 16 prefixes, every pair of K + 1 once
+    assert (
+        w["self_improve"]["judge_calls"] == 2000 * 16 * 17 * 16 // 2
+    )  # the seed: 2,000 steps x 16 prefixes, every pair of K + 1 once
     assert w["reward_gate"]["samples"] == w["reward_gate"]["judge_calls"] == 4 * 64 * 16
     assert w["reasoning_eval"]["samples"] == 4 * (1319 + 500 + 198 + 220) * 8
     assert w["sft"]["steps"] == 3 * 512
@@ -34,8 +36,11 @@ def test_paper_counts_follow_the_record_setup():
 def test_limits_and_disabled_benchmarks_count(tmp_path):
     w = rows("embedded")
     p = load_params(ROOT / "profiles" / "embedded.yaml").reasoning_eval
-    want = sum(min(lw.BENCH_SIZES[b], getattr(p, b).limit or lw.BENCH_SIZES[b])
-               for b in lw.BENCH_SIZES if getattr(p, b).enabled)  # fmt: skip
+    want = sum(
+        min(lw.BENCH_SIZES[b], getattr(p, b).limit or lw.BENCH_SIZES[b])
+        for b in lw.BENCH_SIZES
+        if getattr(p, b).enabled
+    )
     assert w["reasoning_eval"]["samples"] == 4 * want * p.k
 
 
@@ -49,7 +54,7 @@ def test_rates_project_and_write_is_stable(tmp_path):
     w = rows("paper")
     total = sum(r["units"] * r["runs"] for r in w.values())
     assert f"{total:,.0f} s" in text and "old" not in text and text.endswith("tail\n")
-    assert f"| rlmt | 2 | 400 |" in text and "1 s / step" in text
+    assert "| rlmt | 2 | 400 |" in text and "1 s / step" in text
     again = doc.read_text()
     lw.main([str(ROOT / "profiles" / "paper.yaml"), "--rates", str(rates), "--write", str(doc)])
     assert doc.read_text() == again
@@ -79,8 +84,9 @@ def test_measured_run_projects_only_what_finished(tmp_path):
     stand["sft"]["raw_steps"], stand["self_improve"]["steps"] = None, 4
     stand["chunks"].update(sft_train=64, sft_val=64)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(stand))
-    (tmp_path / "stage_times.json").write_text(json.dumps({"sft@raw_base": 40.0, "sft@think_base": None,
-                                                           "self_improve": 30.0, "rlmt@think_base": None}))  # fmt: skip
+    (tmp_path / "stage_times.json").write_text(
+        json.dumps({"sft@raw_base": 40.0, "sft@think_base": None, "self_improve": 30.0, "rlmt@think_base": None})
+    )
     steps = tmp_path / "reports" / "self_improve"
     steps.mkdir(parents=True)
     (steps / "steps.json").write_text(json.dumps([{"step": i, "step_time_s": 5.0} for i in range(4)]))

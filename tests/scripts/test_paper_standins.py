@@ -66,7 +66,10 @@ def test_params_command_writes_a_valid_params_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert ps.main(["params", "--servers", "sglang"]) == 0
     p = load_params(tmp_path / "params.yaml")
-    assert p.profile == "paper_standins" and p.teacher_thoughts.endpoint.server.extra_args == ["--mem-fraction-static", "0.30"]
+    assert p.profile == "paper_standins" and p.teacher_thoughts.endpoint.server.extra_args == [
+        "--mem-fraction-static",
+        "0.30",
+    ]
 
 
 @pytest.mark.parametrize("name,low,high", [("qwen3-0.6b-base", 0.58e9, 0.62e9), ("qwen3-4b", 3.9e9, 4.1e9)])
@@ -84,8 +87,15 @@ def test_written_standin_is_a_safetensors_qwen3_with_the_real_tokenizer(tmp_path
     from thinkmid.models.load import load_model
     from thinkmid.models.tokenizer import think_ids
 
-    tiny = dict(ps.SHAPES["qwen3-4b"], hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=8)  # fmt: skip
+    tiny = dict(
+        ps.SHAPES["qwen3-4b"],
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+    )
     path = ps.write_standin(tmp_path / "judge", tiny, seed=1, chat=True)
     files = {f.name for f in path.iterdir()}
     assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in files)
@@ -93,8 +103,9 @@ def test_written_standin_is_a_safetensors_qwen3_with_the_real_tokenizer(tmp_path
     assert cfg["model_type"] == "qwen3" and cfg["vocab_size"] == ps.VOCAB and cfg["num_key_value_heads"] == 2
     model, tok = load_model(path)
     assert think_ids(tok) == (151667, 151668) and len(tok) == 151669
-    assert "<|im_start|>assistant" in tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
-                                                              add_generation_prompt=True)  # fmt: skip
+    assert "<|im_start|>assistant" in tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     from safetensors import safe_open
 
     with safe_open(path / "model.safetensors", "pt") as f:

@@ -33,8 +33,13 @@ def _sh(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 def _init(repo: Path) -> None:
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"],
-                [*git, "add", "-A"], [*git, "commit", "-qm", "lab"]):  # fmt: skip
+    for cmd in (
+        ["git", "init", "-q"],
+        ["dvc", "init", "-q"],
+        ["dvc", "config", "core.analytics", "false"],
+        [*git, "add", "-A"],
+        [*git, "commit", "-qm", "lab"],
+    ):
         _sh(cmd, repo)
 
 

@@ -55,14 +55,24 @@ def workspace(tmp_path_factory, qwen_tok):
     make_tiny_qwen3 = _helper("conftest.py", "make_tiny_qwen3")
     for seed, arm in enumerate(ARMS_GATE):
         save_model(make_tiny_qwen3(seed=seed), qwen_tok, root / arm_model_dir(arm))
-    gate = [{"id": f"doc{i}#0", "source_id": f"doc{i}", "prefix": p, "suffix": s, "text": p + s,
-             "prefix_ids": qwen_tok.encode(p, add_special_tokens=False),
-             "suffix_ids": qwen_tok.encode(s, add_special_tokens=False)}
-            for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
+    gate = [
+        {
+            "id": f"doc{i}#0",
+            "source_id": f"doc{i}",
+            "prefix": p,
+            "suffix": s,
+            "text": p + s,
+            "prefix_ids": qwen_tok.encode(p, add_special_tokens=False),
+            "suffix_ids": qwen_tok.encode(s, add_special_tokens=False),
+        }
+        for i, (p, s) in enumerate(TEXTS)
+    ]
     write_jsonl(root / "data/chunks/gate.jsonl", gate)
     # The gate and probe prefixes are the SFT val rows cut at their teacher thought (data/prefixes.py).
-    val = [{"id": r["id"], "original": r["text"], "text": r["prefix"] + f" <think>{t}</think>" + r["suffix"]}
-           for r, t in zip(gate, TEACHER)]  # fmt: skip
+    val = [
+        {"id": r["id"], "original": r["text"], "text": r["prefix"] + f" <think>{t}</think>" + r["suffix"]}
+        for r, t in zip(gate, TEACHER)
+    ]
     write_jsonl(root / "data/thoughts/val.jsonl", val)
     (root / "params.yaml").write_text(PARAMS)
     return root
@@ -132,10 +142,16 @@ def test_reward_gate_stage(in_ws):
         assert {"prefix_id", "sample_idx", "thought", "predicted_suffix", "reward", "new_tokens"} <= set(rows[0])
         assert sum(r["reward"] for r in rows) / 6 == pytest.approx(a["reward_mean"])
         assert all(r["new_tokens"] <= 2 + 1 + 3 for r in rows)
-    assert sorted(summary["comparisons"]) == sorted([
-        "think_base_rlmt_minus_think_base", "think_phase3_minus_think_base", "think_phase3_rlmt_minus_think_base",
-        "think_phase3_minus_think_base_rlmt", "think_phase3_rlmt_minus_think_base_rlmt",
-        "think_phase3_rlmt_minus_think_phase3"])  # fmt: skip
+    assert sorted(summary["comparisons"]) == sorted(
+        [
+            "think_base_rlmt_minus_think_base",
+            "think_phase3_minus_think_base",
+            "think_phase3_rlmt_minus_think_base",
+            "think_phase3_minus_think_base_rlmt",
+            "think_phase3_rlmt_minus_think_base_rlmt",
+            "think_phase3_rlmt_minus_think_phase3",
+        ]
+    )
     assert all(c["shared_prefixes"] == 3 for c in summary["comparisons"].values())
     assert all(isinstance(v, bool) for v in summary["go_no_go"].values())
     g, arms = summary["go_no_go"], summary["arms"]
@@ -143,11 +159,13 @@ def test_reward_gate_stage(in_ws):
     # the seed's definitions, from the summary's own fields
     assert g["variance_ok"] is all(a["near_zero_groups"] <= 0.5 for a in arms.values())
     b, p = arms["think_base"], arms["think_phase3"]
-    assert g["phase3_more_reward_separable"] is (p["mean_group_std"] > b["mean_group_std"]
-                                                 or p["mixed_groups"] > b["mixed_groups"])  # fmt: skip
+    assert g["phase3_more_reward_separable"] is (
+        p["mean_group_std"] > b["mean_group_std"] or p["mixed_groups"] > b["mixed_groups"]
+    )
     assert g["phase3_higher_mean_reward"] is (summary["phase3_vs_base"]["mean_phase3_minus_base_reward"] > 0)
     assert summary["phase3_vs_base"]["mean_phase3_minus_base_reward"] == pytest.approx(
-        summary["comparisons"]["think_phase3_minus_think_base"]["mean_reward_delta"])
+        summary["comparisons"]["think_phase3_minus_think_base"]["mean_reward_delta"]
+    )
     runs = _runs(in_ws, "reward_gate")
     assert set(runs) == {f"reward_gate/{a}" for a in ARMS_GATE} | {"reward_gate"}
     keys = [set(runs[f"reward_gate/{a}"].data.metrics) for a in ARMS_GATE]
@@ -183,7 +201,12 @@ def test_thought_probe_stage(in_ws):
     assert set(runs) == {f"thought_probe/{a}" for a in ARMS_GATE} | {"thought_probe"}
     keys = [set(runs[f"thought_probe/{a}"].data.metrics) for a in ARMS_GATE]
     assert all(k == keys[0] for k in keys)
-    assert {"reward_normal", "reward_swapped", "normal_minus_swapped/mean_delta", "normal_minus_teacher/mean_delta"} <= keys[0]
+    assert {
+        "reward_normal",
+        "reward_swapped",
+        "normal_minus_swapped/mean_delta",
+        "normal_minus_teacher/mean_delta",
+    } <= keys[0]
 
 
 def test_report_reads_both_outputs(in_ws):

@@ -17,29 +17,39 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from fake_launcher import RecordingLauncher
+
 from thinkmid import ARMS_GATE, ARMS_RLMT, ARMS_SFT
 from thinkmid.config import parse_params
 from thinkmid.engines.hf import HFEngine
 from thinkmid.engines.launcher import ServerError
 from thinkmid.engines.openai import OpenAIEngine
 from thinkmid.engines.servers import use_launcher
-from thinkmid.errors import InputError
-from thinkmid.profile import merged
 from thinkmid.engines.wiring import build
+from thinkmid.errors import InputError
 from thinkmid.judges.inprocess import InprocessPairwiseJudge, InprocessReferenceJudge
+from thinkmid.profile import merged
 
 ROOT = Path(__file__).resolve().parents[2]
 JUDGE_4B = "Qwen/Qwen3-4B-Instruct-2507"
 JUDGE_4B_REVISION = "cdbee75f17c01a7cc42f958dc650907174af0554"
 STAGE_ARMS = {
-    "self_improve": [None], "eval_continuations": [None], "teacher_thoughts": [None], "sft": list(ARMS_SFT),
-    "rlmt": list(ARMS_RLMT), "reward_gate": [None], "thought_probe": [None], "reasoning_eval": list(ARMS_GATE),
-}  # fmt: skip
+    "self_improve": [None],
+    "eval_continuations": [None],
+    "teacher_thoughts": [None],
+    "sft": list(ARMS_SFT),
+    "rlmt": list(ARMS_RLMT),
+    "reward_gate": [None],
+    "thought_probe": [None],
+    "reasoning_eval": list(ARMS_GATE),
+}
 NO_SERVERS = ("prepare_base", "prepare_chunks", "report")
-ARM_DIR = {"think_base": "models/sft_think_base", "think_phase3": "models/sft_think_phase3",
-           "think_base_rlmt": "models/think_base_rlmt", "think_phase3_rlmt": "models/think_phase3_rlmt"}  # fmt: skip
+ARM_DIR = {
+    "think_base": "models/sft_think_base",
+    "think_phase3": "models/sft_think_phase3",
+    "think_base_rlmt": "models/think_base_rlmt",
+    "think_phase3_rlmt": "models/think_phase3_rlmt",
+}
 SFT_START = {"raw_base": "models/base", "think_base": "models/base", "think_phase3": "models/phase3"}
 
 
@@ -61,8 +71,7 @@ def paper_endpoint_judges() -> dict:
     d = profile_dict("paper")
     for role in ("judge", "reference_judge"):
         section = re.search(rf"^{role}:\n((?:  .*\n|\n)*)", text, re.M).group(1)
-        block = [ln.replace("  # ", "  ", 1) for ln in section.splitlines()
-                 if re.match(r"  # (endpoint:|  )", ln)]  # fmt: skip
+        block = [ln.replace("  # ", "  ", 1) for ln in section.splitlines() if re.match(r"  # (endpoint:|  )", ln)]
         assert block and block[0] == "  endpoint:", f"profiles/paper.yaml {role}: no commented endpoint block"
         d[role] = {**d[role], "backend": "endpoint", **yaml.safe_load("\n".join(b[2:] for b in block))}
     return d
@@ -84,8 +93,16 @@ def expected(profile: str, stage: str, arm: str | None) -> list[tuple[str, str, 
     ref = [("reference_judge", kind, model, 30002)] if profile == "paper_endpoint_judges" else []
     teacher = [("teacher", kind, model, 30003)] if paper else []
     if profile != "paper_on_servers":  # the policy samples in process
-        return {"self_improve": judge, "eval_continuations": judge, "teacher_thoughts": teacher, "sft": [],
-                "rlmt": ref, "reward_gate": ref, "thought_probe": ref, "reasoning_eval": []}[stage]  # fmt: skip
+        return {
+            "self_improve": judge,
+            "eval_continuations": judge,
+            "teacher_thoughts": teacher,
+            "sft": [],
+            "rlmt": ref,
+            "reward_gate": ref,
+            "thought_probe": ref,
+            "reasoning_eval": [],
+        }[stage]
 
     def pol(model):
         return ("policy", "sglang", model, 30000)
@@ -103,9 +120,14 @@ def expected(profile: str, stage: str, arm: str | None) -> list[tuple[str, str, 
     }[stage]()
 
 
-PROFILES = {"embedded": lambda: profile_dict("embedded"), "micro": lambda: profile_dict("micro"),
-            "paper": lambda: profile_dict("paper"), "paper_on_servers": paper_on_servers,
-            "paper_endpoint_judges": paper_endpoint_judges, "paper_standins": paper_standins}  # fmt: skip
+PROFILES = {
+    "embedded": lambda: profile_dict("embedded"),
+    "micro": lambda: profile_dict("micro"),
+    "paper": lambda: profile_dict("paper"),
+    "paper_on_servers": paper_on_servers,
+    "paper_endpoint_judges": paper_endpoint_judges,
+    "paper_standins": paper_standins,
+}
 CASES = [(p, s, a) for p in PROFILES for s, arms in STAGE_ARMS.items() for a in arms]
 
 
@@ -191,22 +213,46 @@ def test_a_server_of_another_model_on_the_port_is_named(tiny_model, qwen_tok):
     params = parse_params(yaml.safe_dump(profile_dict("paper")))
     tt = importlib.import_module("stages.teacher_thoughts")
     with use_launcher(RecordingLauncher(already_serving={30003: "models/base"})):
-        with pytest.raises(ServerError, match=r"teacher_thoughts\.endpoint\.server: port 30003 .* models/base, not "
-                                              r"Qwen/Qwen3-4B-Instruct-2507"):  # fmt: skip
+        with pytest.raises(
+            ServerError,
+            match=r"teacher_thoughts\.endpoint\.server: port 30003 .* models/base, not "
+            r"Qwen/Qwen3-4B-Instruct-2507",
+        ):
             with build(tt.wiring(params)[0], params):
                 pass
 
 
-@pytest.mark.parametrize("edit,message", [
-    ({"engine": {"backend": "openai", "endpoint": {"server": {"launch": "none"}}}},
-     "engine.endpoint.server.launch: 'none' with engine.backend 'openai' would sample every arm"),
-    ({"engine": {"backend": "openai", "endpoint": {"server": {"launch": "sglang", "model": "x"}}}},
-     "engine.endpoint.server.model: the policy server serves each stage's own model"),
-    ({"judge": {"backend": "endpoint", "endpoint": {"server": {"launch": "sglang", "extra_args": ["--model-path", "x"]}}}},
-     "the served model is `server.model`, not an extra argument"),
-    ({"judge": {"backend": "endpoint", "endpoint": {"base_url": "http://h:1/v1", "server": {"launch": "sglang"}}}},
-     "names an external server but server launch is 'sglang'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (
+            {"engine": {"backend": "openai", "endpoint": {"server": {"launch": "none"}}}},
+            "engine.endpoint.server.launch: 'none' with engine.backend 'openai' would sample every arm",
+        ),
+        (
+            {"engine": {"backend": "openai", "endpoint": {"server": {"launch": "sglang", "model": "x"}}}},
+            "engine.endpoint.server.model: the policy server serves each stage's own model",
+        ),
+        (
+            {
+                "judge": {
+                    "backend": "endpoint",
+                    "endpoint": {"server": {"launch": "sglang", "extra_args": ["--model-path", "x"]}},
+                }
+            },
+            "the served model is `server.model`, not an extra argument",
+        ),
+        (
+            {
+                "judge": {
+                    "backend": "endpoint",
+                    "endpoint": {"base_url": "http://h:1/v1", "server": {"launch": "sglang"}},
+                }
+            },
+            "names an external server but server launch is 'sglang'",
+        ),
+    ],
+)
 def test_configs_that_cannot_be_wired_are_refused_before_work(edit, message):
     d = profile_dict("paper")
     for k, v in edit.items():

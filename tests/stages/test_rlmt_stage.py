@@ -36,10 +36,20 @@ TEXTS = [
     ("The capital has a population of about", " two million people in its metro area."),
 ]
 SUMMARY_KEYS = {
-    "arm", "completed_steps", "stopped_reason", "avg_reward", "final_reward", "avg_mixed_groups",
-    "avg_near_zero_groups", "avg_all_zero_groups", "avg_all_one_groups", "invalid_judge_rate",
-    "avg_length_drift", "avg_artifact_rate", "avg_markup_artifact_rate",
-}  # fmt: skip
+    "arm",
+    "completed_steps",
+    "stopped_reason",
+    "avg_reward",
+    "final_reward",
+    "avg_mixed_groups",
+    "avg_near_zero_groups",
+    "avg_all_zero_groups",
+    "avg_all_one_groups",
+    "invalid_judge_rate",
+    "avg_length_drift",
+    "avg_artifact_rate",
+    "avg_markup_artifact_rate",
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +65,9 @@ def _setup(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, mlflow_db, experimen
     Path("params.yaml").write_text(PARAMS.format(steps=steps, every=every, experiment=experiment))
     shutil.copytree(tiny_model_dir, "models/sft_think_base")  # as save_model wrote it
     # RL prefixes are SFT train rows cut at their teacher thought (thinkmid/data/prefixes.py).
-    rows = [{"id": f"rl-{i}", "original": p + s, "text": p + " <think>a note</think>" + s}
-            for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
+    rows = [
+        {"id": f"rl-{i}", "original": p + s, "text": p + " <think>a note</think>" + s} for i, (p, s) in enumerate(TEXTS)
+    ]
     write_jsonl("data/thoughts/train.jsonl", rows)
 
 

@@ -33,8 +33,10 @@ rlmt: {{steps: 3, prefixes_per_step: 2, k: 2, thought_max_tokens: 3, suffix_max_
 prefixes: {{min_before: 4, min_after: 4, reference_tokens: 8}}
 tracking: {{experiment: rlmt-server}}
 """
-TEXTS = [("The river runs through the old town and", " past the mill before it reaches the sea."),
-         ("Most of the country is covered by forest,", " and the rest is farmland or mountains.")]  # fmt: skip
+TEXTS = [
+    ("The river runs through the old town and", " past the mill before it reaches the sea."),
+    ("Most of the country is covered by forest,", " and the rest is farmland or mountains."),
+]
 
 
 def test_rlmt_keeps_its_own_server_on_policy(tmp_path, monkeypatch, tiny_model_dir, qwen_tok, caplog):
@@ -45,8 +47,13 @@ def test_rlmt_keeps_its_own_server_on_policy(tmp_path, monkeypatch, tiny_model_d
     Path("params.yaml").write_text(PARAMS.format(port=port))
     shutil.copytree(tiny_model_dir, "models/sft_think_base")
     # RL prefixes are SFT train rows cut at their teacher thought (thinkmid/data/prefixes.py).
-    write_jsonl("data/thoughts/train.jsonl", [{"id": f"rl-{i}", "original": p + s, "text": p + " <think>a note</think>" + s}
-                                              for i, (p, s) in enumerate(TEXTS)])  # fmt: skip
+    write_jsonl(
+        "data/thoughts/train.jsonl",
+        [
+            {"id": f"rl-{i}", "original": p + s, "text": p + " <think>a note</think>" + s}
+            for i, (p, s) in enumerate(TEXTS)
+        ],
+    )
     served = []
     real = OpenAIEngine.update_weights
 

@@ -47,21 +47,44 @@ def _workspace(path: Path, tiny_model_dir, qwen_tok):
     path.mkdir(parents=True)
     (path / "params.yaml").write_text(PARAMS)
     shutil.copytree(tiny_model_dir, path / "models/base")
-    rows = [{"id": f"r{i}", "original": p + s, "text": p + " <think>a note</think>" + s}
-            for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
+    rows = [
+        {"id": f"r{i}", "original": p + s, "text": p + " <think>a note</think>" + s} for i, (p, s) in enumerate(TEXTS)
+    ]
     write_jsonl(path / "data/thoughts/train.jsonl", rows)
     write_jsonl(path / "data/thoughts/val.jsonl", rows[:2])
-    chunks = [{"id": f"c{i}", "prefix": p, "suffix": s, "prefix_ids": qwen_tok.encode(p)[:8],
-               "suffix_ids": qwen_tok.encode(s)[:4]} for i, (p, s) in enumerate(TEXTS)]  # fmt: skip
+    chunks = [
+        {
+            "id": f"c{i}",
+            "prefix": p,
+            "suffix": s,
+            "prefix_ids": qwen_tok.encode(p)[:8],
+            "suffix_ids": qwen_tok.encode(s)[:4],
+        }
+        for i, (p, s) in enumerate(TEXTS)
+    ]
     write_jsonl(path / "data/chunks/phase3_train.jsonl", chunks)
 
 
 STAGES = {  # stage -> (module, recipe class, --arm, output model, checkpoint dir, steps file, refused edit)
-    "sft": ("stages.sft", "Sft", "think_base", "models/sft_think_base", "checkpoints/sft_think_base",
-            "reports/sft/think_base_steps.json", ("sft", "batch_size", 3)),
-    "self_improve": ("stages.self_improve", "SelfImprove", None, "models/phase3", "checkpoints/self_improve",
-                     "reports/self_improve/steps.json", ("self_improve", "k", 3)),
-}  # fmt: skip
+    "sft": (
+        "stages.sft",
+        "Sft",
+        "think_base",
+        "models/sft_think_base",
+        "checkpoints/sft_think_base",
+        "reports/sft/think_base_steps.json",
+        ("sft", "batch_size", 3),
+    ),
+    "self_improve": (
+        "stages.self_improve",
+        "SelfImprove",
+        None,
+        "models/phase3",
+        "checkpoints/self_improve",
+        "reports/self_improve/steps.json",
+        ("self_improve", "k", 3),
+    ),
+}
 
 
 def _run(stage):
@@ -69,8 +92,11 @@ def _run(stage):
 
     mod = importlib.import_module(STAGES[stage][0])
     arm = STAGES[stage][2]
-    stage_main(stage, mod.run, **({"arms": ("raw_base", "think_base", "think_phase3"), "argv": ["--arm", arm]}
-                                  if arm else {"argv": []}))  # fmt: skip
+    stage_main(
+        stage,
+        mod.run,
+        **({"arms": ("raw_base", "think_base", "think_phase3"), "argv": ["--arm", arm]} if arm else {"argv": []}),
+    )
 
 
 def _weights(path):
@@ -86,8 +112,9 @@ def _edit(section, key, value):
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_resume_refuses_changed_params_and_continues_exactly(stage, tmp_path, monkeypatch, tiny_model_dir, qwen_tok,
-                                                             mlflow_db, capsys):  # fmt: skip
+def test_resume_refuses_changed_params_and_continues_exactly(
+    stage, tmp_path, monkeypatch, tiny_model_dir, qwen_tok, mlflow_db, capsys
+):
     import importlib
 
     _, cls_name, _, out, ckpt, steps_file, (section, key, value) = STAGES[stage]

@@ -53,7 +53,9 @@ def test_sampling_is_constrained_to_the_abstract_vocabulary(qwen_tok):
     model, tok = _extended(qwen_tok)
     abs_ids, _, _ = ab.ids(tok, 8)
     for fast in (False, True):
-        zs = ab.sample_sequences(HFEngine(model, tok, fast=fast), tok, PROBLEMS, 8, max_tokens=5, temperature=1.0, seed=0)
+        zs = ab.sample_sequences(
+            HFEngine(model, tok, fast=fast), tok, PROBLEMS, 8, max_tokens=5, temperature=1.0, seed=0
+        )
         assert all(len(z) <= 5 and set(z) <= set(abs_ids) for z in zs) and any(zs)
 
 

@@ -47,15 +47,29 @@ def test_stages_end_to_end_and_report(lab):
         metrics = json.loads((lab / f"reports/thoughts/{name}_tiny.json").read_text())
         assert metrics["split"] == "eval" and metrics["eval_problems"] == 4 and 0 <= metrics["accuracy"] <= 1
         assert not (lab / f"checkpoints/{name}_thought_tiny").exists()  # cleared once done
-    assert (lab / "models/abstract_tiny/tokenizer.json").exists() and (lab / "models/continuous_tiny/head.safetensors").exists()
+    assert (lab / "models/abstract_tiny/tokenizer.json").exists() and (
+        lab / "models/continuous_tiny/head.safetensors"
+    ).exists()
     cont, abst = metrics_of(lab, "continuous"), metrics_of(lab, "abstract")
     assert cont["latent_steps"] == 5 and "head_fit_loss" in cont  # chain_steps: K = the 6-term chain's 5 steps
     assert 0 <= abst["r2_phase_a_random_z_answer_accuracy"] <= 1 and "r1_teacher_z_answer_accuracy" in abst
     rows = interfaces.load_rows(lab / "reports")["tiny"]
     kinds = {r["interface"] for r in rows}
-    assert kinds == {"no_thought", "verbal", "abstract", "abstract_random", "abstract_none", "continuous", "continuous_zero"}
+    assert kinds == {
+        "no_thought",
+        "verbal",
+        "abstract",
+        "abstract_random",
+        "abstract_none",
+        "continuous",
+        "continuous_zero",
+    }
     text = interfaces.section(lab / "reports")
-    assert "### Arm `tiny`" in text and "abstract: random tokens" in text and (lab / "reports/plots/thought_interfaces.png").exists()
+    assert (
+        "### Arm `tiny`" in text
+        and "abstract: random tokens" in text
+        and (lab / "reports/plots/thought_interfaces.png").exists()
+    )
     assert interfaces.summary(lab / "reports")["tiny"]["verbal"] == metrics_of(lab, "verbal")["accuracy"]
 
     import mlflow
@@ -74,19 +88,28 @@ def test_unknown_arm_exits_2(lab, capsys):
     from stages import verbal_thought
 
     with pytest.raises(SystemExit) as e:
-        stage_main("verbal_thought", verbal_thought.run, arms=["tiny"], argv=["--params", "params.yaml", "--arm", "nope"])
+        stage_main(
+            "verbal_thought", verbal_thought.run, arms=["tiny"], argv=["--params", "params.yaml", "--arm", "nope"]
+        )
     assert e.value.code == 2 and "unknown arm 'nope'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("edit,message", [
-    ("task: tiny}", "thoughts.arms.tiny.task: 'missing' is not one of thoughts.tasks"),
-    ("verbal_budgets: [0, 5]", "thoughts.tasks.tiny.verbal_budgets: Value error, must be a non-empty list"),
-    ("rounds: 2", "thoughts.abstract.rounds: Input should be greater than or equal to 1"),
-    ("max_tokens: 2,", "thoughts.abstract: Value error, thoughts.abstract.min_tokens 3 exceeds max_tokens 2"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        ("task: tiny}", "thoughts.arms.tiny.task: 'missing' is not one of thoughts.tasks"),
+        ("verbal_budgets: [0, 5]", "thoughts.tasks.tiny.verbal_budgets: Value error, must be a non-empty list"),
+        ("rounds: 2", "thoughts.abstract.rounds: Input should be greater than or equal to 1"),
+        ("max_tokens: 2,", "thoughts.abstract: Value error, thoughts.abstract.min_tokens 3 exceeds max_tokens 2"),
+    ],
+)
 def test_bad_params_one_error(edit, message):
-    bad = {"task: tiny}": "task: missing}", "verbal_budgets: [0, 5]": "verbal_budgets: [0, -1]",
-           "rounds: 2": "rounds: 0", "max_tokens: 2,": "max_tokens: 2, min_tokens: 3,"}[edit]  # fmt: skip
+    bad = {
+        "task: tiny}": "task: missing}",
+        "verbal_budgets: [0, 5]": "verbal_budgets: [0, -1]",
+        "rounds: 2": "rounds: 0",
+        "max_tokens: 2,": "max_tokens: 2, min_tokens: 3,",
+    }[edit]
     with pytest.raises(InputError) as e:
         parse_params(PARAMS.replace(edit, bad), "params.yaml")
     assert message.split(":")[0] in str(e.value) and str(e.value).startswith("params.yaml:")

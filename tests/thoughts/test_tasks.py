@@ -16,7 +16,9 @@ def test_verbal_example_labels(qwen_tok):
 
 
 def test_build_cuts_reasoning_not_answer():
-    ex = build([(PROMPT, [1, 2], False), (REASON, [10, 11, 12, 13, 14, 19], True), (ANSWER_SEG, [7, 8], True)], seq_len=7)
+    ex = build(
+        [(PROMPT, [1, 2], False), (REASON, [10, 11, 12, 13, 14, 19], True), (ANSWER_SEG, [7, 8], True)], seq_len=7
+    )
     assert ex["ids"] == [1, 2, 10, 11, 19, 7, 8]  # the reasoning lost its tail, kept its closing marker
     assert len(ex["ids"]) == len(ex["labels"]) == len(ex["seg"])
 

@@ -9,8 +9,19 @@ from thinkmid.thoughts import procedural as pr
 from thinkmid.thoughts.tasks import ANSWER_SEG, LATENT, PROMPT, REASON, build, verbal_example
 from thinkmid.thoughts.train import collate, run_phase
 
-TASK = ThoughtTaskParams(kind="modsum", terms=6, modulus=2, train=12, eval=4, epochs=2, batch_size=4, seq_len=40,
-                         lr=1e-3, warmup_steps=0, checkpoint_every=2)  # fmt: skip
+TASK = ThoughtTaskParams(
+    kind="modsum",
+    terms=6,
+    modulus=2,
+    train=12,
+    eval=4,
+    epochs=2,
+    batch_size=4,
+    seq_len=40,
+    lr=1e-3,
+    warmup_steps=0,
+    checkpoint_every=2,
+)
 
 
 def _model():
@@ -23,15 +34,24 @@ def test_bottleneck_mask_hides_reasoning_from_answer():
     model.eval()
 
     def ex(reason):
-        return build([(PROMPT, [3, 4, 5], False), (REASON, reason, True), (LATENT, [6, 7], True), (ANSWER_SEG, [8, 9, 0], True)])
+        return build(
+            [(PROMPT, [3, 4, 5], False), (REASON, reason, True), (LATENT, [6, 7], True), (ANSWER_SEG, [8, 9, 0], True)]
+        )
 
     a, b = ex([10, 11, 12]), ex([13, 14, 15])  # the same layout, different reasoning
     ans = [i for i, s in enumerate(a["seg"]) if s == ANSWER_SEG]
     lat = [i for i, s in enumerate(a["seg"]) if s == LATENT]
     with torch.no_grad():
-        masked = [model(**{k: v for k, v in collate([e], 0, bottleneck=True).items() if k in ("input_ids", "attention_mask")}).logits
-                  for e in (a, b)]  # fmt: skip
-        plain = [model(**{k: v for k, v in collate([e], 0).items() if k in ("input_ids", "attention_mask")}).logits for e in (a, b)]
+        masked = [
+            model(
+                **{k: v for k, v in collate([e], 0, bottleneck=True).items() if k in ("input_ids", "attention_mask")}
+            ).logits
+            for e in (a, b)
+        ]
+        plain = [
+            model(**{k: v for k, v in collate([e], 0).items() if k in ("input_ids", "attention_mask")}).logits
+            for e in (a, b)
+        ]
     # With one layer, the answer positions see the reasoning only directly: masked, nothing changes.
     torch.testing.assert_close(masked[0][0, ans], masked[1][0, ans])
     assert not torch.allclose(plain[0][0, ans], plain[1][0, ans])
@@ -73,6 +93,16 @@ def test_phase_resumes_to_the_same_weights(tmp_path):
         torch.testing.assert_close(a, b, msg=n)
     assert s2["steps"] == 6 and s2["final_loss"] == pytest.approx(s1["final_loss"])
     again, _ = _model()  # a finished phase is skipped: its weights are loaded
-    run_phase("p", again, ex, TASK, 0, tmp_path / "b", None, 0, tok.pad_token_id,
-              loss_fn=lambda *a: (_ for _ in ()).throw(AssertionError("trained again")))  # fmt: skip
+    run_phase(
+        "p",
+        again,
+        ex,
+        TASK,
+        0,
+        tmp_path / "b",
+        None,
+        0,
+        tok.pad_token_id,
+        loss_fn=lambda *a: (_ for _ in ()).throw(AssertionError("trained again")),
+    )
     torch.testing.assert_close(again.state_dict()["lm_head.weight"], straight.state_dict()["lm_head.weight"])

@@ -23,10 +23,19 @@ def make_tiny_qwen3(seed: int = 0):
 
     torch.manual_seed(seed)
     cfg = Qwen3Config(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=1024,
-        tie_word_embeddings=True, eos_token_id=PAD, pad_token_id=PAD, bos_token_id=PAD,
-    )  # fmt: skip
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        eos_token_id=PAD,
+        pad_token_id=PAD,
+        bos_token_id=PAD,
+    )
     return Qwen3ForCausalLM(cfg)
 
 
@@ -41,8 +50,13 @@ def main(out: str) -> None:
     sched = make_scheduler(opt, 0, 2, 0.1)
     model, opt = dist.prepare(model, opt, lm_loss=True)
     inner = dist.accelerator.unwrap_model(model) if dist.enabled else model
-    result: dict = {"world_size": dist.world_size, "losses": [], "tokens": [], "grad_norms": [],
-                    "trains": type(inner).__name__}  # fmt: skip
+    result: dict = {
+        "world_size": dist.world_size,
+        "losses": [],
+        "tokens": [],
+        "grad_norms": [],
+        "trains": type(inner).__name__,
+    }
     grads = {}
     for step, batch in enumerate(sft_batches(rows, 16, 5, seed=0, epoch=0, pad_id=PAD)):
         loss, value, tokens = dist.lm_loss(model, batch)

@@ -41,8 +41,16 @@ def main(out: str) -> None:
     dist = Dist(cpu=True)
     policy = make_tiny_qwen3(seed=0).train()
     ref = copy.deepcopy(policy).eval().requires_grad_(False)
-    rp = RlmtParams(k=4, prefixes_per_step=3, thought_max_tokens=4, suffix_max_tokens=6, kl_coef=0.05, steps=2,
-                    warmup_steps=0, max_grad_norm=1.0)  # fmt: skip
+    rp = RlmtParams(
+        k=4,
+        prefixes_per_step=3,
+        thought_max_tokens=4,
+        suffix_max_tokens=6,
+        kl_coef=0.05,
+        steps=2,
+        warmup_steps=0,
+        max_grad_norm=1.0,
+    )
     opt = make_optimizer(policy, lr=1e-2)
     sched = make_scheduler(opt, 0, 2, 0.1)
     model, opt = dist.prepare(policy, opt)

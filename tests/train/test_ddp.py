@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")}
-    env.update(PYTHONPATH=str(ROOT), THINKMID_THREADS="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", **extra)  # fmt: skip
+    env.update(
+        PYTHONPATH=str(ROOT),
+        THINKMID_THREADS="1",
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        **extra,
+    )
     return env
 
 
@@ -32,20 +38,32 @@ def _free_port() -> int:
 
 
 def _single(out: Path, worker: Path = WORKER, **env) -> None:
-    res = subprocess.run([sys.executable, str(worker), str(out)], env=_env(**env), capture_output=True, text=True,
-                         timeout=120)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, str(worker), str(out)], env=_env(**env), capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr[-3000:]
 
 
 def _ddp(out: Path, world: int = 2, worker: Path = WORKER, **env) -> None:
     port = str(_free_port())
     procs = [
-        subprocess.Popen([sys.executable, str(worker), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE=str(world),
-                                             LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
-                                             **env))
+        subprocess.Popen(
+            [sys.executable, str(worker), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(
+                RANK=str(r),
+                LOCAL_RANK=str(r),
+                WORLD_SIZE=str(world),
+                LOCAL_WORLD_SIZE=str(world),
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=port,
+                **env,
+            ),
+        )
         for r in range(world)
-    ]  # fmt: skip
+    ]
     errs = []
     for p in procs:
         try:

@@ -30,7 +30,7 @@ def test_batched_matches_unbatched(tiny_model, micro_batch):
     assert lp.shape == mask.shape == (5, 7)
     for r, (p, c) in enumerate(zip(prompts, comps)):
         assert mask[r].tolist() == [1.0] * len(c) + [0.0] * (7 - len(c))
-        assert torch.all(lp[r, len(c):] == 0)
+        assert torch.all(lp[r, len(c) :] == 0)
         if c:
             torch.testing.assert_close(lp[r, : len(c)], _reference(tiny_model, p, c), atol=1e-5, rtol=1e-5)
 

@@ -13,8 +13,9 @@ def test_dpo_hand_computed():
     # margins: 0.5*(1 - -1) = 1 and 0.5*(0 - 1) = -0.5; -logsigmoid(x) = log(1 + e^-x)
     expected = (math.log(1 + math.exp(-1.0)) + math.log(1 + math.exp(0.5))) / 2
     assert loss.item() == pytest.approx(expected, abs=1e-6)
-    assert m == pytest.approx({"reward_margin": 0.25, "reward_accuracy": 0.5, "chosen_reward": 0.25,
-                               "rejected_reward": 0.0})  # fmt: skip
+    assert m == pytest.approx(
+        {"reward_margin": 0.25, "reward_accuracy": 0.5, "chosen_reward": 0.25, "rejected_reward": 0.0}
+    )
 
 
 def test_dpo_gradient_direction():

@@ -41,7 +41,9 @@ def test_fingerprint_splits_schedule_keys_and_names_changes(tmp_path, caplog):
     assert "sft.lr: 0.001 -> 0.0001" in caplog.text
 
     (tmp_path / "rows.jsonl").write_text('{"x": 1}\n')
-    other = make_fingerprint({**sections, "sft": {**sections["sft"], "batch_size": 8}}, {"rows": tmp_path / "rows.jsonl"})
+    other = make_fingerprint(
+        {**sections, "sft": {**sections["sft"], "batch_size": 8}}, {"rows": tmp_path / "rows.jsonl"}
+    )
     with pytest.raises(InputError) as e:
         check_fingerprint("ck", 3, old, other)
     assert "sft.batch_size: 4 -> 8" in str(e.value) and "rows changed" in str(e.value) and "delete ck" in str(e.value)

@@ -13,8 +13,8 @@ from thinkmid.train.optim import lr_factor
 from thinkmid.train.rlmt import (
     STEP_KEYS,
     RlmtTrainer,
-    build_completion,
     advantages,
+    build_completion,
     engine_logprobs,
     step_rows,
     step_seed,
@@ -46,13 +46,24 @@ class StubJudge:
 
 @pytest.fixture(scope="module")
 def rows(qwen_tok):
-    return [{"id": str(i), "prefix": p, "suffix": s, "prefix_ids": qwen_tok.encode(p), "suffix_ids": qwen_tok.encode(s)}
-            for i, (p, s) in enumerate(SENTENCES)]  # fmt: skip
+    return [
+        {"id": str(i), "prefix": p, "suffix": s, "prefix_ids": qwen_tok.encode(p), "suffix_ids": qwen_tok.encode(s)}
+        for i, (p, s) in enumerate(SENTENCES)
+    ]
 
 
 def _rp(**kw):
-    base = dict(steps=4, prefixes_per_step=2, k=2, thought_max_tokens=3, suffix_max_tokens=4, warmup_steps=1,
-                kl_coef=0.02, max_grad_norm=1.0, checkpoint_every=2)  # fmt: skip
+    base = dict(
+        steps=4,
+        prefixes_per_step=2,
+        k=2,
+        thought_max_tokens=3,
+        suffix_max_tokens=4,
+        warmup_steps=1,
+        kl_coef=0.02,
+        max_grad_norm=1.0,
+        checkpoint_every=2,
+    )
     return RlmtParams(**{**base, **kw})
 
 
@@ -67,8 +78,9 @@ def _trainer(sft, rows, judge, rp, lr=1e-3, max_invalid_rate=1.0):
     model, tok = sft
     policy, ref = copy.deepcopy(model), copy.deepcopy(model)  # a fresh start from the SFT weights
     engine = HFEngine(policy, tok, batch_size=8)
-    return RlmtTrainer(policy, ref, tok, engine, judge, rows, rp, lr=lr, seed=0, max_invalid_rate=max_invalid_rate,
-                       micro_batch=4)  # fmt: skip
+    return RlmtTrainer(
+        policy, ref, tok, engine, judge, rows, rp, lr=lr, seed=0, max_invalid_rate=max_invalid_rate, micro_batch=4
+    )
 
 
 def _params(model):
@@ -84,10 +96,17 @@ def test_build_completion_masks_inserted_close():
 
 
 def _sample(thought, suffix, reward=None, tl=None, sl=None):
-    return Sample(prompt_ids=[1], thought_ids=thought, suffix_ids=suffix,
-                  thought_logps=tl if tl is not None else [-1.0] * len(thought),
-                  suffix_logps=sl if sl is not None else [-2.0] * len(suffix),
-                  closed_by_model=False, suffix_text="", thought_text="", reward=reward)  # fmt: skip
+    return Sample(
+        prompt_ids=[1],
+        thought_ids=thought,
+        suffix_ids=suffix,
+        thought_logps=tl if tl is not None else [-1.0] * len(thought),
+        suffix_logps=sl if sl is not None else [-2.0] * len(suffix),
+        closed_by_model=False,
+        suffix_text="",
+        thought_text="",
+        reward=reward,
+    )
 
 
 def test_engine_logprobs_align_with_completion():
@@ -101,8 +120,10 @@ def test_invalid_verdicts_are_dropped_from_the_advantages():
     """The seed (train_rlmt.py) normalises over valid_records only: an invalid verdict is neither a
     0 in its group's mean/std nor a trained sample. Group 1 = valid [1, 0, 0] (mean 1/3, population
     std sqrt(2)/3); group 2 = valid [0, 0] (no spread: advantages 0)."""
-    groups = [[_sample([1], [2], 1), _sample([1], [2], None), _sample([1], [2], 0), _sample([1], [2], 0)],
-              [_sample([1], [2], None), _sample([1], [2], 0), _sample([1], [2], 0)]]  # fmt: skip
+    groups = [
+        [_sample([1], [2], 1), _sample([1], [2], None), _sample([1], [2], 0), _sample([1], [2], 0)],
+        [_sample([1], [2], None), _sample([1], [2], 0), _sample([1], [2], 0)],
+    ]
     sd = math.sqrt(2) / 3
     want = [(2 / 3) / (sd + 1e-6), (-1 / 3) / (sd + 1e-6), (-1 / 3) / (sd + 1e-6), 0.0, 0.0]
     assert advantages(groups) == pytest.approx(want)

@@ -16,8 +16,16 @@ from thinkmid.train.optim import make_optimizer
 from thinkmid.train.rlmt import RlmtTrainer, policy_update
 
 CLOSE = 151668
-RP = RlmtParams(steps=2, prefixes_per_step=2, k=2, thought_max_tokens=3, suffix_max_tokens=4, kl_coef=0.0,
-                clip_eps=0.2, max_grad_norm=1.0)  # fmt: skip
+RP = RlmtParams(
+    steps=2,
+    prefixes_per_step=2,
+    k=2,
+    thought_max_tokens=3,
+    suffix_max_tokens=4,
+    kl_coef=0.0,
+    clip_eps=0.2,
+    max_grad_norm=1.0,
+)
 
 
 @pytest.fixture()
@@ -31,14 +39,32 @@ def groups(tiny_model, qwen_tok):
 
 def shifted(groups, by: float):
     """The same samples, as if the sampling policy had given every token `by` more log-prob."""
-    return [[dataclasses.replace(s, thought_logps=[x + by for x in s.thought_logps],
-                                 suffix_logps=[x + by for x in s.suffix_logps]) for s in g] for g in groups]  # fmt: skip
+    return [
+        [
+            dataclasses.replace(
+                s, thought_logps=[x + by for x in s.thought_logps], suffix_logps=[x + by for x in s.suffix_logps]
+            )
+            for s in g
+        ]
+        for g in groups
+    ]
 
 
 def update(model, groups, old_from):
     policy = copy.deepcopy(model).train()
-    return policy_update(policy, copy.deepcopy(model), make_optimizer(policy, 1e-3), None, groups, CLOSE, 151643, RP,
-                         step=0, micro_batch=8, old_from=old_from)  # fmt: skip
+    return policy_update(
+        policy,
+        copy.deepcopy(model),
+        make_optimizer(policy, 1e-3),
+        None,
+        groups,
+        CLOSE,
+        151643,
+        RP,
+        step=0,
+        micro_batch=8,
+        old_from=old_from,
+    )
 
 
 def test_engine_logprobs_are_the_old_policy(tiny_model, groups):
@@ -68,13 +94,26 @@ def test_stale_samples_without_server_logprobs_are_refused(tiny_model, qwen_tok)
             self.stats.calls += len(items)
             return [i % 2 for i in range(len(items))]
 
-    rows = [{"id": str(i), "prefix": t, "suffix": " x", "prefix_ids": qwen_tok.encode(t), "suffix_ids": [87]}
-            for i, t in enumerate(("The river runs", "Most of the country"))]  # fmt: skip
+    rows = [
+        {"id": str(i), "prefix": t, "suffix": " x", "prefix_ids": qwen_tok.encode(t), "suffix_ids": [87]}
+        for i, t in enumerate(("The river runs", "Most of the country"))
+    ]
     policy = copy.deepcopy(tiny_model)
-    trainer = RlmtTrainer(policy, copy.deepcopy(tiny_model), qwen_tok, NoLogprobEngine(HFEngine(policy, qwen_tok)),
-                          Judge(), rows, RP, lr=1e-4, seed=0, old_logprobs="engine")  # fmt: skip
+    trainer = RlmtTrainer(
+        policy,
+        copy.deepcopy(tiny_model),
+        qwen_tok,
+        NoLogprobEngine(HFEngine(policy, qwen_tok)),
+        Judge(),
+        rows,
+        RP,
+        lr=1e-4,
+        seed=0,
+        old_logprobs="engine",
+    )
     with pytest.raises(InputError, match="reload_every > 1 .* returns none; set engine.reload_every: 1"):
         trainer.step(0)
     with pytest.raises(ValueError, match="old_logprobs"):
-        RlmtTrainer(policy, copy.deepcopy(tiny_model), qwen_tok, None, Judge(), rows, RP, lr=1e-4, seed=0,
-                    old_logprobs="server")  # fmt: skip
+        RlmtTrainer(
+            policy, copy.deepcopy(tiny_model), qwen_tok, None, Judge(), rows, RP, lr=1e-4, seed=0, old_logprobs="server"
+        )

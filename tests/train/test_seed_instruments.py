@@ -46,17 +46,21 @@ def test_sequence_ratio_and_k3_on_sequence_means():
     assert tok["kl"] == pytest.approx(((math.exp(2) - 3) / 2 + (math.e - 2)) / 2)
 
 
-@pytest.mark.parametrize("text,flag", [
-    ("A plain sentence about rivers and towns.", False),
-    ("bad \ufffd byte", True),
-    ("<think>a</think> <think>b</think> <think>c</think>", True),  # three openers
-    ("<think>a</think> <think>b</think>", False),  # two is allowed
-    ("As an AI language model I cannot", True),
-    ("I'm unable to continue", True),
-    ("wait" + "!" * 25, True), ("wait" + "!" * 24, False),
-    ("1234 5678 9012 3456 7890 1234 5678 9012 3456 7890 x", True),  # 40+ visible, letters < 35%
-    ("12 34 ab", False),  # fewer than 40 visible characters: no letter-share test
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text,flag",
+    [
+        ("A plain sentence about rivers and towns.", False),
+        ("bad \ufffd byte", True),
+        ("<think>a</think> <think>b</think> <think>c</think>", True),  # three openers
+        ("<think>a</think> <think>b</think>", False),  # two is allowed
+        ("As an AI language model I cannot", True),
+        ("I'm unable to continue", True),
+        ("wait" + "!" * 25, True),
+        ("wait" + "!" * 24, False),
+        ("1234 5678 9012 3456 7890 1234 5678 9012 3456 7890 x", True),  # 40+ visible, letters < 35%
+        ("12 34 ab", False),  # fewer than 40 visible characters: no letter-share test
+    ],
+)
 def test_seed_artifact_flag(text, flag):
     assert artifact_flag(text) is flag
 
@@ -67,9 +71,18 @@ def test_seed_thought_text():
 
 
 def _s(reward, suffix_len=3, thought_tokens=2):
-    return Sample(prompt_ids=[1], thought_ids=[5] * 9, suffix_ids=[7] * suffix_len, thought_logps=[],
-                  suffix_logps=[], closed_by_model=False, suffix_text="x", thought_text="t", reward=reward,
-                  extra={"seed_thought_tokens": thought_tokens})  # fmt: skip
+    return Sample(
+        prompt_ids=[1],
+        thought_ids=[5] * 9,
+        suffix_ids=[7] * suffix_len,
+        thought_logps=[],
+        suffix_logps=[],
+        closed_by_model=False,
+        suffix_text="x",
+        thought_text="t",
+        reward=reward,
+        extra={"seed_thought_tokens": thought_tokens},
+    )
 
 
 def test_seed_total_new_tokens_pads_to_the_longest_suffix_of_each_batch_of_8():
@@ -78,7 +91,9 @@ def test_seed_total_new_tokens_pads_to_the_longest_suffix_of_each_batch_of_8():
     assert seed_total_new_tokens(samples) == [7] * 8 + [6, 6]
     st = group_stats([samples[:5], samples[5:]])
     assert st["avg_total_new_tokens"] == pytest.approx((7 * 8 + 12) / 10)
-    assert st["avg_total_new_tokens_sampled"] == pytest.approx(sum(9 + 1 + n for n in (3, 5, 1, 1, 1, 1, 1, 1, 2, 4)) / 10)
+    assert st["avg_total_new_tokens_sampled"] == pytest.approx(
+        sum(9 + 1 + n for n in (3, 5, 1, 1, 1, 1, 1, 1, 2, 4)) / 10
+    )
 
 
 def test_group_rates_leave_invalid_verdicts_out():
@@ -116,8 +131,10 @@ def test_thought_token_nll_is_a_mean_of_row_means(qwen_tok):
     from tests.conftest import make_tiny_qwen3
 
     model = make_tiny_qwen3(seed=1)
-    texts = ["Rain. <think>A long thought about the weather in the hills.</think> Then sun.",
-             "Wind <think>short</think> ends."]  # fmt: skip
+    texts = [
+        "Rain. <think>A long thought about the weather in the hills.</think> Then sun.",
+        "Wind <think>short</think> ends.",
+    ]
     rows = seed_thought_rows(qwen_tok, texts)
     row_means, pooled_num, pooled_den = [], 0.0, 0
     for ids, mask in rows:

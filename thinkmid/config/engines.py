@@ -65,8 +65,10 @@ class EngineParams(Section):
     def _own_server(self):
         srv = self.endpoint.server
         if srv.model is not None:
-            raise ValueError("engine.endpoint.server.model: the policy server serves each stage's own model "
-                             "(base, phase3, each arm); leave it unset")  # fmt: skip
+            raise ValueError(
+                "engine.endpoint.server.model: the policy server serves each stage's own model "
+                "(base, phase3, each arm); leave it unset"
+            )
         if self.backend == "openai" and srv.launch == "none":
             raise ValueError(
                 "engine.endpoint.server.launch: 'none' with engine.backend 'openai' would sample every arm "

@@ -63,16 +63,19 @@ class Params(Section):
             raise ValueError(f"sft.seq_len ({self.sft.seq_len}) exceeds base.max_context ({self.base.max_context})")
         return self
 
-
     @model_validator(mode="after")
     def _gates(self):
         g = self.knowledge_gates
         if g.seq_len > self.base.max_context:
-            raise ValueError(f"knowledge_gates.seq_len ({g.seq_len}) exceeds base.max_context ({self.base.max_context})")
+            raise ValueError(
+                f"knowledge_gates.seq_len ({g.seq_len}) exceeds base.max_context ({self.base.max_context})"
+            )
         if g.reasoning_source == "gsm8k" and self.reasoning_eval.gsm8k.limit is None:
-            raise ValueError("knowledge_gates.reasoning_source gsm8k trains on the GSM8K rows that "
-                             "reasoning_eval.gsm8k does not score, but its limit selects all of them; set "
-                             "reasoning_eval.gsm8k.limit or use reasoning_source: numina")
+            raise ValueError(
+                "knowledge_gates.reasoning_source gsm8k trains on the GSM8K rows that "
+                "reasoning_eval.gsm8k does not score, but its limit selects all of them; set "
+                "reasoning_eval.gsm8k.limit or use reasoning_source: numina"
+            )
         return self
 
 
@@ -108,8 +111,10 @@ def parse_params(text: str, source: str = PARAMS_FILE) -> Params:
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a mapping of sections at the top level")
     if "extends" in raw:  # a profile overlay alone would silently take schema defaults for all it leaves out
-        raise InputError(f"{source}: a profile overlay of profiles/{raw['extends']}.yaml, not a full params file; "
-                         "write it merged with `python -m thinkmid.profile <name>` (or thinkmid.profile.load_profile)")  # fmt: skip
+        raise InputError(
+            f"{source}: a profile overlay of profiles/{raw['extends']}.yaml, not a full params file; "
+            "write it merged with `python -m thinkmid.profile <name>` (or thinkmid.profile.load_profile)"
+        )
     try:
         return Params.model_validate(raw)
     except ValidationError as e:

@@ -13,8 +13,11 @@ class KnowledgeGatesParams(Section):
     """Per-neuron MLP gates trained to forget entity knowledge (reference/lambda-gates-card.txt)."""
 
     # arm -> the model it probes; dvc.yaml's `foreach` reads this mapping, so it decides which arms run
-    arms: dict[str, str] = {"base": "models/base", "think_base": "models/sft_think_base",
-                            "think_base_rlmt": "models/think_base_rlmt"}  # fmt: skip
+    arms: dict[str, str] = {
+        "base": "models/base",
+        "think_base": "models/sft_think_base",
+        "think_base_rlmt": "models/think_base_rlmt",
+    }
     knowledge_source: Literal["factbook", "popqa"] = "factbook"
     reasoning_source: Literal["gsm8k", "numina"] = "gsm8k"
     popqa_dataset: str = "akariasai/PopQA"
@@ -149,5 +152,7 @@ class ThoughtsParams(Section):
     def _arms_name_tasks(self):
         for name, arm in self.arms.items():
             if arm.task not in self.tasks:
-                raise ValueError(f"thoughts.arms.{name}.task: {arm.task!r} is not one of thoughts.tasks {sorted(self.tasks)}")
+                raise ValueError(
+                    f"thoughts.arms.{name}.task: {arm.task!r} is not one of thoughts.tasks {sorted(self.tasks)}"
+                )
         return self

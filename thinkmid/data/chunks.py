@@ -41,7 +41,7 @@ def _split_window(tokenizer, window: list[int], n_prefix: int) -> tuple[str, str
     prefix = _decode(tokenizer, window[:n_prefix])
     if "\ufffd" in text or "\ufffd" in prefix or not text.startswith(prefix):
         return None
-    suffix = text[len(prefix):]
+    suffix = text[len(prefix) :]
     if suffix != _decode(tokenizer, window[n_prefix:]):
         return None
     return prefix, suffix
@@ -60,7 +60,11 @@ def _document_problem(text: str) -> str | None:
 
 
 def make_chunks(
-    docs: Iterable[dict], tokenizer, prefix_tokens: int, suffix_tokens: int, min_source_tokens: int,
+    docs: Iterable[dict],
+    tokenizer,
+    prefix_tokens: int,
+    suffix_tokens: int,
+    min_source_tokens: int,
     first_only: bool = False,
 ) -> tuple[list[dict], dict[str, int]]:
     """Cut each document into non-overlapping windows of prefix_tokens + suffix_tokens tokens.
@@ -97,15 +101,17 @@ def make_chunks(
                 start += 1
                 continue
             prefix, suffix = parts
-            rows.append({
-                "id": f"{source_id}#{k}",
-                "source_id": source_id,
-                "prefix": prefix,
-                "suffix": suffix,
-                "prefix_ids": window[:prefix_tokens],
-                "suffix_ids": window[prefix_tokens:],
-                "text": prefix + suffix,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{source_id}#{k}",
+                    "source_id": source_id,
+                    "prefix": prefix,
+                    "suffix": suffix,
+                    "prefix_ids": window[:prefix_tokens],
+                    "suffix_ids": window[prefix_tokens:],
+                    "text": prefix + suffix,
+                }
+            )
             k += 1
             start += size
             if first_only:

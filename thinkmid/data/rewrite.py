@@ -18,8 +18,21 @@ from thinkmid import THINK_CLOSE, THINK_OPEN
 from thinkmid.data.thoughts import _scan
 
 # The seed's tag list: the six kinds its prompt asks for, and others its teacher was seen to use.
-ACTION_TAGS = ("global_context", "think", "world_model", "recall_knowledge", "simulate", "simulation",
-               "reusable_lessons", "verification", "task", "set_goal", "tool_use", "python", "web_search")  # fmt: skip
+ACTION_TAGS = (
+    "global_context",
+    "think",
+    "world_model",
+    "recall_knowledge",
+    "simulate",
+    "simulation",
+    "reusable_lessons",
+    "verification",
+    "task",
+    "set_goal",
+    "tool_use",
+    "python",
+    "web_search",
+)
 _SPAN = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\u2019-]{2,}")
 _FENCE = re.compile(r"^```(?:json)?|```$", re.IGNORECASE | re.MULTILINE)
@@ -116,8 +129,14 @@ def rewrite_rows(rows: list[dict], teacher, tokenizer, tp) -> tuple[list[dict], 
     for i, r in enumerate(rows):
         text = kept.get(i)
         bodies = [m.group(0)[len(THINK_OPEN) : -len(THINK_CLOSE)] for m in _SPAN.finditer(text or "")]
-        audits.append({"ok": text is not None, "reason": None if text is not None else last[i][0],
-                       "n_thoughts": len(bodies), "thought_words": [len(b.split()) for b in bodies],
-                       "word_coverage": word_coverage(raws[i], text) if text else 0.0})  # fmt: skip
+        audits.append(
+            {
+                "ok": text is not None,
+                "reason": None if text is not None else last[i][0],
+                "n_thoughts": len(bodies),
+                "thought_words": [len(b.split()) for b in bodies],
+                "word_coverage": word_coverage(raws[i], text) if text else 0.0,
+            }
+        )
         out.append({**r, "original": raws[i], "interleaved": text or raws[i], "n_thoughts": len(bodies)})
     return out, audits

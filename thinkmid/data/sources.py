@@ -130,8 +130,9 @@ def finephrase_rows(rows, tokenizer, min_rollout_tokens: int) -> Iterator[dict]:
         yield {"id": str(row.get("id") or row.get("url") or f"finephrase/{i}"), "text": text}
 
 
-def finephrase_documents(dataset: str, subset: str, tokenizer, min_rollout_tokens: int,
-                         max_sources: int | None = None) -> Iterator[dict]:  # fmt: skip
+def finephrase_documents(
+    dataset: str, subset: str, tokenizer, min_rollout_tokens: int, max_sources: int | None = None
+) -> Iterator[dict]:
     """Phase 3 prefixes as the seed drew them: the source documents of HuggingFaceFW/finephrase
     `math` (its parquet files under math/), streamed."""
     try:
@@ -141,8 +142,9 @@ def finephrase_documents(dataset: str, subset: str, tokenizer, min_rollout_token
     try:
         stream = datasets.load_dataset(dataset, data_dir=subset, split="train", streaming=True)
     except Exception as e:
-        raise InputError(f"chunks.phase3_dataset: could not open {dataset} ({subset}) from the hub: "
-                         f"{type(e).__name__}: {e}") from None  # fmt: skip
+        raise InputError(
+            f"chunks.phase3_dataset: could not open {dataset} ({subset}) from the hub: {type(e).__name__}: {e}"
+        ) from None
     for n, doc in enumerate(finephrase_rows(stream, tokenizer, min_rollout_tokens)):
         if max_sources is not None and n >= max_sources:
             return

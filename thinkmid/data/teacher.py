@@ -25,17 +25,31 @@ def teacher_prompt(context: str) -> str:
 class EngineTeacher:
     """Thoughts from a local model through the generation engine (one batched call)."""
 
-    def __init__(self, engine, tokenizer, max_tokens: int, temperature: float, seed: int, top_p: float = 0.95,
-                 rewrite_max_tokens: int = 1536):  # fmt: skip
+    def __init__(
+        self,
+        engine,
+        tokenizer,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        top_p: float = 0.95,
+        rewrite_max_tokens: int = 1536,
+    ):
         self.engine, self.tok = engine, tokenizer
         self.rewrite_params = SamplingParams(
-            max_new_tokens=rewrite_max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+            max_new_tokens=rewrite_max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
             stop_token_ids=tuple(i for i in {tokenizer.eos_token_id} if i is not None),
-        )  # fmt: skip
+        )
         self.params = SamplingParams(
-            max_new_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed,
+            max_new_tokens=max_tokens,
+            temperature=temperature,
+            top_p=0.95,
+            seed=seed,
             stop_token_ids=tuple(i for i in {tokenizer.eos_token_id, *_newline_ids(tokenizer)} if i is not None),
-        )  # fmt: skip
+        )
 
     def _encode(self, text: str, cue: str = "\nThought:") -> list[int]:
         if getattr(self.tok, "chat_template", None):
@@ -51,8 +65,13 @@ class EngineTeacher:
     def rewrite(self, prompts: list[str], attempt: int = 0) -> list[str]:
         """One whole-chunk rewrite per prompt; a new attempt samples with another seed."""
         p = self.rewrite_params
-        params = SamplingParams(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
-                                stop_token_ids=p.stop_token_ids, seed=p.seed + 7919 * attempt)  # fmt: skip
+        params = SamplingParams(
+            max_new_tokens=p.max_new_tokens,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            stop_token_ids=p.stop_token_ids,
+            seed=p.seed + 7919 * attempt,
+        )
         outs = self.engine.generate([self._encode(t, "\n\n") for t in prompts], params)
         return [self.tok.decode(o[0].token_ids, skip_special_tokens=True) for o in outs]
 
@@ -60,16 +79,31 @@ class EngineTeacher:
 class ChatTeacher:
     """Thoughts from an OpenAI-compatible chat endpoint (SGLang, vLLM, transformers serve)."""
 
-    def __init__(self, client, model: str | None, max_tokens: int, temperature: float, top_p: float = 0.95,
-                 rewrite_max_tokens: int = 1536):  # fmt: skip
+    def __init__(
+        self,
+        client,
+        model: str | None,
+        max_tokens: int,
+        temperature: float,
+        top_p: float = 0.95,
+        rewrite_max_tokens: int = 1536,
+    ):
         self.client, self.model, self.max_tokens, self.temperature = client, model, max_tokens, temperature
         self.top_p, self.rewrite_max_tokens = top_p, rewrite_max_tokens
 
     def rewrite(self, prompts: list[str], attempt: int = 0) -> list[str]:
         """Whole-chunk rewrites (T, top_p, thinking disabled as the seed asked); "" for a failed call."""
-        bodies = [{"model": self.model, "messages": [{"role": "user", "content": p}], "temperature": self.temperature,
-                   "top_p": self.top_p, "max_tokens": self.rewrite_max_tokens,
-                   "chat_template_kwargs": {"enable_thinking": False}} for p in prompts]  # fmt: skip
+        bodies = [
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": p}],
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "max_tokens": self.rewrite_max_tokens,
+                "chat_template_kwargs": {"enable_thinking": False},
+            }
+            for p in prompts
+        ]
         out = []
         for r in self.client.post_many("/chat/completions", bodies):
             ok = isinstance(r, dict) and r.get("choices")
@@ -78,10 +112,14 @@ class ChatTeacher:
 
     def thoughts(self, contexts: list[str]) -> list[str]:
         bodies = [
-            {"model": self.model, "messages": [{"role": "user", "content": teacher_prompt(c)}],
-             "max_tokens": self.max_tokens, "temperature": self.temperature}
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": teacher_prompt(c)}],
+                "max_tokens": self.max_tokens,
+                "temperature": self.temperature,
+            }
             for c in contexts
-        ]  # fmt: skip
+        ]
         out = []
         for r in self.client.post_many("/chat/completions", bodies):
             # A failed request (after retries) yields no thought; the audit counts that row as dropped.

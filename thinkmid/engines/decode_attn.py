@@ -26,11 +26,38 @@ def available() -> bool:
 if triton is not None:
 
     @triton.jit
-    def _kernel(Q, K, V, Bias, Len, O, L,
-                sqn, sqh, sqm, skn, skh, skt, svn, svh, svt, sbn, son, soh, som, sln, slh,
-                M, scale, T: tl.constexpr,
-                HAS_BIAS: tl.constexpr, HAS_LEN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                HD: tl.constexpr):  # fmt: skip
+    def _kernel(
+        Q,
+        K,
+        V,
+        Bias,
+        Len,
+        O,
+        L,
+        sqn,
+        sqh,
+        sqm,
+        skn,
+        skh,
+        skt,
+        svn,
+        svh,
+        svt,
+        sbn,
+        son,
+        soh,
+        som,
+        sln,
+        slh,
+        M,
+        scale,
+        T: tl.constexpr,
+        HAS_BIAS: tl.constexpr,
+        HAS_LEN: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        HD: tl.constexpr,
+    ):
         n = tl.program_id(0)
         h = tl.program_id(1)
         om = tl.arange(0, BLOCK_M)
@@ -83,11 +110,38 @@ def decode_attention(q, k, v, scale: float, bias=None, length=None, block_n: int
     lse = torch.empty(n, kvh, m, dtype=torch.float32, device=q.device)
     dummy = o  # an unused pointer argument still needs a tensor
     b = bias if bias is not None else dummy
-    _kernel[(n, kvh)](q, k, v, b, length if length is not None else dummy, o, lse,
-                      q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-                      v.stride(0), v.stride(1), v.stride(2), b.stride(0) if bias is not None else 0,
-                      o.stride(0), o.stride(1), o.stride(2), lse.stride(0), lse.stride(1),
-                      m, scale, T=t, HAS_BIAS=bias is not None, HAS_LEN=length is not None,
-                      BLOCK_M=max(16, triton.next_power_of_2(m)), BLOCK_N=block_n, HD=hd,
-                      num_warps=4, num_stages=2)  # fmt: skip
+    _kernel[(n, kvh)](
+        q,
+        k,
+        v,
+        b,
+        length if length is not None else dummy,
+        o,
+        lse,
+        q.stride(0),
+        q.stride(1),
+        q.stride(2),
+        k.stride(0),
+        k.stride(1),
+        k.stride(2),
+        v.stride(0),
+        v.stride(1),
+        v.stride(2),
+        b.stride(0) if bias is not None else 0,
+        o.stride(0),
+        o.stride(1),
+        o.stride(2),
+        lse.stride(0),
+        lse.stride(1),
+        m,
+        scale,
+        T=t,
+        HAS_BIAS=bias is not None,
+        HAS_LEN=length is not None,
+        BLOCK_M=max(16, triton.next_power_of_2(m)),
+        BLOCK_N=block_n,
+        HD=hd,
+        num_warps=4,
+        num_stages=2,
+    )
     return o, lse

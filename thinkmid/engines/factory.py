@@ -15,8 +15,9 @@ def pick_device() -> str:
 
 
 @contextlib.contextmanager
-def engine_for(engine_params, model, tokenizer, model_dir: str | None = None, progress: bool = True,
-               trains: bool = False):  # fmt: skip
+def engine_for(
+    engine_params, model, tokenizer, model_dir: str | None = None, progress: bool = True, trains: bool = False
+):
     """`hf`: in-process on `model`. `openai`: the policy server (port engine.endpoint.server.port, 30000
     by default) serving `model_dir`, attached when one already serves it, else started on 127.0.0.1 and
     stopped on exit (thinkmid/engines/servers.py).
@@ -42,8 +43,17 @@ def engine_for(engine_params, model, tokenizer, model_dir: str | None = None, pr
                 f"stage and has no weight-reload API, so the trained policy cannot reach it; stop it and let the "
                 f"stage start its own"
             )
-        eng = OpenAIEngine(handle.base_url, handle.served_model, tokenizer, ep.api_key_env, ep.timeout_s,
-                           ep.max_retries, ep.backoff_s, engine_params.batch_size, server=handle)  # fmt: skip
+        eng = OpenAIEngine(
+            handle.base_url,
+            handle.served_model,
+            tokenizer,
+            ep.api_key_env,
+            ep.timeout_s,
+            ep.max_retries,
+            ep.backoff_s,
+            engine_params.batch_size,
+            server=handle,
+        )
         try:
             yield eng
         finally:

@@ -95,8 +95,14 @@ def _attn_eff(q, k, v, bias, scale):
 class StaticDecoder:
     """Decodes batches of G groups x K rows with shared prefix KV; CUDA graphs when on CUDA."""
 
-    def __init__(self, model, check_every: int = 16, use_graphs: bool | None = None, compile_sampler: bool | None = None,
-                 window: int = 128):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        check_every: int = 16,
+        use_graphs: bool | None = None,
+        compile_sampler: bool | None = None,
+        window: int = 128,
+    ):
         """window: granularity of the generated-token attention windows (one CUDA graph per window)."""
         self.model = model
         self.window = window
@@ -143,7 +149,9 @@ class StaticDecoder:
             return False
         try:
             g = torch.Generator(device=self.dev).manual_seed(0)
-            q, k, v = (torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (3, 80, 80))
+            q, k, v = (
+                torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (3, 80, 80)
+            )
             bias = torch.zeros(2, 80, device=self.dev)
             bias[0, :50] = NEG
             n = torch.tensor([70], device=self.dev)
@@ -160,7 +168,9 @@ class StaticDecoder:
     def _eff_ok(self) -> bool:
         try:
             g = torch.Generator(device=self.dev).manual_seed(0)
-            q, k, v = (torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (32, 48, 48))
+            q, k, v = (
+                torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (32, 48, 48)
+            )
             bias = torch.zeros(2, 1, 1, 48, device=self.dev)
             bias[0, ..., 40:] = NEG
             o1, l1 = _attn_eff(q, k, v, bias, self.scale)
@@ -230,7 +240,9 @@ class StaticDecoder:
             qp = q.view(G, K, kvh, gq, hd).permute(0, 2, 1, 3, 4).reshape(G, kvh, K * gq, hd)
             if self.triton:  # exact filled length, read on the GPU: one graph for every step
                 o1, l1 = decode_attention(qp, self.kp[li], self.vp[li], self.scale, bias=self.pbias.view(G, -1))
-                o2, l2 = decode_attention(q.reshape(B, kvh, gq, hd), self.kg[li], self.vg[li], self.scale, length=self.step)
+                o2, l2 = decode_attention(
+                    q.reshape(B, kvh, gq, hd), self.kg[li], self.vg[li], self.scale, length=self.step
+                )
             else:
                 o1, l1 = self.attn(qp, self.kp[li], self.vp[li], self.pbias, self.scale)
                 kg, vg = self.kg[li, :, :, :w], self.vg[li, :, :, :w]
@@ -363,8 +375,12 @@ class StaticDecoder:
             x = torch.zeros(G, P, embeds[0].shape[-1], dtype=self.dtype, device=dev)
             for g, e in enumerate(embeds):
                 x[g, P - e.shape[0] :] = e.to(dev, self.dtype)
-        logits = torch.cat([self._prefill(ids[s : s + chunk], valid[s : s + chunk], s,
-                                          None if x is None else x[s : s + chunk]) for s in range(0, G, chunk)])  # fmt: skip
+        logits = torch.cat(
+            [
+                self._prefill(ids[s : s + chunk], valid[s : s + chunk], s, None if x is None else x[s : s + chunk])
+                for s in range(0, G, chunk)
+            ]
+        )
         self.allow_bias.zero_()
         for ph, key in ((0, "th_allow"), (1, "su_allow")):
             if plan.get(key):
@@ -399,7 +415,11 @@ class StaticDecoder:
                 self.graphs[self.win].replay()
             else:
                 self._decode_step()
-        return {"tok": self.rec_tok[:S].T.tolist(), "lp": self.rec_lp[:S].T.tolist(), "code": self.rec_code[:S].T.tolist()}
+        return {
+            "tok": self.rec_tok[:S].T.tolist(),
+            "lp": self.rec_lp[:S].T.tolist(),
+            "code": self.rec_code[:S].T.tolist(),
+        }
 
 
 def split_rows(rec: dict, th_stop, su_stop):
@@ -410,6 +430,15 @@ def split_rows(rec: dict, th_stop, su_stop):
         st = [(t, lp) for t, lp, c in zip(toks, lps, codes) if c == 3]
         closed = bool(tt) and tt[-1][0] in th_stop
         sfin = "stop" if st and st[-1][0] in su_stop else "length"
-        out.append(([t for t, _ in tt], [lp for _, lp in tt], "stop" if closed else "length", closed,
-                    [t for t, _ in st], [lp for _, lp in st], sfin))  # fmt: skip
+        out.append(
+            (
+                [t for t, _ in tt],
+                [lp for _, lp in tt],
+                "stop" if closed else "length",
+                closed,
+                [t for t, _ in st],
+                [lp for _, lp in st],
+                sfin,
+            )
+        )
     return out

@@ -35,8 +35,15 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
 
 
 class HFEngine:
-    def __init__(self, model, tokenizer, batch_size: int = 32, device: str | None = None, progress: bool = False,
-                 fast: bool | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        batch_size: int = 32,
+        device: str | None = None,
+        progress: bool = False,
+        fast: bool | None = None,
+    ):
         """fast: None = the static-cache path when the model is on CUDA and supported; True/False force it."""
         self.model = model
         self.fast = fast
@@ -103,27 +110,43 @@ class HFEngine:
                 self.model.train()
 
     def _completion(self, ids, lps, finish) -> Completion:
-        return Completion(token_ids=ids, logprobs=lps, finish_reason=finish,
-                          text=self.tokenizer.decode(ids, skip_special_tokens=False))  # fmt: skip
+        return Completion(
+            token_ids=ids,
+            logprobs=lps,
+            finish_reason=finish,
+            text=self.tokenizer.decode(ids, skip_special_tokens=False),
+        )
 
     def two_stage(self, prompts, thought: SamplingParams, suffix: SamplingParams, close_ids: list[int]):
         """`base.two_stage` semantics in one decode loop per batch (fast path); else the two-call version."""
         if not prompts or len(close_ids) != 1 or self._fast_decoder() is None:
             return two_stage(self, prompts, thought, suffix, close_ids)
-        plan = {"th_max": thought.max_new_tokens, "su_max": suffix.max_new_tokens, "close_id": close_ids[0],
-                "th_stop": tuple(sorted(set(thought.stop_token_ids))), "su_stop": tuple(sorted(set(suffix.stop_token_ids))),
-                "temps": (thought.temperature, suffix.temperature), "top_ps": (thought.top_p, suffix.top_p),
-                "th_allow": thought.allowed_token_ids, "su_allow": suffix.allowed_token_ids,
-                "th_ban": thought.suppress_token_ids, "su_ban": suffix.suppress_token_ids}  # fmt: skip
+        plan = {
+            "th_max": thought.max_new_tokens,
+            "su_max": suffix.max_new_tokens,
+            "close_id": close_ids[0],
+            "th_stop": tuple(sorted(set(thought.stop_token_ids))),
+            "su_stop": tuple(sorted(set(suffix.stop_token_ids))),
+            "temps": (thought.temperature, suffix.temperature),
+            "top_ps": (thought.top_p, suffix.top_p),
+            "th_allow": thought.allowed_token_ids,
+            "su_allow": suffix.allowed_token_ids,
+            "th_ban": thought.suppress_token_ids,
+            "su_ban": suffix.suppress_token_ids,
+        }
         n = thought.n
         out: list[list[TwoStageCompletion]] = [[] for _ in prompts]
         for idx, rows in self._fast_batches(prompts, n, plan, thought.seed):
             for k, i in enumerate(idx):
                 for tids, tlps, tfin, closed, sids, slps, sfin in rows[k * n : (k + 1) * n]:
-                    t = Completion(token_ids=tids[:-1] if closed else tids, logprobs=tlps[:-1] if closed else tlps,
-                                   finish_reason=tfin)  # fmt: skip
-                    out[i].append(TwoStageCompletion(thought=t, suffix=self._completion(sids, slps, sfin),
-                                                     closed_by_model=closed))  # fmt: skip
+                    t = Completion(
+                        token_ids=tids[:-1] if closed else tids,
+                        logprobs=tlps[:-1] if closed else tlps,
+                        finish_reason=tfin,
+                    )
+                    out[i].append(
+                        TwoStageCompletion(thought=t, suffix=self._completion(sids, slps, sfin), closed_by_model=closed)
+                    )
         return out
 
     @torch.no_grad()
@@ -131,9 +154,14 @@ class HFEngine:
         if not prompts:
             return []
         if self._fast_decoder() is not None:
-            plan = {"su_max": params.max_new_tokens, "su_stop": tuple(sorted(set(params.stop_token_ids))),
-                    "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2,
-                    "su_allow": params.allowed_token_ids, "su_ban": params.suppress_token_ids}  # fmt: skip
+            plan = {
+                "su_max": params.max_new_tokens,
+                "su_stop": tuple(sorted(set(params.stop_token_ids))),
+                "temps": (params.temperature,) * 2,
+                "top_ps": (params.top_p,) * 2,
+                "su_allow": params.allowed_token_ids,
+                "su_ban": params.suppress_token_ids,
+            }
             res: list[list[Completion]] = [[] for _ in prompts]
             n = params.n
             for idx, rows in self._fast_batches(prompts, n, plan, params.seed):
@@ -227,15 +255,20 @@ class HFEngine:
         for i in range(len(prompts)):
             out.append(
                 [
-                    Completion(token_ids=toks[r], logprobs=lps[r], finish_reason=finish[r],
-                               text=self.tokenizer.decode(toks[r], skip_special_tokens=False))
+                    Completion(
+                        token_ids=toks[r],
+                        logprobs=lps[r],
+                        finish_reason=finish[r],
+                        text=self.tokenizer.decode(toks[r], skip_special_tokens=False),
+                    )
                     for r in range(i * n, (i + 1) * n)
                 ]
-            )  # fmt: skip
+            )
         return out
 
 
 # ---- thought interfaces (issue 17): an allowed-token mask and latent steps before decoding -------
+
 
 def allow_bias(allowed, vocab: int, device) -> torch.Tensor | None:
     """A [V] additive logit bias: 0 on the allowed ids, -inf elsewhere; None when all are allowed."""
@@ -255,8 +288,9 @@ def _left_pad_embeds(embeds, width: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def latent_prefixes(model, prompts: list[list[int]], latent_fn, steps: int, after_ids: list[int],
-                    batch_size: int = 32) -> list[torch.Tensor]:  # fmt: skip
+def latent_prefixes(
+    model, prompts: list[list[int]], latent_fn, steps: int, after_ids: list[int], batch_size: int = 32
+) -> list[torch.Tensor]:
     """Input embeddings [len + steps + len(after), d] per prompt: the prompt's token embeddings, then
     `steps` latent vectors (each the last hidden state passed through `latent_fn`, fed back as the next
     input embedding), then the embeddings of `after_ids`. The latent steps run for a whole batch at
@@ -275,8 +309,14 @@ def latent_prefixes(model, prompts: list[list[int]], latent_fn, steps: int, afte
             mask[r, width - len(p) :] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, output_hidden_states=True,
-                    logits_to_keep=1)  # fmt: skip
+        res = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=pos,
+            use_cache=True,
+            output_hidden_states=True,
+            logits_to_keep=1,
+        )
         cache, h = res.past_key_values, res.hidden_states[-1][:, -1]
         nxt = pos[:, -1] + 1
         lat = []
@@ -284,8 +324,15 @@ def latent_prefixes(model, prompts: list[list[int]], latent_fn, steps: int, afte
             e = latent_fn(h).to(emb.weight.dtype)
             lat.append(e)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            res = model(inputs_embeds=e[:, None], attention_mask=mask, position_ids=nxt[:, None], past_key_values=cache,
-                        use_cache=True, output_hidden_states=True, logits_to_keep=1)  # fmt: skip
+            res = model(
+                inputs_embeds=e[:, None],
+                attention_mask=mask,
+                position_ids=nxt[:, None],
+                past_key_values=cache,
+                use_cache=True,
+                output_hidden_states=True,
+                logits_to_keep=1,
+            )
             cache, h = res.past_key_values, res.hidden_states[-1][:, -1]
             nxt = nxt + 1
         for r, p in enumerate(group):
@@ -297,8 +344,9 @@ def latent_prefixes(model, prompts: list[list[int]], latent_fn, steps: int, afte
     return out
 
 
-def generate_latent(engine: HFEngine, prompts: list[list[int]], latent_fn, steps: int, after_ids: list[int],
-                    params: SamplingParams) -> list[list[Completion]]:  # fmt: skip
+def generate_latent(
+    engine: HFEngine, prompts: list[list[int]], latent_fn, steps: int, after_ids: list[int], params: SamplingParams
+) -> list[list[Completion]]:
     """Continuous thought: `steps` latent steps for the whole batch, then `after_ids`, then decoding.
 
     On the fast path the static decoder prefills the prompt + latent embeddings once per prompt and
@@ -320,9 +368,13 @@ def generate_latent(engine: HFEngine, prompts: list[list[int]], latent_fn, steps
             idx = order[g : g + per_group]
             if dec is not None:
                 engine._seed(params.seed * 1_000_003 + min(idx))
-                plan = {"su_max": params.max_new_tokens, "su_stop": tuple(sorted(set(params.stop_token_ids))),
-                        "temps": (params.temperature,) * 2, "top_ps": (params.top_p,) * 2,
-                        "su_allow": params.allowed_token_ids}  # fmt: skip
+                plan = {
+                    "su_max": params.max_new_tokens,
+                    "su_stop": tuple(sorted(set(params.stop_token_ids))),
+                    "temps": (params.temperature,) * 2,
+                    "top_ps": (params.top_p,) * 2,
+                    "su_allow": params.allowed_token_ids,
+                }
                 rec = dec.run([lens[i] for i in idx], params.n, plan, embeds=[embeds[i] for i in idx])
                 rows = fastgen.split_rows(rec, set(), set(plan["su_stop"]))
                 for k, i in enumerate(idx):

@@ -62,8 +62,9 @@ class LocalServer:
         if kind not in ("sglang", "transformers"):
             raise ValueError(f"unknown server kind {kind!r} (expected 'sglang' or 'transformers')")
         if any(a == "--host" or a.startswith("--host=") for a in extra_args):
-            raise InputError(f"server extra_args {list(extra_args)}: --host is not allowed; "
-                             f"local servers bind {HOST} only")  # fmt: skip
+            raise InputError(
+                f"server extra_args {list(extra_args)}: --host is not allowed; local servers bind {HOST} only"
+            )
         self.kind = kind
         self.model_path = str(model_path)
         self.port = port or free_port()
@@ -89,11 +90,32 @@ class LocalServer:
 
     def command(self) -> list[str]:
         if self.kind == "sglang":
-            return [sys.executable, "-m", "sglang.launch_server", "--model-path", self.model_path,
-                    "--host", HOST, "--port", str(self.port), "--served-model-name", "default",
-                    *self.extra_args]  # fmt: skip
-        return [sys.executable, "-m", "transformers.cli.transformers", "serve", self.model_path,
-                "--host", HOST, "--port", str(self.port), *self.extra_args]  # fmt: skip
+            return [
+                sys.executable,
+                "-m",
+                "sglang.launch_server",
+                "--model-path",
+                self.model_path,
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--served-model-name",
+                "default",
+                *self.extra_args,
+            ]
+        return [
+            sys.executable,
+            "-m",
+            "transformers.cli.transformers",
+            "serve",
+            self.model_path,
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            *self.extra_args,
+        ]
 
     def start(self) -> LocalServer:
         if self.proc is not None and self.proc.poll() is None:
@@ -106,8 +128,9 @@ class LocalServer:
             self.log_path = Path(name)
         with open(self.log_path, "ab") as log:
             # own session = own process group, so stop() reaches the server's worker processes too
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         self._wait_healthy()
         return self
 

@@ -57,8 +57,15 @@ def _register_secret(value: str) -> None:
 class HTTPClient:
     """POST JSON with bounded retries; `retries` counts every retry made (for judge stats)."""
 
-    def __init__(self, base_url: str, api_key_env: str | None = None, timeout_s: float = 60.0,
-                 max_retries: int = 3, backoff_s: float = 0.5, concurrency: int = 8):  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        api_key_env: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        concurrency: int = 8,
+    ):
         self.base_url = base_url.rstrip("/")
         self.max_retries, self.backoff_s, self.concurrency = max_retries, backoff_s, max(1, concurrency)
         headers = {"Content-Type": "application/json"}
@@ -66,8 +73,9 @@ class HTTPClient:
         if key:
             headers["Authorization"] = f"Bearer {key}"
             _register_secret(key)  # scrubbed from errors even when the env var's name looks harmless
-        self._http = httpx.Client(timeout=timeout_s, headers=headers,
-                                  limits=httpx.Limits(max_connections=self.concurrency))  # fmt: skip
+        self._http = httpx.Client(
+            timeout=timeout_s, headers=headers, limits=httpx.Limits(max_connections=self.concurrency)
+        )
         self._lock = threading.Lock()
         self.retries = 0
 
@@ -119,9 +127,19 @@ class HTTPClient:
 
 
 class OpenAIEngine:
-    def __init__(self, base_url: str, model: str | None, tokenizer, api_key_env: str | None = None,
-                 timeout_s: float = 60.0, max_retries: int = 3, backoff_s: float = 0.5,
-                 concurrency: int = 8, server=None, dialect: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None,
+        tokenizer,
+        api_key_env: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        concurrency: int = 8,
+        server=None,
+        dialect: str | None = None,
+    ):
         self.client = HTTPClient(base_url, api_key_env, timeout_s, max_retries, backoff_s, concurrency)
         self.model = model  # None: leave the field out (servers pinned to one model)
         self.tokenizer = tokenizer
@@ -138,8 +156,17 @@ class OpenAIEngine:
         """`server`: the servers.Handle (or LocalServer) the engine talks to; else endpoint.base_url."""
         model = server.served_model if server is not None else endpoint.model
         base_url = server.base_url if server is not None else endpoint.base_url
-        return cls(base_url, model, tokenizer, endpoint.api_key_env, endpoint.timeout_s,
-                   endpoint.max_retries, endpoint.backoff_s, concurrency, server)  # fmt: skip
+        return cls(
+            base_url,
+            model,
+            tokenizer,
+            endpoint.api_key_env,
+            endpoint.timeout_s,
+            endpoint.max_retries,
+            endpoint.backoff_s,
+            concurrency,
+            server,
+        )
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -148,15 +175,26 @@ class OpenAIEngine:
         if self.model is not None:
             body["model"] = self.model
         if dialect == "extended":
-            body.update(prompt=prompt, n=n, logprobs=1, skip_special_tokens=False, ignore_eos=True,
-                        return_token_ids=True, return_tokens_as_token_ids=True)  # like HFEngine: stop only on our ids
+            body.update(
+                prompt=prompt,
+                n=n,
+                logprobs=1,
+                skip_special_tokens=False,
+                ignore_eos=True,
+                return_token_ids=True,
+                return_tokens_as_token_ids=True,
+            )  # like HFEngine: stop only on our ids
             if p.stop_token_ids:
                 body["stop_token_ids"] = list(p.stop_token_ids)
             return body
         body["prompt"] = self.tokenizer.decode(prompt, skip_special_tokens=False)
         if dialect == "transformers":
-            cfg = {"max_new_tokens": p.max_new_tokens, "do_sample": p.temperature > 0,
-                   "eos_token_id": list(p.stop_token_ids) or None, "pad_token_id": self._pad_id()}  # fmt: skip
+            cfg = {
+                "max_new_tokens": p.max_new_tokens,
+                "do_sample": p.temperature > 0,
+                "eos_token_id": list(p.stop_token_ids) or None,
+                "pad_token_id": self._pad_id(),
+            }
             if p.temperature > 0:
                 cfg.update(temperature=p.temperature, top_p=p.top_p)
             body["generation_config"] = json.dumps(cfg)  # replaces the model's defaults entirely
@@ -190,8 +228,10 @@ class OpenAIEngine:
         # servers without `n` get one request per sample, each with its own seed
         per_req = params.n if self.dialect == "extended" else 1
         jobs = [(i, j) for i in range(len(prompts)) for j in range(0, params.n, per_req)]
-        bodies = [self._body(self.dialect, list(prompts[i]), params, per_req, params.seed * 1_000_003 + i * 997 + j)
-                  for i, j in jobs]  # fmt: skip
+        bodies = [
+            self._body(self.dialect, list(prompts[i]), params, per_req, params.seed * 1_000_003 + i * 997 + j)
+            for i, j in jobs
+        ]
         results = self.client.post_many("/completions", bodies)
         out: list[list[Completion]] = [[] for _ in prompts]
         for (i, _), res in zip(jobs, results):

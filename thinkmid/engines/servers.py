@@ -74,8 +74,14 @@ def spec_for(role: str, endpoint, default_model: str) -> ServerSpec | None:
     if endpoint.base_url is not None:
         return None
     srv = endpoint.server
-    return ServerSpec(role, srv.launch, str(srv.model or default_model), srv.port or ROLE_PORTS[role],
-                      tuple(srv.extra_args), srv.startup_timeout_s)  # fmt: skip
+    return ServerSpec(
+        role,
+        srv.launch,
+        str(srv.model or default_model),
+        srv.port or ROLE_PORTS[role],
+        tuple(srv.extra_args),
+        srv.startup_timeout_s,
+    )
 
 
 def same_model(want: str, got: str) -> bool:
@@ -141,26 +147,47 @@ class ProcessLauncher:
         if _port_in_use(spec.port):
             found = probe(spec.port)
             if not found.healthy:
-                raise ServerError(f"{spec.key}: port {spec.port} on {HOST} is held by something else ({found.detail}), "
-                                  f"not a server of {spec.model}; free the port or set {spec.key}.port")  # fmt: skip
+                raise ServerError(
+                    f"{spec.key}: port {spec.port} on {HOST} is held by something else ({found.detail}), "
+                    f"not a server of {spec.model}; free the port or set {spec.key}.port"
+                )
             if not any(same_model(spec.model, m) for m in found.models):
                 what = ", ".join(found.models) or found.detail
-                raise ServerError(f"{spec.key}: port {spec.port} on {HOST} is held by a {found.kind} server of "
-                                  f"{what}, not {spec.model}; stop it or set {spec.key}.port")  # fmt: skip
-            log.info("%s: attached to the %s server already serving %s on %s (not started here, left running)",
-                     spec.role, found.kind, spec.model, where)  # fmt: skip
+                raise ServerError(
+                    f"{spec.key}: port {spec.port} on {HOST} is held by a {found.kind} server of "
+                    f"{what}, not {spec.model}; stop it or set {spec.key}.port"
+                )
+            log.info(
+                "%s: attached to the %s server already serving %s on %s (not started here, left running)",
+                spec.role,
+                found.kind,
+                spec.model,
+                where,
+            )
             return Handle(spec, spec.base_url, found.request_model, owned=False, kind=found.kind)
         if spec.launch == "none":
-            raise ServerError(f"{spec.key}: nothing serves {spec.model} on {where} and launch is 'none' (attach only); "
-                              f"start it there or set {spec.key}.launch")  # fmt: skip
-        srv = LocalServer(spec.launch, spec.model, port=spec.port, startup_timeout_s=spec.startup_timeout_s,
-                          extra_args=list(spec.extra_args))  # fmt: skip
+            raise ServerError(
+                f"{spec.key}: nothing serves {spec.model} on {where} and launch is 'none' (attach only); "
+                f"start it there or set {spec.key}.launch"
+            )
+        srv = LocalServer(
+            spec.launch,
+            spec.model,
+            port=spec.port,
+            startup_timeout_s=spec.startup_timeout_s,
+            extra_args=list(spec.extra_args),
+        )
         try:
             srv.start()
         except ServerError as e:
             raise ServerError(f"{spec.key}: {e}") from None
-        log.info("%s: started a %s server of %s on %s (stopped when the stage ends)", spec.role, spec.launch,
-                 spec.model, where)  # fmt: skip
+        log.info(
+            "%s: started a %s server of %s on %s (stopped when the stage ends)",
+            spec.role,
+            spec.launch,
+            spec.model,
+            where,
+        )
         return Handle(spec, srv.base_url, srv.served_model, owned=True, kind=spec.launch, server=srv)
 
     def release(self, handle: Handle) -> None:

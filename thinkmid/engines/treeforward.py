@@ -110,8 +110,11 @@ def dense_mask(p: Packed) -> torch.Tensor:
 def _pad_nodes(p: Packed, length: int, block: int) -> list[tuple[int, int]]:
     """Spans of the padding up to `length`: one root node per block, so a padding query block only
     ever reads its own block (padding costs no attention beyond the diagonal)."""
-    return [(max(p.tokens, b * block), (b + 1) * block) for b in range(p.tokens // block, length // block)
-            if (b + 1) * block > p.tokens]  # fmt: skip
+    return [
+        (max(p.tokens, b * block), (b + 1) * block)
+        for b in range(p.tokens // block, length // block)
+        if (b + 1) * block > p.tokens
+    ]
 
 
 def kv_blocks(p: Packed, length: int, block: int = BLOCK):
@@ -276,8 +279,16 @@ def fp8_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class TreeForward:
     """Runs a Qwen/Llama-style decoder (see fastgen.supported) over a Packed forest."""
 
-    def __init__(self, model, attn: str | None = None, mlp_chunk: int = 65536, compile: bool = True,
-                 full_blocks: bool = True, fp8: bool = False, mask: str = "interval"):
+    def __init__(
+        self,
+        model,
+        attn: str | None = None,
+        mlp_chunk: int = 65536,
+        compile: bool = True,
+        full_blocks: bool = True,
+        fp8: bool = False,
+        mask: str = "interval",
+    ):
         """attn: 'flex' (CUDA default) or 'dense' (SDPA with the full token mask; the CPU default).
         mask (flex): 'interval' (`visible_interval` where the packing is in preorder, else the
         ancestor table) or 'ancestors' (always the table; the path before the interval rule)."""
@@ -297,9 +308,11 @@ class TreeForward:
         # Qwen3 layers (no projection biases, q/k norms, SiLU) run as functions of their weights, so
         # one compiled graph (dynamic in T) serves all layers on CUDA; other models use their modules.
         self.functional = all(
-            hasattr(L.self_attn, "q_norm") and getattr(L.self_attn.q_proj, "bias", None) is None
-            and getattr(L.mlp, "act_fn", None).__class__.__name__ == "SiLUActivation" for L in self.layers
-        )  # fmt: skip
+            hasattr(L.self_attn, "q_norm")
+            and getattr(L.self_attn.q_proj, "bias", None) is None
+            and getattr(L.mlp, "act_fn", None).__class__.__name__ == "SiLUActivation"
+            for L in self.layers
+        )
         self.eps = getattr(cfg, "rms_norm_eps", 1e-6)
         self._qkv_fn, self._mlp_fn, self._out_fn = _qkv, _mlp, _out
         self.w8 = None  # per layer: {name: (fp8 weight, row scales)}: fp8 linear layers (CUDA, sm89+)
@@ -307,8 +320,10 @@ class TreeForward:
             if not self.functional:
                 raise ValueError("fp8 needs the functional (Qwen3) layer path")
             names = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-            self.w8 = [{n: fp8_weights(getattr(L.self_attn if n[0] in "qkvo" else L.mlp, n).weight.detach())
-                        for n in names} for L in self.layers]  # fmt: skip
+            self.w8 = [
+                {n: fp8_weights(getattr(L.self_attn if n[0] in "qkvo" else L.mlp, n).weight.detach()) for n in names}
+                for L in self.layers
+            ]
         if self.dev.type == "cuda":
             dc = torch._dynamo.config  # several judges / shapes in one process: room for their graphs
             for name in ("recompile_limit", "cache_size_limit"):
@@ -351,8 +366,9 @@ class TreeForward:
         cnt, idx, fcnt, fidx = (x[None, None].to(dev) for x in prep["blocks"])
         if not self.full_blocks:  # every block through the mask (for A/B runs)
             cnt, idx, fcnt, fidx = _merge(cnt, idx, fcnt, fidx)
-        return BlockMask.from_kv_blocks(cnt, idx, fcnt, fidx, BLOCK_SIZE=BLOCK, mask_mod=mask_mod,
-                                        seq_lengths=(length, length))  # fmt: skip
+        return BlockMask.from_kv_blocks(
+            cnt, idx, fcnt, fidx, BLOCK_SIZE=BLOCK, mask_mod=mask_mod, seq_lengths=(length, length)
+        )
 
     def _attend(self, q, k, v, mask, length):
         t = q.shape[2]
@@ -388,11 +404,36 @@ class TreeForward:
         if self.w8 is not None:
             w = self.w8[layer_i]
             (q, sq), (k, sk), (v, sv) = w["q_proj"], w["k_proj"], w["v_proj"]
-            return self._qkv_fn(x, layer.input_layernorm.weight, q, k, v, a.q_norm.weight, a.k_norm.weight, cos, sin,
-                                self.eps, self.hd, sq, sk, sv)  # fmt: skip
+            return self._qkv_fn(
+                x,
+                layer.input_layernorm.weight,
+                q,
+                k,
+                v,
+                a.q_norm.weight,
+                a.k_norm.weight,
+                cos,
+                sin,
+                self.eps,
+                self.hd,
+                sq,
+                sk,
+                sv,
+            )
         if self.functional:
-            return self._qkv_fn(x, layer.input_layernorm.weight, a.q_proj.weight, a.k_proj.weight, a.v_proj.weight,
-                                a.q_norm.weight, a.k_norm.weight, cos, sin, self.eps, self.hd)  # fmt: skip
+            return self._qkv_fn(
+                x,
+                layer.input_layernorm.weight,
+                a.q_proj.weight,
+                a.k_proj.weight,
+                a.v_proj.weight,
+                a.q_norm.weight,
+                a.k_norm.weight,
+                cos,
+                sin,
+                self.eps,
+                self.hd,
+            )
         t, hd = x.shape[1], self.hd
         hn = layer.input_layernorm(x)
         q = a.q_proj(hn).view(1, t, -1, hd)

@@ -85,8 +85,9 @@ def teacher_for(params, model=None, tokenizer=None):
         with serve(spec_for("teacher", ep, path)) as handle:
             url = handle.base_url if handle is not None else ep.base_url
             name = handle.served_model if handle is not None else ep.model
-            client = HTTPClient(url, ep.api_key_env, ep.timeout_s, ep.max_retries, ep.backoff_s,
-                                params.engine.batch_size)  # fmt: skip
+            client = HTTPClient(
+                url, ep.api_key_env, ep.timeout_s, ep.max_retries, ep.backoff_s, params.engine.batch_size
+            )
             teacher = ChatTeacher(client, name, tp.thought_max_tokens, tp.temperature, tp.top_p, tp.rewrite_max_tokens)
             teacher.server = handle
             try:
@@ -101,5 +102,6 @@ def teacher_for(params, model=None, tokenizer=None):
         model, tokenizer = load_model(path, dtype=params.base.dtype)
         model.to(pick_device())
     with build(policy(path, label="teacher"), params, model, tokenizer) as eng:
-        yield EngineTeacher(eng, tokenizer, tp.thought_max_tokens, tp.temperature, params.seed, tp.top_p,
-                            tp.rewrite_max_tokens)  # fmt: skip
+        yield EngineTeacher(
+            eng, tokenizer, tp.thought_max_tokens, tp.temperature, params.seed, tp.top_p, tp.rewrite_max_tokens
+        )

@@ -58,13 +58,23 @@ def headline(single: list[str], both: list[str]) -> dict:
     n = len(both)
     b_lo, b_hi = wilson_interval(b["win"], n)
     return {
-        "prefixes": len(single), "wins": wins, "losses": losses, "identical": single.count("identical"),
+        "prefixes": len(single),
+        "wins": wins,
+        "losses": losses,
+        "identical": single.count("identical"),
         "invalid": single.count("invalid"),
-        "comparisons": valid, "win_rate": wins / valid if valid else 0.0, "win_rate_lo": lo, "win_rate_hi": hi,
-        "both_orders_wins": b["win"], "both_orders_losses": b["loss"], "both_orders_ties": b["tie"],
-        "both_orders_invalid": b["invalid"], "both_orders_win_rate": b["win"] / n if n else 0.0,
-        "both_orders_win_rate_lo": b_lo, "both_orders_win_rate_hi": b_hi,
-    }  # fmt: skip
+        "comparisons": valid,
+        "win_rate": wins / valid if valid else 0.0,
+        "win_rate_lo": lo,
+        "win_rate_hi": hi,
+        "both_orders_wins": b["win"],
+        "both_orders_losses": b["loss"],
+        "both_orders_ties": b["tie"],
+        "both_orders_invalid": b["invalid"],
+        "both_orders_win_rate": b["win"] / n if n else 0.0,
+        "both_orders_win_rate_lo": b_lo,
+        "both_orders_win_rate_hi": b_hi,
+    }
 
 
 def suffix_nll(model, rows: list[dict], batch_size: int = 8) -> float:
@@ -89,7 +99,8 @@ def suffix_nll(model, rows: list[dict], batch_size: int = 8) -> float:
                 p = len(r["prefix_ids"])
                 labels[i, p : len(s)] = torch.tensor(s[p:])
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(device),
-                                   ignore_index=-100)  # fmt: skip
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(device), ignore_index=-100
+            )
             losses.append(float(loss))
     return sum(losses) / len(losses) if losses else 0.0

@@ -50,8 +50,9 @@ def thought_tokens(tokenizer, text: str) -> list[int]:
     return tokenizer.encode(text.strip(), add_special_tokens=False) if text and text.strip() else []
 
 
-def build_conditions(rows: list[dict], normal: list[list[list[int]]], tokenizer, generic_thoughts: list[str],
-                     seed: int) -> dict[str, tuple[list[int], list[list[list[int]]]]]:  # fmt: skip
+def build_conditions(
+    rows: list[dict], normal: list[list[list[int]]], tokenizer, generic_thoughts: list[str], seed: int
+) -> dict[str, tuple[list[int], list[list[list[int]]]]]:
     """cond -> (row indices it covers, per row the K thought token lists). `normal[i][j]` is the j-th
     sampled thought of row i. A condition covering no row is left out."""
     if len(rows) != len(normal):
@@ -69,8 +70,10 @@ def build_conditions(rows: list[dict], normal: list[list[list[int]]], tokenizer,
         conds["swapped"] = (all_idx, [[list(normal[s][j % len(normal[s])]) for j in range(k)] for s in src])
     teacher_idx = [i for i, r in enumerate(rows) if (r.get("teacher_thought") or "").strip()]
     if teacher_idx:
-        conds["teacher"] = (teacher_idx, [[thought_tokens(tokenizer, rows[i]["teacher_thought"])] * k
-                                          for i in teacher_idx])  # fmt: skip
+        conds["teacher"] = (
+            teacher_idx,
+            [[thought_tokens(tokenizer, rows[i]["teacher_thought"])] * k for i in teacher_idx],
+        )
     return {c: v for c, v in conds.items() if v[0]}
 
 
@@ -79,8 +82,20 @@ def with_prefix_ids(rows: list[dict], tokenizer) -> list[dict]:
     return [{**r, "prefix_ids": tokenizer.encode(r["prefix"], add_special_tokens=False)} for r in rows]
 
 
-def run_probe(engine, tokenizer, rows: list[dict], judge, *, k: int, thought_max: int, suffix_max: int,
-              temperature: float, seed: int, generic_thoughts: list[str], top_p: float = 1.0) -> dict:  # fmt: skip
+def run_probe(
+    engine,
+    tokenizer,
+    rows: list[dict],
+    judge,
+    *,
+    k: int,
+    thought_max: int,
+    suffix_max: int,
+    temperature: float,
+    seed: int,
+    generic_thoughts: list[str],
+    top_p: float = 1.0,
+) -> dict:
     """K sampled thought + suffix pairs per row (`normal`), then one suffix after each replaced thought.
 
     Returns {cond: (row indices, groups of K judged Samples)}; `rows` carry prefix_ids."""
@@ -91,8 +106,9 @@ def run_probe(engine, tokenizer, rows: list[dict], judge, *, k: int, thought_max
     for cond, (idx, thoughts) in conds.items():
         flat_rows = [rows[i] for i, ts in zip(idx, thoughts) for _ in ts]
         flat_thoughts = [t for ts in thoughts for t in ts]
-        flat = sample_suffixes(engine, tokenizer, flat_rows, flat_thoughts, 1, suffix_max, temperature, seed + 1,
-                               top_p=top_p)  # fmt: skip
+        flat = sample_suffixes(
+            engine, tokenizer, flat_rows, flat_thoughts, 1, suffix_max, temperature, seed + 1, top_p=top_p
+        )
         groups = [[g[0] for g in flat[j * k : (j + 1) * k]] for j in range(len(idx))]
         out[cond] = (idx, groups)
         judge_rows += [rows[i] for i in idx]
@@ -129,15 +145,18 @@ def condition_summary(idx: list[int], groups: list[list[Sample]]) -> dict:
     valid = [float(s.reward) for s in samples if s.reward is not None]
     by_prefix = prefix_rewards(idx, groups)
     return {
-        "reward_mean": _mean(valid), "reward_std": statistics.pstdev(valid) if len(valid) > 1 else 0.0,
-        "n": len(valid), "records": len(samples), "prefixes": len(idx),
+        "reward_mean": _mean(valid),
+        "reward_std": statistics.pstdev(valid) if len(valid) > 1 else 0.0,
+        "n": len(valid),
+        "records": len(samples),
+        "prefixes": len(idx),
         "invalid_rate": (len(samples) - len(valid)) / len(samples) if samples else 0.0,
         "prefix_mean_reward": _mean(_mean(r) for r in by_prefix.values()),
         "any_success_prefix_rate": _mean(float(max(r) > 0) for r in by_prefix.values()),
         "all_success_prefix_rate": _mean(float(min(r) >= 1) for r in by_prefix.values()),
         "avg_predicted_suffix_words": _mean(_words(s.suffix_text.strip()) for s in samples),
         "avg_thought_words": _mean(_words(s.thought_text.strip()) for s in samples),
-    }  # fmt: skip
+    }
 
 
 def delta(normal: dict[int, list[float]], other: dict[int, list[float]]) -> dict:
@@ -146,12 +165,14 @@ def delta(normal: dict[int, list[float]], other: dict[int, list[float]]) -> dict
     # paired over prefixes (the same draw for both conditions), on per-prefix means: its point is mean_delta
     iv = paired_delta_interval({i: [_mean(other[i])] for i in shared}, {i: [_mean(normal[i])] for i in shared})
     return {
-        "shared_prefixes": len(shared), "mean_delta": _mean(d),
+        "shared_prefixes": len(shared),
+        "mean_delta": _mean(d),
         "normal_better_prefix_rate": _mean(float(x > 0) for x in d),
         "condition_better_prefix_rate": _mean(float(x < 0) for x in d),
         "tie_prefix_rate": _mean(float(abs(x) < DELTA_TIE) for x in d),
-        "mean_delta_ci95_low": iv.low, "mean_delta_ci95_high": iv.high,
-    }  # fmt: skip
+        "mean_delta_ci95_low": iv.low,
+        "mean_delta_ci95_high": iv.high,
+    }
 
 
 def summarize_arm(results: dict[str, tuple[list[int], list[list[Sample]]]]) -> dict:
@@ -184,8 +205,15 @@ def sample_rows(arm: str, rows: list[dict], results: dict) -> list[dict]:
         idx, groups = results[cond]
         for i, g in zip(idx, groups):
             for j, s in enumerate(g):
-                out.append({
-                    "arm": arm, "prefix_id": rows[i]["id"], "condition": cond, "sample_idx": j,
-                    "thought": s.thought_text, "predicted_suffix": s.suffix_text, "reward": s.reward,
-                })  # fmt: skip
+                out.append(
+                    {
+                        "arm": arm,
+                        "prefix_id": rows[i]["id"],
+                        "condition": cond,
+                        "sample_idx": j,
+                        "thought": s.thought_text,
+                        "predicted_suffix": s.suffix_text,
+                        "reward": s.reward,
+                    }
+                )
     return out

@@ -29,23 +29,42 @@ from __future__ import annotations
 import re
 import statistics
 
-from thinkmid import ARMS_GATE
-from thinkmid.judges.base import JudgeStats
 from thinkmid.evals.stats import Interval, cluster_mean_interval, paired_delta_interval
+from thinkmid.judges.base import JudgeStats
 from thinkmid.rollouts import Sample, arm_model_dir, group_stats
 
 # The per-arm columns of the record's reward-gate table, in its order.
 ARM_KEYS = (
-    "reward_mean", "reward_std", "invalid_rate", "mixed_groups", "near_zero_groups", "any_success_groups",
-    "all_success_groups", "avg_total_new_tokens", "avg_predicted_suffix_words", "closed_think_rate",
-)  # fmt: skip
+    "reward_mean",
+    "reward_std",
+    "invalid_rate",
+    "mixed_groups",
+    "near_zero_groups",
+    "any_success_groups",
+    "all_success_groups",
+    "avg_total_new_tokens",
+    "avg_predicted_suffix_words",
+    "closed_think_rate",
+)
 # The seed's other per-arm gate fields (not in the record's table).
 SEED_ARM_KEYS = (
-    "mean_group_reward", "mean_group_std", "mean_group_range", "reward_min", "reward_max",
-    "autonomous_closed_think_rate", "avg_thought_words_when_closed", "num_groups", "samples_per_prefix",
-)  # fmt: skip
-CMP_KEYS = ("mean_reward_delta", "right_better_prefix_rate", "left_better_prefix_rate", "tie_prefix_rate",
-            "shared_prefixes")  # fmt: skip
+    "mean_group_reward",
+    "mean_group_std",
+    "mean_group_range",
+    "reward_min",
+    "reward_max",
+    "autonomous_closed_think_rate",
+    "avg_thought_words_when_closed",
+    "num_groups",
+    "samples_per_prefix",
+)
+CMP_KEYS = (
+    "mean_reward_delta",
+    "right_better_prefix_rate",
+    "left_better_prefix_rate",
+    "tie_prefix_rate",
+    "shared_prefixes",
+)
 # (left, right) in the record's order; each comparison is named "<right>_minus_<left>".
 PAIRS = (
     ("think_base", "think_base_rlmt"),
@@ -176,8 +195,11 @@ def comparisons(per_prefix: dict[str, dict[str, list[int]]]) -> dict[str, dict]:
     for l, r in PAIRS:
         if l in per_prefix and r in per_prefix:
             iv = delta_interval(per_prefix[l], per_prefix[r])
-            out[pair_name(l, r)] = {**compare(per_prefix[l], per_prefix[r]), "mean_reward_delta_ci95_low": iv.low,
-                                    "mean_reward_delta_ci95_high": iv.high}  # fmt: skip
+            out[pair_name(l, r)] = {
+                **compare(per_prefix[l], per_prefix[r]),
+                "mean_reward_delta_ci95_low": iv.low,
+                "mean_reward_delta_ci95_high": iv.high,
+            }
     return out
 
 
@@ -185,28 +207,38 @@ def _evidence(what: str, iv: Interval, delta: bool = True) -> dict:
     return {"what": what, "value": iv.value, "low": iv.low, "high": iv.high, "prefixes": iv.clusters, "delta": delta}
 
 
-def go_no_go_intervals(groups_by_arm: dict[str, list[list[Sample]]], per_prefix: dict[str, dict[str, list[int]]],
-                       max_invalid_rate: float, max_near_zero_group_rate: float) -> dict[str, list[dict]]:  # fmt: skip
+def go_no_go_intervals(
+    groups_by_arm: dict[str, list[list[Sample]]],
+    per_prefix: dict[str, dict[str, list[int]]],
+    max_invalid_rate: float,
+    max_near_zero_group_rate: float,
+) -> dict[str, list[dict]]:
     """For each go/no-go field, the quantities it decides on with their 95% cluster bootstrap intervals."""
     out: dict[str, list[dict]] = {}
-    invalid = {a: cluster_mean_interval([[float(s.reward is None) for s in g] for g in gs])
-               for a, gs in groups_by_arm.items()}  # fmt: skip
+    invalid = {
+        a: cluster_mean_interval([[float(s.reward is None) for s in g] for g in gs]) for a, gs in groups_by_arm.items()
+    }
     near = {a: cluster_mean_interval([_prefix_near_zero(r) for r in pp.values()]) for a, pp in per_prefix.items()}
     if invalid:
         a = max(invalid, key=lambda x: invalid[x].value)
-        out["reward_validity_ok"] = [_evidence(f"{a} invalid_rate (the highest arm; must be <= {max_invalid_rate:g})",
-                                               invalid[a], delta=False)]  # fmt: skip
+        out["reward_validity_ok"] = [
+            _evidence(f"{a} invalid_rate (the highest arm; must be <= {max_invalid_rate:g})", invalid[a], delta=False)
+        ]
         a = max(near, key=lambda x: near[x].value)
-        out["variance_ok"] = [_evidence(f"{a} near_zero_groups (the highest arm; must be <= "
-                                        f"{max_near_zero_group_rate:g})", near[a], delta=False)]  # fmt: skip
+        out["variance_ok"] = [
+            _evidence(
+                f"{a} near_zero_groups (the highest arm; must be <= {max_near_zero_group_rate:g})", near[a], delta=False
+            )
+        ]
     if "think_base" in per_prefix and "think_phase3" in per_prefix:
         b, p = per_prefix["think_base"], per_prefix["think_phase3"]
         out["phase3_more_reward_separable"] = [
             _evidence("think_phase3 - think_base mean_group_std", delta_interval(b, p, _prefix_std)),
             _evidence("think_phase3 - think_base mixed_groups", delta_interval(b, p, _prefix_mixed)),
         ]
-        out["phase3_higher_mean_reward"] = [_evidence("think_phase3 - think_base mean reward over shared prefixes",
-                                                      delta_interval(b, p))]  # fmt: skip
+        out["phase3_higher_mean_reward"] = [
+            _evidence("think_phase3 - think_base mean reward over shared prefixes", delta_interval(b, p))
+        ]
     return out
 
 
@@ -233,13 +265,18 @@ def phase3_vs_base(per_prefix: dict[str, dict[str, list[int]]]) -> dict | None:
     if "think_base" not in per_prefix or "think_phase3" not in per_prefix:
         return None
     c = compare(per_prefix["think_base"], per_prefix["think_phase3"])
-    return {"shared_prefixes": c["shared_prefixes"], "mean_phase3_minus_base_reward": c["mean_reward_delta"],
-            "phase3_better_prefix_rate": c["right_better_prefix_rate"],
-            "base_better_prefix_rate": c["left_better_prefix_rate"], "tie_prefix_rate": c["tie_prefix_rate"]}  # fmt: skip
+    return {
+        "shared_prefixes": c["shared_prefixes"],
+        "mean_phase3_minus_base_reward": c["mean_reward_delta"],
+        "phase3_better_prefix_rate": c["right_better_prefix_rate"],
+        "base_better_prefix_rate": c["left_better_prefix_rate"],
+        "tie_prefix_rate": c["tie_prefix_rate"],
+    }
 
 
-def go_no_go(arms: dict[str, dict], max_invalid_rate: float, max_near_zero_group_rate: float = 0.5,
-             legacy: dict | None = None) -> dict[str, bool | None]:  # fmt: skip
+def go_no_go(
+    arms: dict[str, dict], max_invalid_rate: float, max_near_zero_group_rate: float = 0.5, legacy: dict | None = None
+) -> dict[str, bool | None]:
     """The gate's four go/no-go fields (see GO_NO_GO_DOC). `legacy` is phase3_vs_base()."""
     # reward_validity_ok / variance_ok: over every arm that was run (the seed's `all(...)`).
     validity = bool(arms) and all(
@@ -259,16 +296,23 @@ def go_no_go(arms: dict[str, dict], max_invalid_rate: float, max_near_zero_group
     }
 
 
-def summarize(rows: list[dict], groups_by_arm: dict[str, list[list[Sample]]], max_invalid_rate: float,
-              max_near_zero_group_rate: float = 0.5) -> dict:  # fmt: skip
+def summarize(
+    rows: list[dict],
+    groups_by_arm: dict[str, list[list[Sample]]],
+    max_invalid_rate: float,
+    max_near_zero_group_rate: float = 0.5,
+) -> dict:
     """The gate's summary.json: {"arms", "comparisons", "phase3_vs_base", "go_no_go", "go_no_go_intervals"}."""
     arms = {a: arm_summary(g) for a, g in groups_by_arm.items()}
     per_prefix = {a: by_prefix(rows, g) for a, g in groups_by_arm.items()}
     legacy = phase3_vs_base(per_prefix)
-    return {"arms": arms, "comparisons": comparisons(per_prefix), "phase3_vs_base": legacy,
-            "go_no_go": go_no_go(arms, max_invalid_rate, max_near_zero_group_rate, legacy),
-            "go_no_go_intervals": go_no_go_intervals(groups_by_arm, per_prefix, max_invalid_rate,
-                                                     max_near_zero_group_rate)}  # fmt: skip
+    return {
+        "arms": arms,
+        "comparisons": comparisons(per_prefix),
+        "phase3_vs_base": legacy,
+        "go_no_go": go_no_go(arms, max_invalid_rate, max_near_zero_group_rate, legacy),
+        "go_no_go_intervals": go_no_go_intervals(groups_by_arm, per_prefix, max_invalid_rate, max_near_zero_group_rate),
+    }
 
 
 def flat_metrics(summary: dict) -> dict[str, float]:
@@ -277,8 +321,13 @@ def flat_metrics(summary: dict) -> dict[str, float]:
     out: dict[str, float] = {}
     for section in ("arms", "comparisons"):
         for name, row in summary[section].items():
-            out.update({f"{name}/{k}": float(v) for k, v in row.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)})  # fmt: skip
+            out.update(
+                {
+                    f"{name}/{k}": float(v)
+                    for k, v in row.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+            )
     for k, v in (summary.get("phase3_vs_base") or {}).items():
         out[f"phase3_vs_base/{k}"] = float(v)
     out.update({f"go_no_go/{k}": float(v) for k, v in summary["go_no_go"].items() if v is not None})
@@ -291,10 +340,18 @@ def flat_metrics(summary: dict) -> dict[str, float]:
 def sample_rows(rows: list[dict], groups: list[list[Sample]]) -> list[dict]:
     """One JSONL row per sample: what was generated and what it earned."""
     return [
-        {"prefix_id": r["id"], "sample_idx": j, "thought": s.thought_text, "predicted_suffix": s.suffix_text,
-         "reward": s.reward, "new_tokens": s.new_tokens, "closed_by_model": s.closed_by_model}
-        for r, g in zip(rows, groups) for j, s in enumerate(g)
-    ]  # fmt: skip
+        {
+            "prefix_id": r["id"],
+            "sample_idx": j,
+            "thought": s.thought_text,
+            "predicted_suffix": s.suffix_text,
+            "reward": s.reward,
+            "new_tokens": s.new_tokens,
+            "closed_by_model": s.closed_by_model,
+        }
+        for r, g in zip(rows, groups)
+        for j, s in enumerate(g)
+    ]
 
 
 def verdict_stats(groups: list[list[Sample]]) -> JudgeStats:

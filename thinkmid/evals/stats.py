@@ -81,8 +81,9 @@ def _pooled(*arrays, axis=-1):
     return value
 
 
-def _bootstrap(data: tuple, value: float, confidence: float, n_resamples: int, seed: int,
-               method: str) -> tuple[float, float]:  # fmt: skip
+def _bootstrap(
+    data: tuple, value: float, confidence: float, n_resamples: int, seed: int, method: str
+) -> tuple[float, float]:
     import numpy as np
     from scipy import stats
 
@@ -91,17 +92,26 @@ def _bootstrap(data: tuple, value: float, confidence: float, n_resamples: int, s
     for m in dict.fromkeys((method, "percentile")):  # BCa is undefined on degenerate data: fall back
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DegenerateDataWarning, divide-by-zero in BCa's jackknife
-            res = stats.bootstrap(data, _pooled, paired=True, vectorized=True, n_resamples=n_resamples,
-                                  confidence_level=confidence, method=m, batch=batch,
-                                  rng=np.random.default_rng(seed))  # fmt: skip
+            res = stats.bootstrap(
+                data,
+                _pooled,
+                paired=True,
+                vectorized=True,
+                n_resamples=n_resamples,
+                confidence_level=confidence,
+                method=m,
+                batch=batch,
+                rng=np.random.default_rng(seed),
+            )
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         if math.isfinite(low) and math.isfinite(high) and high > low:
             return min(low, value), max(high, value)
     return value, value  # every resample gave the same statistic
 
 
-def _no_spread(value: float, sums: list[float], counts: list[int], bounds: tuple[float, float],
-               confidence: float, delta: bool) -> tuple[float, float]:  # fmt: skip
+def _no_spread(
+    value: float, sums: list[float], counts: list[int], bounds: tuple[float, float], confidence: float, delta: bool
+) -> tuple[float, float]:
     """Every cluster alike (all wrong, or both arms equal on every problem): resampling shows no
     spread, which says nothing about the problems not drawn. For rates (bounds (0, 1)) fall back to
     Wilson: at 0 or 1 with the clusters as trials (0 or n events in n clusters), else with the

@@ -58,8 +58,7 @@ def _name(text: str | None) -> str | None:
     if not text:
         return None
     text = re.split(r"[;(,\n]| note", text, maxsplit=1)[0].strip()
-    return text if text and len(text.split()) <= 4 and text.lower() != "none" and re.search(r"[A-Za-z]", text) \
-        else None  # fmt: skip
+    return text if text and len(text.split()) <= 4 and text.lower() != "none" and re.search(r"[A-Za-z]", text) else None
 
 
 def country_fields(data: dict) -> dict[str, str]:
@@ -77,8 +76,9 @@ def country_fields(data: dict) -> dict[str, str]:
     m = re.match(r"^([^\d;(]+?)\s+-?[\d,.]+\s*m?\b", peak or "")
     if m and _name(m.group(1)):
         out["peak"] = _name(m.group(1))
-    pop = re.match(r"^(\d{1,3}(?:,\d{3})+|\d+)\b", _field(data, "People and Society", "Population", "total", "text")
-                   or "")  # fmt: skip
+    pop = re.match(
+        r"^(\d{1,3}(?:,\d{3})+|\d+)\b", _field(data, "People and Society", "Population", "total", "text") or ""
+    )
     if pop:
         out["population"] = pop.group(1)
     return out
@@ -108,8 +108,10 @@ def factbook_facts(seed: int, n_train: int, n_eval: int) -> tuple[list[Fact], li
     train = [f for cid, fields in countries[:half] for f in country_facts(cid, fields)]
     test = [f for cid, fields in countries[half:] for f in country_facts(cid, fields)]
     if len(train) < n_train or len(test) < n_eval:
-        raise InputError(f"knowledge_gates: the Factbook gives {len(train)} train and {len(test)} eval facts; "
-                         f"asked for {n_train} and {n_eval}")  # fmt: skip
+        raise InputError(
+            f"knowledge_gates: the Factbook gives {len(train)} train and {len(test)} eval facts; "
+            f"asked for {n_train} and {n_eval}"
+        )
     return train[:n_train], test[:n_eval]
 
 
@@ -121,8 +123,13 @@ def popqa_facts(dataset: str, seed: int, n_train: int, n_eval: int) -> tuple[lis
     random.Random(f"{seed}:knowledge_gates:popqa").shuffle(order)
     for i in order:
         r = rows[i]
-        fact = Fact(f"popqa/{r.get('id', i)}", str(r.get("prop", "popqa")), f"Question: {r['question']}\nAnswer:",
-                    " " + str(r["obj"]).strip(), "")  # fmt: skip
+        fact = Fact(
+            f"popqa/{r.get('id', i)}",
+            str(r.get("prop", "popqa")),
+            f"Question: {r['question']}\nAnswer:",
+            " " + str(r["obj"]).strip(),
+            "",
+        )
         side = random.Random(f"{seed}:subject:{r['subj']}").random() < 0.5
         (train if side else test).append(fact)
         if len(train) >= n_train and len(test) >= n_eval:
@@ -163,9 +170,11 @@ def gsm8k_retain_texts(eval_cfg, seed: int, n: int) -> list[str]:
     params.reasoning_eval.gsm8k, the same seed), as `Question: ...\\nAnswer: ...` text."""
     rows = gsm8k_rows()
     if eval_cfg.limit is None or eval_cfg.limit >= len(rows):
-        raise InputError("knowledge_gates.reasoning_source: gsm8k trains on GSM8K rows the reasoning eval does "
-                         "not score, but reasoning_eval.gsm8k.limit selects all of them; set a limit or use "
-                         "reasoning_source: numina")  # fmt: skip
+        raise InputError(
+            "knowledge_gates.reasoning_source: gsm8k trains on GSM8K rows the reasoning eval does "
+            "not score, but reasoning_eval.gsm8k.limit selects all of them; set a limit or use "
+            "reasoning_source: numina"
+        )
     held = set(subsample(len(rows), eval_cfg.limit, seed, gsm8k.NAME))
     held_q = {normalise(rows[i]["question"]) for i in held}
     free = [i for i in range(len(rows)) if i not in held and normalise(rows[i]["question"]) not in held_q]

@@ -40,8 +40,7 @@ def find_mlps(model) -> list[torch.nn.Module]:
 class GateSet(torch.nn.Module):
     """Gate logits [layers, width] and the hooks that apply them to a model."""
 
-    def __init__(self, layers: int, width: int, scale_mode: str = "energy", init_std: float = 0.1,
-                 seed: int = 0):  # fmt: skip
+    def __init__(self, layers: int, width: int, scale_mode: str = "energy", init_std: float = 0.1, seed: int = 0):
         super().__init__()
         if scale_mode not in SCALE_MODES:
             raise ValueError(f"scale_mode must be one of {SCALE_MODES}, got {scale_mode!r}")
@@ -71,8 +70,10 @@ class GateSet(torch.nn.Module):
         self.detach()
         mlps = find_mlps(model)
         if (len(mlps), mlps[0].down_proj.in_features) != tuple(self.logits.shape):
-            raise InputError(f"gates of shape {tuple(self.logits.shape)} do not fit a model with "
-                             f"{len(mlps)} MLPs of width {mlps[0].down_proj.in_features}")  # fmt: skip
+            raise InputError(
+                f"gates of shape {tuple(self.logits.shape)} do not fit a model with "
+                f"{len(mlps)} MLPs of width {mlps[0].down_proj.in_features}"
+            )
         self.to(mlps[0].down_proj.weight.device)
         for i, mlp in enumerate(mlps):
             self._handles.append(mlp.down_proj.register_forward_pre_hook(self._hook(i)))
@@ -141,12 +142,16 @@ def gate_stats(values: torch.Tensor, threshold: float) -> dict[str, torch.Tensor
     v = values.double()
     return {
         "total_gates": torch.tensor(v.numel(), dtype=torch.int64),
-        "sigmoid_mean": v.mean(), "sigmoid_std": v.std(unbiased=False),
-        "sigmoid_min": v.min(), "sigmoid_max": v.max(),
-        "knowledge_neurons": km.sum().to(torch.int64), "knowledge_fraction": km.double().mean(),
+        "sigmoid_mean": v.mean(),
+        "sigmoid_std": v.std(unbiased=False),
+        "sigmoid_min": v.min(),
+        "sigmoid_max": v.max(),
+        "knowledge_neurons": km.sum().to(torch.int64),
+        "knowledge_fraction": km.double().mean(),
         "threshold": torch.tensor(float(threshold), dtype=torch.float64),
-        "layer_sigmoid_mean": v.mean(dim=1), "layer_knowledge_neurons": km.sum(dim=1).to(torch.int64),
-    }  # fmt: skip
+        "layer_sigmoid_mean": v.mean(dim=1),
+        "layer_knowledge_neurons": km.sum(dim=1).to(torch.int64),
+    }
 
 
 def save_file(tensors: dict, path: str, metadata: dict[str, str]) -> None:
@@ -167,8 +172,7 @@ def save_file(tensors: dict, path: str, metadata: dict[str, str]) -> None:
         fh.write(raw[:8] + text.ljust(n, b" ") + raw[8 + n :])
 
 
-def save_gate_files(directory, gates: GateSet, threshold: float, fractions: list[float],
-                    meta: dict[str, str]) -> dict:  # fmt: skip
+def save_gate_files(directory, gates: GateSet, threshold: float, fractions: list[float], meta: dict[str, str]) -> dict:
     """Write the four safetensors files atomically; returns the statistics as plain numbers."""
     from pathlib import Path
 
@@ -180,16 +184,27 @@ def save_gate_files(directory, gates: GateSet, threshold: float, fractions: list
     meta = {**meta, "scale_mode": gates.scale_mode, "layers": str(values.shape[0]), "width": str(values.shape[1])}
     with atomic_path(Path(directory)) as tmp:
         tmp.mkdir(parents=True)
-        save_file({"logits": gates.logits.detach().float().cpu().contiguous()}, str(tmp / "gate_logits.safetensors"),
-                  metadata=meta)  # fmt: skip
+        save_file(
+            {"logits": gates.logits.detach().float().cpu().contiguous()},
+            str(tmp / "gate_logits.safetensors"),
+            metadata=meta,
+        )
         idx = km.nonzero()
-        save_file({"mask": km.contiguous(), "layer": idx[:, 0].contiguous(), "neuron": idx[:, 1].contiguous()},
-                  str(tmp / "knowledge_neurons.safetensors"), metadata={**meta, "threshold": repr(threshold)})
+        save_file(
+            {"mask": km.contiguous(), "layer": idx[:, 0].contiguous(), "neuron": idx[:, 1].contiguous()},
+            str(tmp / "knowledge_neurons.safetensors"),
+            metadata={**meta, "threshold": repr(threshold)},
+        )
         save_file({k: v.contiguous() for k, v in stats.items()}, str(tmp / "gate_stats.safetensors"), metadata=meta)
-        save_file({"off_fractions": torch.tensor(fractions, dtype=torch.float64),
-                   "thresholds": torch.tensor(thr, dtype=torch.float64),
-                   "achieved_off_fractions": torch.tensor(achieved, dtype=torch.float64)},
-                  str(tmp / "thresholds.safetensors"), metadata=meta)  # fmt: skip
+        save_file(
+            {
+                "off_fractions": torch.tensor(fractions, dtype=torch.float64),
+                "thresholds": torch.tensor(thr, dtype=torch.float64),
+                "achieved_off_fractions": torch.tensor(achieved, dtype=torch.float64),
+            },
+            str(tmp / "thresholds.safetensors"),
+            metadata=meta,
+        )
     plain = {k: (v.tolist() if v.dim() else v.item()) for k, v in stats.items()}
     plain["thresholds"] = dict(zip((f"{f:g}" for f in fractions), thr))
     plain["achieved_off_fractions"] = dict(zip((f"{f:g}" for f in fractions), achieved))

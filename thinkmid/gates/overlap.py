@@ -34,11 +34,13 @@ def overlap_report(masks: dict[str, torch.Tensor]) -> dict:
         per_layer = [jaccard(a[i], b[i]) for i in range(a.shape[0])]
         chance_layer = [chance_jaccard(int(a[i].sum()), int(b[i].sum()), a.shape[1]) for i in range(a.shape[0])]
         pairs[f"{x}__{y}"] = {
-            "left": x, "right": y,
+            "left": x,
+            "right": y,
             "jaccard": jaccard(a, b),
             "chance": chance_jaccard(int(a.sum()), int(b.sum()), a.numel()),
-            "per_layer": per_layer, "per_layer_chance": chance_layer,
-        }  # fmt: skip
+            "per_layer": per_layer,
+            "per_layer_chance": chance_layer,
+        }
     sizes = {arm: int(m.sum()) for arm, m in masks.items()}
     per_layer_sizes = {arm: m.sum(dim=1).tolist() for arm, m in masks.items()}
     return {"sizes": sizes, "per_layer_sizes": per_layer_sizes, "pairs": pairs}

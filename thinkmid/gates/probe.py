@@ -37,8 +37,11 @@ def entity_accuracy(model, facts: list[dict], pad_id: int, batch_size: int) -> d
         tokens_ok += int((hit & m).sum())
         tokens += int(m.sum())
         nll += float((-torch.log_softmax(logits, -1).gather(-1, tgt[..., None]).squeeze(-1))[m].sum())
-    return {"entity_acc": exact / len(facts), "entity_token_acc": tokens_ok / max(tokens, 1),
-            "entity_nll": nll / max(tokens, 1)}  # fmt: skip
+    return {
+        "entity_acc": exact / len(facts),
+        "entity_token_acc": tokens_ok / max(tokens, 1),
+        "entity_nll": nll / max(tokens, 1),
+    }
 
 
 @torch.no_grad()
@@ -66,9 +69,20 @@ def solution_rows(tokenizer, problems, seq_len: int) -> list[list[int]]:
     return out
 
 
-def probe_points(model, gates, tokenizer, facts: list[dict], problems, solutions: list[list[int]],
-                 fractions: list[float], thresholds: list[float], cfg, batch_size: int, seed: int,
-                 top_p: float = 1.0) -> list[dict]:  # fmt: skip
+def probe_points(
+    model,
+    gates,
+    tokenizer,
+    facts: list[dict],
+    problems,
+    solutions: list[list[int]],
+    fractions: list[float],
+    thresholds: list[float],
+    cfg,
+    batch_size: int,
+    seed: int,
+    top_p: float = 1.0,
+) -> list[dict]:
     """One row per point (ungated first, then each off-fraction): entity and reasoning measures."""
     pad_id = tokenizer.pad_token_id
     rows = []
@@ -80,13 +94,26 @@ def probe_points(model, gates, tokenizer, facts: list[dict], problems, solutions
             row["gsm8k_solution_nll"] = text_nll(model, solutions, pad_id, batch_size) if solutions else None
             if problems:
                 engine = HFEngine(model, tokenizer, batch_size=batch_size)  # a fresh decoder per mask
-                summary, _ = evaluate(engine, tokenizer, {"gsm8k": problems}, cfg.eval_k, cfg.eval_temperature,
-                                      top_p, cfg.eval_max_new_tokens, seed, progress=False)  # fmt: skip
+                summary, _ = evaluate(
+                    engine,
+                    tokenizer,
+                    {"gsm8k": problems},
+                    cfg.eval_k,
+                    cfg.eval_temperature,
+                    top_p,
+                    cfg.eval_max_new_tokens,
+                    seed,
+                    progress=False,
+                )
                 engine.close()
                 g = summary["gsm8k"]
-                row.update(reasoning_acc=g["mean_at_k"], reasoning_pass_at_k=g["pass_at_k"],
-                           reasoning_acc_lo=g["mean_at_k_lo"], reasoning_acc_hi=g["mean_at_k_hi"],
-                           reasoning_samples=g["samples"])  # fmt: skip
+                row.update(
+                    reasoning_acc=g["mean_at_k"],
+                    reasoning_pass_at_k=g["pass_at_k"],
+                    reasoning_acc_lo=g["mean_at_k_lo"],
+                    reasoning_acc_hi=g["mean_at_k_hi"],
+                    reasoning_samples=g["samples"],
+                )
             rows.append(row)
     finally:
         gates.close_below(None)

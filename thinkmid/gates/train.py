@@ -47,8 +47,9 @@ def steps_per_epoch(n_forget: int, forget_batch: int) -> int:
     return math.ceil(n_forget / forget_batch)
 
 
-def step_indices(step: int, n_forget: int, n_retain: int, forget_batch: int, retain_per_forget: int,
-                 seed: int) -> tuple[list[int], list[int]]:  # fmt: skip
+def step_indices(
+    step: int, n_forget: int, n_retain: int, forget_batch: int, retain_per_forget: int, seed: int
+) -> tuple[list[int], list[int]]:
     """(knowledge row indices, reasoning row indices) of optimizer step `step`.
 
     Knowledge rows: a fresh seeded order each epoch. Reasoning rows: a stream that cycles through
@@ -98,8 +99,9 @@ def gate_loss(model, gates, fb: dict, rb: dict, cfg) -> tuple[torch.Tensor, dict
     nke_on = cfg.unmasked_retain_weight > 0
     with torch.no_grad(), gates.ungated():
         teacher_r = model(input_ids=rb["input_ids"], attention_mask=rb["attention_mask"]).logits[:, :-1]
-        teacher_f = model(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits[:, :-1] \
-            if nke_on else None  # fmt: skip
+        teacher_f = (
+            model(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits[:, :-1] if nke_on else None
+        )
     logits_f = model(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits
     ce = entity_ce(logits_f, fb["input_ids"], fb["mask"])
     forget = forget_loss(ce, cfg.beta)
@@ -113,10 +115,14 @@ def gate_loss(model, gates, fb: dict, rb: dict, cfg) -> tuple[torch.Tensor, dict
         loss = loss + cfg.unmasked_retain_weight * nke
     values = gates.values()
     metrics = {
-        "loss": float(loss.detach()), "forget_loss": float(forget.detach()), "retain_kl": float(retain.detach()),
-        "nke_kl": float(nke.detach()), "entity_ce": float(ce.detach().mean()),
-        "gate_mean": float(values.mean()), "gate_std": float(values.std(unbiased=False)),
-    }  # fmt: skip
+        "loss": float(loss.detach()),
+        "forget_loss": float(forget.detach()),
+        "retain_kl": float(retain.detach()),
+        "nke_kl": float(nke.detach()),
+        "entity_ce": float(ce.detach().mean()),
+        "gate_mean": float(values.mean()),
+        "gate_std": float(values.std(unbiased=False)),
+    }
     return loss, metrics
 
 
@@ -124,9 +130,18 @@ def fingerprint(cfg, seed: int, arm: str | None) -> dict:
     return json.loads(json.dumps({"knowledge_gates": cfg.model_dump(), "seed": seed, "arm": arm}))
 
 
-def train_gates(model, gates, facts: list[dict], retain: list[list[int]], cfg, seed: int, pad_id: int,
-                ckpt_dir: str, arm: str | None = None,
-                on_step: Callable[[dict], None] | None = None) -> list[dict]:  # fmt: skip
+def train_gates(
+    model,
+    gates,
+    facts: list[dict],
+    retain: list[list[int]],
+    cfg,
+    seed: int,
+    pad_id: int,
+    ckpt_dir: str,
+    arm: str | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Train `gates` (attached to the frozen `model`) for cfg.epochs over `facts` (encoded, with
     entity masks); returns the per-step history. Checkpoints every cfg.checkpoint_every steps."""
     for p in model.parameters():
@@ -139,8 +154,10 @@ def train_gates(model, gates, facts: list[dict], retain: list[list[int]], cfg, s
     resumed = load_latest_checkpoint(ckpt_dir, gates, opt, sched)
     step, extra = resumed if resumed else (0, {})
     if resumed and extra.get("fingerprint") != want:
-        raise InputError(f"{ckpt_dir}: checkpoint written with other params ({extra.get('fingerprint')} vs now "
-                         f"{want}); delete the directory to start over")  # fmt: skip
+        raise InputError(
+            f"{ckpt_dir}: checkpoint written with other params ({extra.get('fingerprint')} vs now "
+            f"{want}); delete the directory to start over"
+        )
     history = extra.get("history", [])
     while step < total:
         fi, ri = step_indices(step, len(facts), len(retain), cfg.forget_batch_size, cfg.retain_per_forget, seed)

@@ -9,6 +9,14 @@ from thinkmid.judges.factory import make_pairwise_judge, make_reference_judge
 from thinkmid.judges.pairwise import score_pool, score_pools, select_pair
 
 __all__ = [
-    "JudgeStats", "PairwiseJudge", "ReferenceJudge", "Verdict", "check_invalid_rate",
-    "make_pairwise_judge", "make_reference_judge", "score_pool", "score_pools", "select_pair",
-]  # fmt: skip
+    "JudgeStats",
+    "PairwiseJudge",
+    "ReferenceJudge",
+    "Verdict",
+    "check_invalid_rate",
+    "make_pairwise_judge",
+    "make_reference_judge",
+    "score_pool",
+    "score_pools",
+    "select_pair",
+]

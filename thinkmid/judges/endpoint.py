@@ -19,13 +19,19 @@ from thinkmid.judges.parse import (
     render,
 )
 
-
 _FROM_PARAMS = object()
 
 
 class _ChatJudge:
-    def __init__(self, client: HTTPClient, model: str | None, prompt: str, max_tokens: int,
-                 temperature: float = 0.0, top_p: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        client: HTTPClient,
+        model: str | None,
+        prompt: str,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ):
         self.client, self.model, self.max_tokens = client, model, max_tokens
         self.temperature, self.top_p = temperature, top_p
         self.template = load_prompt(prompt)
@@ -45,8 +51,9 @@ class _ChatJudge:
             from thinkmid.engines.servers import ROLE_PORTS
 
             url = f"http://127.0.0.1:{endpoint.server.port or ROLE_PORTS[role]}/v1"
-        client = HTTPClient(url, endpoint.api_key_env, endpoint.timeout_s,
-                            endpoint.max_retries, endpoint.backoff_s, concurrency)  # fmt: skip
+        client = HTTPClient(
+            url, endpoint.api_key_env, endpoint.timeout_s, endpoint.max_retries, endpoint.backoff_s, concurrency
+        )
         if model is _FROM_PARAMS:
             if server is not None:
                 model = server.served_model
@@ -61,8 +68,11 @@ class _ChatJudge:
         """(answer text, transport error) per prompt."""
         bodies = []
         for p in prompts:
-            body = {"messages": [{"role": "user", "content": p}], "temperature": self.temperature,
-                    "max_tokens": self.max_tokens}  # fmt: skip
+            body = {
+                "messages": [{"role": "user", "content": p}],
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+            }
             if self.top_p < 1.0:
                 body["top_p"] = self.top_p
             if self.model is not None:
@@ -87,8 +97,15 @@ class _ChatJudge:
 
 
 class EndpointPairwiseJudge(_ChatJudge):
-    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "pairwise_quality", max_tokens: int = 32,
-                 temperature: float = 0.0, top_p: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        client: HTTPClient,
+        model: str | None,
+        prompt: str = "pairwise_quality",
+        max_tokens: int = 32,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ):
         super().__init__(client, model, prompt, max_tokens, temperature, top_p)
 
     def judge_pairs(self, items: list[tuple[str, str, str]]) -> list[Verdict]:
@@ -110,8 +127,15 @@ class EndpointPairwiseJudge(_ChatJudge):
 class EndpointReferenceJudge(_ChatJudge):
     """`last_lenient`: the same answers read the seed's lenient way (parse.parse_score_lenient)."""
 
-    def __init__(self, client: HTTPClient, model: str | None, prompt: str = "reference_match", max_tokens: int = 32,
-                 temperature: float = 0.0, top_p: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        client: HTTPClient,
+        model: str | None,
+        prompt: str = "reference_match",
+        max_tokens: int = 32,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+    ):
         super().__init__(client, model, prompt, max_tokens, temperature, top_p)
         self.last_errors: list[str | None] = []
         self.last_lenient: list[int | None] = []

@@ -41,7 +41,9 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
         from thinkmid.judges.lm import LMPairwiseJudge
 
         m, t = _lm_model(judge_params, model, tokenizer)
-        return LMPairwiseJudge(m, t, calibrate=judge_params.calibrate, batch_size=getattr(judge_params, "batch_size", 8))
+        return LMPairwiseJudge(
+            m, t, calibrate=judge_params.calibrate, batch_size=getattr(judge_params, "batch_size", 8)
+        )
     if backend == "likelihood":
         from thinkmid.judges.likelihood import LikelihoodPairwiseJudge
 
@@ -50,14 +52,17 @@ def make_pairwise_judge(judge_params, model=None, tokenizer=None, concurrency: i
     if backend == "endpoint":
         from thinkmid.judges.endpoint import EndpointPairwiseJudge
 
-        return EndpointPairwiseJudge.from_params(judge_params.endpoint, concurrency=concurrency, server=server,
-                                                 role="judge", **_decoding(judge_params))  # fmt: skip
+        return EndpointPairwiseJudge.from_params(
+            judge_params.endpoint, concurrency=concurrency, server=server, role="judge", **_decoding(judge_params)
+        )
     if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
         from thinkmid.judges import inprocess
 
         return inprocess.from_params("pairwise", judge_params, model, tokenizer)
     if backend == "lexical":
-        raise InputError("judge.backend 'lexical' has no pairwise judge (nothing to compare against); use lm or endpoint")
+        raise InputError(
+            "judge.backend 'lexical' has no pairwise judge (nothing to compare against); use lm or endpoint"
+        )
     raise InputError(f"unknown judge backend {backend!r}")
 
 
@@ -71,12 +76,19 @@ def make_reference_judge(judge_params, model=None, tokenizer=None, concurrency: 
         from thinkmid.judges.lm import LMReferenceJudge
 
         m, t = _lm_model(judge_params, model, tokenizer)
-        return LMReferenceJudge(m, t, calibrate=judge_params.calibrate, batch_size=getattr(judge_params, "batch_size", 8))
+        return LMReferenceJudge(
+            m, t, calibrate=judge_params.calibrate, batch_size=getattr(judge_params, "batch_size", 8)
+        )
     if backend == "endpoint":
         from thinkmid.judges.endpoint import EndpointReferenceJudge
 
-        return EndpointReferenceJudge.from_params(judge_params.endpoint, concurrency=concurrency, server=server,
-                                                  role="reference_judge", **_decoding(judge_params))  # fmt: skip
+        return EndpointReferenceJudge.from_params(
+            judge_params.endpoint,
+            concurrency=concurrency,
+            server=server,
+            role="reference_judge",
+            **_decoding(judge_params),
+        )
     if backend == "inprocess":  # the judge model on the GPU, shared-prefix scoring (judges/inprocess.py)
         from thinkmid.judges import inprocess
 

@@ -50,8 +50,9 @@ CHATML = "<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n"
 def chat_text(tokenizer, content: str) -> str:
     """The text a server builds for one user message plus the generation prompt."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                             add_generation_prompt=True)  # fmt: skip
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
     return CHATML.format(content=content)
 
 
@@ -130,9 +131,22 @@ def verdict_probs(logits: torch.Tensor, option_ids, temperature: float, top_p: f
 class _TreeJudge:
     """Shared machinery: items -> blocks -> a forest of token blocks -> option probabilities."""
 
-    def __init__(self, model, tokenizer, prompt: str, kind: str, temperature: float = 0.7, top_p: float = 0.6,
-                 share: str = "all", max_batch_tokens: int = 131072, seed: int = 0, attn: str | None = None,
-                 compile: bool = True, fp8: bool = False, template: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        prompt: str,
+        kind: str,
+        temperature: float = 0.7,
+        top_p: float = 0.6,
+        share: str = "all",
+        max_batch_tokens: int = 131072,
+        seed: int = 0,
+        attn: str | None = None,
+        compile: bool = True,
+        fp8: bool = False,
+        template: str | None = None,
+    ):
         """template: the prompt text itself instead of prompts/<prompt>.txt (benchmarks of variants)."""
         if share not in ("all", "head", "none"):
             raise ValueError(f"share must be all, head or none, got {share!r}")
@@ -362,8 +376,14 @@ def from_params(kind: str, judge_params, model, tokenizer):
 
         model, tokenizer = load_model("models/base", dtype=ip.dtype)
         model.to(pick_device())
-    kw = dict(temperature=ip.temperature, top_p=ip.top_p, share=ip.share, max_batch_tokens=ip.max_batch_tokens,
-              seed=ip.seed, fp8=ip.fp8)  # fmt: skip
+    kw = dict(
+        temperature=ip.temperature,
+        top_p=ip.top_p,
+        share=ip.share,
+        max_batch_tokens=ip.max_batch_tokens,
+        seed=ip.seed,
+        fp8=ip.fp8,
+    )
     if ip.prompt:
         kw["prompt"] = ip.prompt
     cls = InprocessPairwiseJudge if kind == "pairwise" else InprocessReferenceJudge

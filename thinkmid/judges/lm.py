@@ -27,8 +27,16 @@ def option_id(tokenizer, text: str) -> int:
 
 
 class _OptionScorer:
-    def __init__(self, model, tokenizer, options: tuple[str, str], prompt: str, calibrate: bool,
-                 batch_size: int, max_tokens: int | None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        options: tuple[str, str],
+        prompt: str,
+        calibrate: bool,
+        batch_size: int,
+        max_tokens: int | None,
+    ):
         self.model, self.tokenizer = model, tokenizer
         self.ids = (option_id(tokenizer, options[0]), option_id(tokenizer, options[1]))
         if self.ids[0] == self.ids[1]:
@@ -80,8 +88,15 @@ class _OptionScorer:
 
 
 class LMPairwiseJudge:
-    def __init__(self, model, tokenizer, calibrate: bool = True, batch_size: int = 8,
-                 prompt: str = "pairwise_lm", max_tokens: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        calibrate: bool = True,
+        batch_size: int = 8,
+        prompt: str = "pairwise_lm",
+        max_tokens: int | None = None,
+    ):
         self._s = _OptionScorer(model, tokenizer, (" A", " B"), prompt, calibrate, batch_size, max_tokens)
         self.stats = self._s.stats
 
@@ -108,8 +123,15 @@ class LMPairwiseJudge:
 
 
 class LMReferenceJudge:
-    def __init__(self, model, tokenizer, calibrate: bool = True, batch_size: int = 8,
-                 prompt: str = "reference_lm", max_tokens: int | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        calibrate: bool = True,
+        batch_size: int = 8,
+        prompt: str = "reference_lm",
+        max_tokens: int | None = None,
+    ):
         self._s = _OptionScorer(model, tokenizer, (" Yes", " No"), prompt, calibrate, batch_size, max_tokens)
         self.stats = self._s.stats
 

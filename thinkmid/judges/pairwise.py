@@ -23,7 +23,9 @@ def _pairs(prefix: str, pool: list[str], rng) -> tuple[list[tuple[int, int]], li
     return order, items
 
 
-def score_pools(prefixes: list[str], pools: list[list[str]], judge: PairwiseJudge, rng) -> list[tuple[list[float], int]]:
+def score_pools(
+    prefixes: list[str], pools: list[list[str]], judge: PairwiseJudge, rng
+) -> list[tuple[list[float], int]]:
     """(scores, n_invalid) per prefix, with one judge call for everything. `rng`: random.Random or a
     numpy Generator (anything with .random())."""
     if len(prefixes) != len(pools):

@@ -61,7 +61,7 @@ def parse_winner(text: str | None) -> str:
     _keys(obj, {"winner"})
     w = obj["winner"]
     if w not in ("A", "B"):
-        raise VerdictError(f"winner must be \"A\" or \"B\", got {w!r}")
+        raise VerdictError(f'winner must be "A" or "B", got {w!r}')
     return w
 
 

@@ -17,8 +17,17 @@ from thinkmid.report.fmt import f2, f4, md_table, pct  # noqa: E402
 
 SUMMARY = "knowledge_gates_report/summary.json"  # relative to reports/
 PLOT = "knowledge_gates_report/curves.png"
-CURVE_KEYS = ("off_fraction", "closed_fraction", "entity_acc", "entity_token_acc", "entity_nll",
-              "reasoning_acc", "reasoning_acc_lo", "reasoning_acc_hi", "gsm8k_solution_nll")  # fmt: skip
+CURVE_KEYS = (
+    "off_fraction",
+    "closed_fraction",
+    "entity_acc",
+    "entity_token_acc",
+    "entity_nll",
+    "reasoning_acc",
+    "reasoning_acc_lo",
+    "reasoning_acc_hi",
+    "gsm8k_solution_nll",
+)
 _STYLE = {"figure.dpi": 100, "savefig.dpi": 100, "font.size": 8, "svg.hashsalt": "thinkmid"}
 
 
@@ -26,12 +35,30 @@ def build_gates_summary(metrics: dict[str, dict], overlap: dict, all_arms: tuple
     """Headline numbers from each arm's reports/knowledge_gates/<arm>.json and the overlap report."""
     arms = [a for a in all_arms if a in metrics]
     curves = {a: [{k: p.get(k) for k in CURVE_KEYS} for p in metrics[a]["points"]] for a in arms}
-    neurons = {a: {k: metrics[a].get(k) for k in ("knowledge_neurons", "total_gates", "knowledge_fraction",
-                                                   "sigmoid_mean", "sigmoid_std", "steps", "entity_ce_first",
-                                                   "entity_ce_last", "final_retain_kl")}
-               for a in arms}  # fmt: skip
-    return {"arms": arms, "not_run": [a for a in all_arms if a not in metrics], "curves": curves,
-            "knowledge_neurons": neurons, "overlap": overlap}  # fmt: skip
+    neurons = {
+        a: {
+            k: metrics[a].get(k)
+            for k in (
+                "knowledge_neurons",
+                "total_gates",
+                "knowledge_fraction",
+                "sigmoid_mean",
+                "sigmoid_std",
+                "steps",
+                "entity_ce_first",
+                "entity_ce_last",
+                "final_retain_kl",
+            )
+        }
+        for a in arms
+    }
+    return {
+        "arms": arms,
+        "not_run": [a for a in all_arms if a not in metrics],
+        "curves": curves,
+        "knowledge_neurons": neurons,
+        "overlap": overlap,
+    }
 
 
 def _fractions(summary: dict) -> list[float]:
@@ -53,10 +80,22 @@ def neurons_table(summary: dict) -> str:
     rows = []
     for a in summary["arms"]:
         n = summary["knowledge_neurons"][a]
-        rows.append([a, f"{n['knowledge_neurons']:,}", f"{n['total_gates']:,}", pct(n["knowledge_fraction"]),
-                     f4(n["sigmoid_mean"]), f4(n["sigmoid_std"]), f2(n["entity_ce_first"]), f2(n["entity_ce_last"])])
-    return md_table(["arm", "knowledge neurons", "gates", "share", "gate mean", "gate std", "entity CE start",
-                     "entity CE end"], rows)  # fmt: skip
+        rows.append(
+            [
+                a,
+                f"{n['knowledge_neurons']:,}",
+                f"{n['total_gates']:,}",
+                pct(n["knowledge_fraction"]),
+                f4(n["sigmoid_mean"]),
+                f4(n["sigmoid_std"]),
+                f2(n["entity_ce_first"]),
+                f2(n["entity_ce_last"]),
+            ]
+        )
+    return md_table(
+        ["arm", "knowledge neurons", "gates", "share", "gate mean", "gate std", "entity CE start", "entity CE end"],
+        rows,
+    )
 
 
 def jaccard_table(summary: dict) -> str:
@@ -89,8 +128,9 @@ def layer_table(summary: dict) -> str:
     rows = []
     for i in range(layers):
         chance = [p["per_layer_chance"][i] for p in pairs if p["per_layer_chance"][i] is not None]
-        rows.append([str(i)] + [f4(p["per_layer"][i]) for p in pairs]
-                    + [f4(sum(chance) / len(chance)) if chance else "n/a"])  # fmt: skip
+        rows.append(
+            [str(i)] + [f4(p["per_layer"][i]) for p in pairs] + [f4(sum(chance) / len(chance)) if chance else "n/a"]
+        )
     return md_table(["layer"] + [f"{ref} / {p['right']}" for p in pairs] + ["chance (mean)"], rows)
 
 
@@ -103,16 +143,21 @@ def render_gates(summary: dict, plot: str = PLOT) -> str:
         "Gates on every MLP neuron of each arm's frozen model, trained to forget entity facts while a KL term "
         "keeps reasoning text unchanged (reference/lambda-gates-card.txt), then closed lowest first. "
         "0% is the ungated model." + note,
-        "### Entity-knowledge accuracy (held-out facts, every entity token top-1)", curve_table(summary, "entity_acc"),
-        "### Entity-token accuracy (share of entity tokens predicted top-1)", curve_table(summary, "entity_token_acc"),
-        "### Reasoning accuracy (the reasoning eval's GSM8K subset, Mean@k)", curve_table(summary, "reasoning_acc"),
-        "### Reference-solution NLL on those GSM8K problems", curve_table(summary, "gsm8k_solution_nll", f4),
+        "### Entity-knowledge accuracy (held-out facts, every entity token top-1)",
+        curve_table(summary, "entity_acc"),
+        "### Entity-token accuracy (share of entity tokens predicted top-1)",
+        curve_table(summary, "entity_token_acc"),
+        "### Reasoning accuracy (the reasoning eval's GSM8K subset, Mean@k)",
+        curve_table(summary, "reasoning_acc"),
+        "### Reference-solution NLL on those GSM8K problems",
+        curve_table(summary, "gsm8k_solution_nll", f4),
         f"### Knowledge neurons (gate < 0.5)\n\n{neurons_table(summary)}",
         "### Overlap of knowledge-neuron sets (Jaccard; chance for random sets of the same sizes in brackets)",
         jaccard_table(summary),
-        "### Overlap per layer", layer_table(summary),
+        "### Overlap per layer",
+        layer_table(summary),
         f"![Knowledge gates]({plot})",
-    ]  # fmt: skip
+    ]
     return "\n\n".join(parts)
 
 
@@ -143,8 +188,9 @@ def gates_plot(summary: dict, path: str | Path) -> Path:
             axes[2].plot(range(len(ys)), ys, label=p["right"])
         if pairs:
             chance = [v for v in pairs[0]["per_layer_chance"]]
-            axes[2].plot(range(len(chance)), [float("nan") if v is None else v for v in chance], "k--", lw=0.8,
-                         label="chance")  # fmt: skip
+            axes[2].plot(
+                range(len(chance)), [float("nan") if v is None else v for v in chance], "k--", lw=0.8, label="chance"
+            )
         axes[2].set_xlabel("layer")
         axes[2].set_title(f"Jaccard with {ref}" if ref else "Jaccard")
         for ax in axes:

@@ -21,27 +21,66 @@ BENCHMARKS = ("gsm8k", "math500", "gpqa_diamond", "olympiadbench")
 PROBE_CONDITIONS = ("normal", "blank", "generic", "swapped", "teacher")
 
 SELF_IMPROVE_KEYS = (
-    "steps", "dpo_loss", "reward_margin", "reward_accuracy", "chosen_is_rollout_rate",
-    "original_suffix_mean_score", "rollout_mean_score", "skipped_prefixes", "invalid_judgments",
-)  # fmt: skip
+    "steps",
+    "dpo_loss",
+    "reward_margin",
+    "reward_accuracy",
+    "chosen_is_rollout_rate",
+    "original_suffix_mean_score",
+    "rollout_mean_score",
+    "skipped_prefixes",
+    "invalid_judgments",
+)
 CONTINUATION_KEYS = (
-    "wins", "losses", "invalid", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi", "prefixes",
-    "base_suffix_nll", "phase3_suffix_nll", "both_orders_wins", "both_orders_losses", "both_orders_ties",
+    "wins",
+    "losses",
+    "invalid",
+    "comparisons",
+    "win_rate",
+    "win_rate_lo",
+    "win_rate_hi",
+    "prefixes",
+    "base_suffix_nll",
+    "phase3_suffix_nll",
+    "both_orders_wins",
+    "both_orders_losses",
+    "both_orders_ties",
     "both_orders_win_rate",
-)  # fmt: skip
+)
 TEACHER_KEYS = (
-    "rows_in", "rows_kept", "rows_dropped", "drop_reasons", "thoughts_per_row_mean",
-    "median_thought_words", "thought_token_share",
-)  # fmt: skip
+    "rows_in",
+    "rows_kept",
+    "rows_dropped",
+    "drop_reasons",
+    "thoughts_per_row_mean",
+    "median_thought_words",
+    "thought_token_share",
+)
 SFT_KEYS = (
-    "arm", "val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate", "tokens_seen",
-    "thought_token_nll_before", "thought_token_nll_after", "steps",
-)  # fmt: skip
+    "arm",
+    "val_loss",
+    "raw_val_loss",
+    "selected_metric",
+    "repetition_4gram_rate",
+    "tokens_seen",
+    "thought_token_nll_before",
+    "thought_token_nll_after",
+    "steps",
+)
 RLMT_KEYS = (
-    "arm", "completed_steps", "stopped_reason", "avg_reward", "final_reward", "avg_mixed_groups",
-    "avg_near_zero_groups", "avg_all_zero_groups", "avg_all_one_groups", "invalid_judge_rate",
-    "avg_length_drift", "avg_artifact_rate",
-)  # fmt: skip
+    "arm",
+    "completed_steps",
+    "stopped_reason",
+    "avg_reward",
+    "final_reward",
+    "avg_mixed_groups",
+    "avg_near_zero_groups",
+    "avg_all_zero_groups",
+    "avg_all_one_groups",
+    "invalid_judge_rate",
+    "avg_length_drift",
+    "avg_artifact_rate",
+)
 # The tables' timing columns, read from each stage's <arm or metrics>_timing.json (thinkmid/timing.py):
 # they change on every run, so they are kept out of the result metrics. Absent file: n/a.
 TIMING_KEYS = {
@@ -50,24 +89,56 @@ TIMING_KEYS = {
     "rlmt": ("wall_time_s",),
 }
 GATE_ARM_KEYS = (
-    "reward_mean", "reward_std", "invalid_rate", "mixed_groups", "near_zero_groups", "any_success_groups",
-    "all_success_groups", "avg_total_new_tokens", "avg_predicted_suffix_words", "closed_think_rate",
-)  # fmt: skip
+    "reward_mean",
+    "reward_std",
+    "invalid_rate",
+    "mixed_groups",
+    "near_zero_groups",
+    "any_success_groups",
+    "all_success_groups",
+    "avg_total_new_tokens",
+    "avg_predicted_suffix_words",
+    "closed_think_rate",
+)
 GATE_CMP_KEYS = (
-    "mean_reward_delta", "right_better_prefix_rate", "left_better_prefix_rate", "tie_prefix_rate", "shared_prefixes",
-)  # fmt: skip
+    "mean_reward_delta",
+    "right_better_prefix_rate",
+    "left_better_prefix_rate",
+    "tie_prefix_rate",
+    "shared_prefixes",
+)
 GO_NO_GO_KEYS = (
-    "reward_validity_ok", "variance_ok", "phase3_more_reward_separable", "phase3_higher_mean_reward",
-)  # fmt: skip
+    "reward_validity_ok",
+    "variance_ok",
+    "phase3_more_reward_separable",
+    "phase3_higher_mean_reward",
+)
 BENCH_KEYS = (
-    "mean_at_k", "pass_at_k", "correct", "samples", "any_pass", "problems", "mean_at_k_lo", "mean_at_k_hi",
-    "pass_at_k_lo", "pass_at_k_hi", "avg_completion_tokens", "k", "mean_at_k_math_verify", "correct_math_verify",
-    "pass_at_k_math_verify", "any_pass_math_verify",
-)  # fmt: skip
+    "mean_at_k",
+    "pass_at_k",
+    "correct",
+    "samples",
+    "any_pass",
+    "problems",
+    "mean_at_k_lo",
+    "mean_at_k_hi",
+    "pass_at_k_lo",
+    "pass_at_k_hi",
+    "avg_completion_tokens",
+    "k",
+    "mean_at_k_math_verify",
+    "correct_math_verify",
+    "pass_at_k_math_verify",
+    "any_pass_math_verify",
+)
 MACRO_KEYS = ("mean_at_k", "pass_at_k", "avg_completion_tokens")
 PROBE_DELTA_KEYS = (
-    "mean_delta", "normal_better_prefix_rate", "condition_better_prefix_rate", "tie_prefix_rate", "shared_prefixes",
-)  # fmt: skip
+    "mean_delta",
+    "normal_better_prefix_rate",
+    "condition_better_prefix_rate",
+    "tie_prefix_rate",
+    "shared_prefixes",
+)
 
 
 @dataclass
@@ -181,8 +252,11 @@ def load_inputs(reports: str | Path = "reports") -> Inputs:
     missing = sorted(str(paths[n]) for n in REQUIRED if not paths[n].exists())
     if missing:
         # Name every missing required file at once, so one rerun of the pipeline fixes them all.
-        raise InputError(f"{missing[0]}: required report input not found" + (
-            f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else "") + "; run `dvc repro` first")
+        raise InputError(
+            f"{missing[0]}: required report input not found"
+            + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else "")
+            + "; run `dvc repro` first"
+        )
 
     def load(name: str, check):
         path = paths[name]

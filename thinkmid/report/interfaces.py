@@ -14,8 +14,15 @@ from thinkmid.report.fmt import md_table
 
 PLOT = "plots/thought_interfaces.png"  # relative to reports/
 ORDER = ("no_thought", "verbal", "abstract", "abstract_random", "abstract_none", "continuous_zero", "continuous")
-LABEL = {"no_thought": "no thought", "verbal": "verbal", "abstract": "abstract", "abstract_random": "abstract: random tokens",
-         "abstract_none": "abstract: no tokens", "continuous": "continuous", "continuous_zero": "continuous: 0 latent steps"}  # fmt: skip
+LABEL = {
+    "no_thought": "no thought",
+    "verbal": "verbal",
+    "abstract": "abstract",
+    "abstract_random": "abstract: random tokens",
+    "abstract_none": "abstract: no tokens",
+    "continuous": "continuous",
+    "continuous_zero": "continuous: 0 latent steps",
+}
 UNIT = {"continuous": "latent steps", "continuous_zero": "latent steps"}
 
 
@@ -32,11 +39,23 @@ def load_rows(reports: str | Path) -> dict[str, list[dict]]:
 
 
 def table(rows: list[dict]) -> str:
-    body = [[LABEL.get(r["interface"], r["interface"]), str(r["budget"]), f"{r['thought_tokens']:.1f}",
-             UNIT.get(r["interface"], "tokens"), f"{100 * r['accuracy']:.1f}%", f"{r['correct']}/{r['n']}", r["split"]]
-            for r in rows]  # fmt: skip
-    return md_table(["interface", "budget", "thought spent", "unit", "accuracy", "correct", "split"], body,
-                    ["l", "r", "r", "l", "r", "r", "l"])  # fmt: skip
+    body = [
+        [
+            LABEL.get(r["interface"], r["interface"]),
+            str(r["budget"]),
+            f"{r['thought_tokens']:.1f}",
+            UNIT.get(r["interface"], "tokens"),
+            f"{100 * r['accuracy']:.1f}%",
+            f"{r['correct']}/{r['n']}",
+            r["split"],
+        ]
+        for r in rows
+    ]
+    return md_table(
+        ["interface", "budget", "thought spent", "unit", "accuracy", "correct", "split"],
+        body,
+        ["l", "r", "r", "l", "r", "r", "l"],
+    )
 
 
 def plot(by_arm: dict[str, list[dict]], path: str | Path) -> Path:
@@ -50,11 +69,21 @@ def plot(by_arm: dict[str, list[dict]], path: str | Path) -> Path:
         for ax, arm in zip(axes[0], arms):
             rows = by_arm[arm]
             for name in ("verbal", "abstract", "continuous"):
-                pts = sorted((r for r in rows if r["interface"] == name or (name == "continuous" and r["interface"] == "continuous_zero")),
-                             key=lambda r: r["budget"])  # fmt: skip
+                pts = sorted(
+                    (
+                        r
+                        for r in rows
+                        if r["interface"] == name or (name == "continuous" and r["interface"] == "continuous_zero")
+                    ),
+                    key=lambda r: r["budget"],
+                )
                 if pts:
                     ax.plot([r["thought_tokens"] for r in pts], [r["accuracy"] for r in pts], marker="o", label=name)
-            for name, color, ls in (("no_thought", "k", "--"), ("abstract_random", "C1", ":"), ("abstract_none", "C1", "-.")):
+            for name, color, ls in (
+                ("no_thought", "k", "--"),
+                ("abstract_random", "C1", ":"),
+                ("abstract_none", "C1", "-."),
+            ):
                 pts = [r for r in rows if r["interface"] == name]
                 if pts:
                     ax.axhline(pts[0]["accuracy"], color=color, linestyle=ls, linewidth=1, label=LABEL[name])
@@ -70,11 +99,15 @@ def plot(by_arm: dict[str, list[dict]], path: str | Path) -> Path:
 def section(reports: str | Path) -> str:
     """The RESULTS.md section (with its plot written next to the other plots)."""
     by_arm = load_rows(reports)
-    head = ["## Thought interfaces", "",
-            "Accuracy on the same held-out problems against the thought spent: verbal thoughts capped at a "
-            "token budget, abstract-token thoughts capped likewise, continuous thoughts by latent steps, and no "
-            "thought; the ablations say whether the interface carries information (random abstract tokens, "
-            "no abstract tokens, zero latent steps). Greedy answers; `split` names the problems scored.", ""]  # fmt: skip
+    head = [
+        "## Thought interfaces",
+        "",
+        "Accuracy on the same held-out problems against the thought spent: verbal thoughts capped at a "
+        "token budget, abstract-token thoughts capped likewise, continuous thoughts by latent steps, and no "
+        "thought; the ablations say whether the interface carries information (random abstract tokens, "
+        "no abstract tokens, zero latent steps). Greedy answers; `split` names the problems scored.",
+        "",
+    ]
     if not by_arm:
         return "\n".join(head + ["Not run (no reports/thoughts/*_rows.json).", ""])
     plot(by_arm, Path(reports) / PLOT)

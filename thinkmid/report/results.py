@@ -39,14 +39,22 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
     section("Training summary", t.phase3_training(inp.self_improve), 3)
     section("Data and teacher-thought audit", t.data_audit(inp.prepare_chunks, inp.teacher_thoughts))
     section("Interleaved-thinking SFT", t.sft_table(inp.sft))
-    section("RLMT", t.rlmt_table(inp.rlmt) + f"\n\n![RLMT reward per step]({PLOTS['rlmt_reward']})"
-            + ("" if inp.rlmt_steps else "\n\nPer-step reward: " + t.not_run(*[f"rlmt_steps/{a}" for a in RLMT_ARMS])))
+    section(
+        "RLMT",
+        t.rlmt_table(inp.rlmt)
+        + f"\n\n![RLMT reward per step]({PLOTS['rlmt_reward']})"
+        + ("" if inp.rlmt_steps else "\n\nPer-step reward: " + t.not_run(*[f"rlmt_steps/{a}" for a in RLMT_ARMS])),
+    )
 
     gate = inp.reward_gate
     section("Reward gate", t.gate_table(gate) + f"\n\n![Reward gate]({PLOTS['reward_gate']})")
     section("Pairwise comparisons", "Each row is `<right>_minus_<left>`.\n\n" + t.gate_comparisons(gate), 3)
-    section("Go/no-go", "Each check, then what it decides on with a 95% cluster bootstrap interval over the gate "
-            "prefixes (paired across arms for a delta; not the record's).\n\n" + t.go_no_go(gate), 3)
+    section(
+        "Go/no-go",
+        "Each check, then what it decides on with a 95% cluster bootstrap interval over the gate "
+        "prefixes (paired across arms for a delta; not the record's).\n\n" + t.go_no_go(gate),
+        3,
+    )
     section("Seed gate fields", t.gate_seed_fields(gate), 3)
     probe_intro = (
         "Suffix reward with the model's own sampled thoughts (`normal`) and with them replaced; each "
@@ -62,19 +70,32 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
         section("Reasoning eval", t.reasoning_table(inp.reasoning) + note)
         section("Macro averages", t.macro_table(inp.reasoning), 3)
         intervals = reasoning_delta_intervals(inp.reasoning_samples, t.REASONING_COMPARISONS)
-        section("Direct comparisons", "Deltas are the first arm minus the second. The interval columns (not "
-                "the record's) resample whole problems, the same draw for both arms, from "
-                "`reports/reasoning_eval/<arm>/<benchmark>.jsonl`.\n\n"
-                + t.comparisons_table(inp.reasoning, intervals), 3)
-        section("Second score: math-verify", "The tables above use the record's score (the last `\\boxed{}` "
-                "anywhere in the completion, normalised string equality). Here each answer is read from the "
-                "visible answer, cut where the model starts a new problem, and checked with math-verify "
-                "(GPQA: a stricter option-letter reader).\n\n" + t.math_verify_table(inp.reasoning), 3)
+        section(
+            "Direct comparisons",
+            "Deltas are the first arm minus the second. The interval columns (not "
+            "the record's) resample whole problems, the same draw for both arms, from "
+            "`reports/reasoning_eval/<arm>/<benchmark>.jsonl`.\n\n" + t.comparisons_table(inp.reasoning, intervals),
+            3,
+        )
+        section(
+            "Second score: math-verify",
+            "The tables above use the record's score (the last `\\boxed{}` "
+            "anywhere in the completion, normalised string equality). Here each answer is read from the "
+            "visible answer, cut where the model starts a new problem, and checked with math-verify "
+            "(GPQA: a stricter option-letter reader).\n\n" + t.math_verify_table(inp.reasoning),
+            3,
+        )
         opened = t.condition_view(inp.reasoning, "think_opener")
         if opened:
-            section("With a `<think>` opener", "The same problems with each prompt ending in `<think>` "
-                    "(an extra condition, not the record's).\n\n" + t.reasoning_table(opened) + "\n\n"
-                    + t.macro_table(opened), 3)
+            section(
+                "With a `<think>` opener",
+                "The same problems with each prompt ending in `<think>` "
+                "(an extra condition, not the record's).\n\n"
+                + t.reasoning_table(opened)
+                + "\n\n"
+                + t.macro_table(opened),
+                3,
+            )
     else:
         section("Reasoning eval", t.not_run(*[f"reasoning/{a}" for a in GATE_ARMS]))
     return "\n".join(out).rstrip("\n") + "\n"
@@ -89,18 +110,55 @@ def build_summary(inp: Inputs) -> dict:
     ec = inp.eval_continuations
     gate = inp.reward_gate
     summary: dict = {
-        "phase3": _pick(ec, ("wins", "losses", "comparisons", "win_rate", "win_rate_lo", "win_rate_hi",
-                             "base_suffix_nll", "phase3_suffix_nll", "both_orders_wins", "both_orders_win_rate")),
-        "sft": {a: _pick(inp.sft[a], ("val_loss", "raw_val_loss", "selected_metric", "repetition_4gram_rate",
-                                      "thought_token_nll_before", "thought_token_nll_after"))
-                for a in t.ordered(inp.sft, SFT_ARMS)},  # fmt: skip
-        "rlmt": {a: _pick(inp.rlmt[a], ("completed_steps", "stopped_reason", "avg_reward", "final_reward",
-                                        "avg_mixed_groups", "invalid_judge_rate"))
-                 for a in t.ordered(inp.rlmt, RLMT_ARMS)},  # fmt: skip
+        "phase3": _pick(
+            ec,
+            (
+                "wins",
+                "losses",
+                "comparisons",
+                "win_rate",
+                "win_rate_lo",
+                "win_rate_hi",
+                "base_suffix_nll",
+                "phase3_suffix_nll",
+                "both_orders_wins",
+                "both_orders_win_rate",
+            ),
+        ),
+        "sft": {
+            a: _pick(
+                inp.sft[a],
+                (
+                    "val_loss",
+                    "raw_val_loss",
+                    "selected_metric",
+                    "repetition_4gram_rate",
+                    "thought_token_nll_before",
+                    "thought_token_nll_after",
+                ),
+            )
+            for a in t.ordered(inp.sft, SFT_ARMS)
+        },
+        "rlmt": {
+            a: _pick(
+                inp.rlmt[a],
+                (
+                    "completed_steps",
+                    "stopped_reason",
+                    "avg_reward",
+                    "final_reward",
+                    "avg_mixed_groups",
+                    "invalid_judge_rate",
+                ),
+            )
+            for a in t.ordered(inp.rlmt, RLMT_ARMS)
+        },
         "reward_gate": {
             "reward_mean": {a: gate["arms"][a]["reward_mean"] for a in t.ordered(gate["arms"], GATE_ARMS)},
-            "mean_reward_delta": {n: gate["comparisons"][n]["mean_reward_delta"]
-                                  for n in t.ordered(gate["comparisons"], t.gate_pair_order())},  # fmt: skip
+            "mean_reward_delta": {
+                n: gate["comparisons"][n]["mean_reward_delta"]
+                for n in t.ordered(gate["comparisons"], t.gate_pair_order())
+            },
             "go_no_go": {k: (None if v is None else bool(v)) for k, v in sorted(gate["go_no_go"].items())},
         },
         "thought_probe": None,
@@ -109,13 +167,16 @@ def build_summary(inp: Inputs) -> dict:
     }
     if inp.thought_probe is not None:
         arms = inp.thought_probe["arms"]
-        summary["thought_probe"] = {a: {n: d["mean_delta"] for n, d in sorted(arms[a]["causal_deltas"].items())}
-                                    for a in t.ordered(arms, GATE_ARMS)}  # fmt: skip
+        summary["thought_probe"] = {
+            a: {n: d["mean_delta"] for n, d in sorted(arms[a]["causal_deltas"].items())}
+            for a in t.ordered(arms, GATE_ARMS)
+        }
     if inp.reasoning:
         comps: dict = {}
         for d in t.reasoning_deltas(inp.reasoning):
             comps.setdefault(f"{d['right']}_vs_{d['left']}", {})[d["benchmark"]] = _pick(
-                d, ("mean_at_k_delta", "pass_at_k_delta", "avg_completion_tokens_delta"))
+                d, ("mean_at_k_delta", "pass_at_k_delta", "avg_completion_tokens_delta")
+            )
         summary["reasoning"] = {
             "k": t.reasoning_k(inp.reasoning),
             "macro": {a: dict(inp.reasoning[a]["macro"]) for a in t.ordered(inp.reasoning, GATE_ARMS)},

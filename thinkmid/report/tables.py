@@ -10,12 +10,21 @@ from pathlib import Path
 
 from thinkmid.report.fmt import count, d1, d6, f1, f2, f4, f6, flag, md_table, pct, plain, spec_table, text
 from thinkmid.report.inputs import (
-    BENCHMARKS, GATE_ARMS, GO_NO_GO_KEYS, PROBE_CONDITIONS, RLMT_ARMS, SFT_ARMS, input_paths,
-)  # fmt: skip
+    BENCHMARKS,
+    GATE_ARMS,
+    GO_NO_GO_KEYS,
+    PROBE_CONDITIONS,
+    RLMT_ARMS,
+    SFT_ARMS,
+    input_paths,
+)
 
 BENCH_NAMES = {
-    "gsm8k": "GSM8K", "math500": "MATH-500", "gpqa_diamond": "GPQA-Diamond", "olympiadbench": "OlympiadBench",
-}  # fmt: skip
+    "gsm8k": "GSM8K",
+    "math500": "MATH-500",
+    "gpqa_diamond": "GPQA-Diamond",
+    "olympiadbench": "OlympiadBench",
+}
 # (right, left): each delta is right minus left, the four comparisons the results record draws.
 REASONING_COMPARISONS = (
     ("think_base_rlmt", "think_base"),
@@ -25,9 +34,11 @@ REASONING_COMPARISONS = (
 )
 # How the record names the arms in its direct reasoning comparisons.
 ARM_LABELS = {
-    "think_base": "Base+Think", "think_base_rlmt": "Base+Think+RLMT", "think_phase3": "Phase3+Think",
+    "think_base": "Base+Think",
+    "think_base_rlmt": "Base+Think+RLMT",
+    "think_phase3": "Phase3+Think",
     "think_phase3_rlmt": "Phase3+Think+RLMT",
-}  # fmt: skip
+}
 # Reasoning tables and gate pairs group each lineage before/after RLMT, as the record does.
 LINEAGE_ARMS = ("think_base", "think_base_rlmt", "think_phase3", "think_phase3_rlmt")
 _SHOWN = input_paths(Path("reports"))  # relative paths only, so the text never depends on where it ran
@@ -62,31 +73,41 @@ def phase3_headline(m: dict | None) -> str:
         f"{pct(m['both_orders_win_rate'])}."
     )
     cols = [
-        ("Wins", "wins", count), ("Losses", "losses", count), ("Invalid", "invalid", count),
-        ("Comparisons", "comparisons", count), ("Win Rate", "win_rate", f6), ("Win Rate Lo", "win_rate_lo", f6),
-        ("Win Rate Hi", "win_rate_hi", f6), ("Base Suffix NLL", "base_suffix_nll", f6),
-        ("Phase3 Suffix NLL", "phase3_suffix_nll", f6), ("Both-Orders Wins", "both_orders_wins", count),
-        ("Both-Orders Losses", "both_orders_losses", count), ("Both-Orders Ties", "both_orders_ties", count),
-        ("Both-Orders Win Rate", "both_orders_win_rate", f6), ("Prefixes", "prefixes", count),
-    ]  # fmt: skip
+        ("Wins", "wins", count),
+        ("Losses", "losses", count),
+        ("Invalid", "invalid", count),
+        ("Comparisons", "comparisons", count),
+        ("Win Rate", "win_rate", f6),
+        ("Win Rate Lo", "win_rate_lo", f6),
+        ("Win Rate Hi", "win_rate_hi", f6),
+        ("Base Suffix NLL", "base_suffix_nll", f6),
+        ("Phase3 Suffix NLL", "phase3_suffix_nll", f6),
+        ("Both-Orders Wins", "both_orders_wins", count),
+        ("Both-Orders Losses", "both_orders_losses", count),
+        ("Both-Orders Ties", "both_orders_ties", count),
+        ("Both-Orders Win Rate", "both_orders_win_rate", f6),
+        ("Prefixes", "prefixes", count),
+    ]
     return line + "\n\n" + spec_table(cols, [m])
 
 
 def phase3_training(m: dict | None) -> str:
     if m is None:
         return not_run("self_improve")
-    return kv_table([
-        ("Steps", count(m["steps"])),
-        ("DPO Loss", f6(m["dpo_loss"])),
-        ("Reward Margin", f6(m["reward_margin"])),
-        ("Reward Accuracy", f4(m["reward_accuracy"])),
-        ("Chosen Is Rollout Rate", f4(m["chosen_is_rollout_rate"])),
-        ("Original Suffix Mean Score", f6(m["original_suffix_mean_score"])),
-        ("Rollout Mean Score", f6(m["rollout_mean_score"])),
-        ("Skipped Prefixes", count(m["skipped_prefixes"])),
-        ("Invalid Judgments", count(m["invalid_judgments"])),
-        ("Wall Time s", f2(m["wall_time_s"])),
-    ])  # fmt: skip
+    return kv_table(
+        [
+            ("Steps", count(m["steps"])),
+            ("DPO Loss", f6(m["dpo_loss"])),
+            ("Reward Margin", f6(m["reward_margin"])),
+            ("Reward Accuracy", f4(m["reward_accuracy"])),
+            ("Chosen Is Rollout Rate", f4(m["chosen_is_rollout_rate"])),
+            ("Original Suffix Mean Score", f6(m["original_suffix_mean_score"])),
+            ("Rollout Mean Score", f6(m["rollout_mean_score"])),
+            ("Skipped Prefixes", count(m["skipped_prefixes"])),
+            ("Invalid Judgments", count(m["invalid_judgments"])),
+            ("Wall Time s", f2(m["wall_time_s"])),
+        ]
+    )
 
 
 # --- data and teacher audit --------------------------------------------------------------------------
@@ -99,8 +120,13 @@ def data_audit(chunks: dict | None, teacher: dict | None) -> str:
     else:
         splits = ordered(chunks["splits"], ())
         rows = [[s, count(chunks["splits"][s]["rows"]), count(chunks["splits"][s]["tokens"])] for s in splits]
-        rows.append(["total", count(sum(chunks["splits"][s]["rows"] for s in splits)),
-                     count(sum(chunks["splits"][s]["tokens"] for s in splits))])  # fmt: skip
+        rows.append(
+            [
+                "total",
+                count(sum(chunks["splits"][s]["rows"] for s in splits)),
+                count(sum(chunks["splits"][s]["tokens"] for s in splits)),
+            ]
+        )
         parts.append(md_table(["Split", "Rows", "Tokens"], rows))
         if chunks["dropped"]:
             dropped = [[r, count(chunks["dropped"][r])] for r in sorted(chunks["dropped"])]
@@ -109,14 +135,18 @@ def data_audit(chunks: dict | None, teacher: dict | None) -> str:
     if teacher is None:
         parts.append(not_run("teacher_thoughts"))
     else:
-        parts.append(kv_table([
-            ("Rows In", count(teacher["rows_in"])),
-            ("Rows Kept", count(teacher["rows_kept"])),
-            ("Rows Dropped", count(teacher["rows_dropped"])),
-            ("Thoughts per Row (mean)", f2(teacher["thoughts_per_row_mean"])),
-            ("Median Thought Words", f1(teacher["median_thought_words"])),
-            ("Thought Token Share", f4(teacher["thought_token_share"])),
-        ]))  # fmt: skip
+        parts.append(
+            kv_table(
+                [
+                    ("Rows In", count(teacher["rows_in"])),
+                    ("Rows Kept", count(teacher["rows_kept"])),
+                    ("Rows Dropped", count(teacher["rows_dropped"])),
+                    ("Thoughts per Row (mean)", f2(teacher["thoughts_per_row_mean"])),
+                    ("Median Thought Words", f1(teacher["median_thought_words"])),
+                    ("Thought Token Share", f4(teacher["thought_token_share"])),
+                ]
+            )
+        )
         reasons = teacher["drop_reasons"] or {}
         if reasons:
             parts += ["", md_table(["Drop Reason", "Rows"], [[r, count(reasons[r])] for r in sorted(reasons)])]
@@ -134,29 +164,49 @@ def sft_table(sft: dict[str, dict]) -> str:
     arms = ordered(sft, SFT_ARMS)
     # Checkpoint is our model directory; Primary Metric names the metric whose value is Selected
     # (the record's rows carry no number in that column: Selected equals Val Loss in each).
-    recs = [dict(sft[a], _nll=_nll(sft[a]), _ckpt=sft[a].get("checkpoint") or f"models/sft_{a}",
-                 _primary=sft[a].get("primary_metric", "val_loss")) for a in arms]  # fmt: skip
+    recs = [
+        dict(
+            sft[a],
+            _nll=_nll(sft[a]),
+            _ckpt=sft[a].get("checkpoint") or f"models/sft_{a}",
+            _primary=sft[a].get("primary_metric", "val_loss"),
+        )
+        for a in arms
+    ]
     cols = [
-        ("Checkpoint", "_ckpt", text), ("Primary Metric", "_primary", text), ("Val Loss", "val_loss", f6), ("Raw Val Loss", "raw_val_loss", f6), ("Selected", "selected_metric", f6),
-        ("Repetition 4-gram Rate", "repetition_4gram_rate", f6), ("Tokens Seen", "tokens_seen", count),
-        ("Throughput tok/s", "throughput_tok_s", f2), ("Min Available Mem GiB", "min_available_mem_gib", f2),
-        ("Thought-token NLL before -> after", "_nll", str), ("Steps", "steps", count),
+        ("Checkpoint", "_ckpt", text),
+        ("Primary Metric", "_primary", text),
+        ("Val Loss", "val_loss", f6),
+        ("Raw Val Loss", "raw_val_loss", f6),
+        ("Selected", "selected_metric", f6),
+        ("Repetition 4-gram Rate", "repetition_4gram_rate", f6),
+        ("Tokens Seen", "tokens_seen", count),
+        ("Throughput tok/s", "throughput_tok_s", f2),
+        ("Min Available Mem GiB", "min_available_mem_gib", f2),
+        ("Thought-token NLL before -> after", "_nll", str),
+        ("Steps", "steps", count),
         ("Wall Time s", "wall_time_s", f2),
-    ]  # fmt: skip
+    ]
     return spec_table(cols, recs, ("Arm", [f"{a} SFT" for a in arms]))
 
 
 def rlmt_table(rlmt: dict[str, dict]) -> str:
     arms = ordered(rlmt, RLMT_ARMS)
     cols = [
-        ("Completed Steps", "completed_steps", count), ("Stopped Reason", "stopped_reason", text),
-        ("Avg Reward", "avg_reward", f6), ("Final Reward", "final_reward", f6),
-        ("Avg Mixed Groups", "avg_mixed_groups", f4), ("Avg Near-Zero Groups", "avg_near_zero_groups", f4),
-        ("Avg All-Zero Groups", "avg_all_zero_groups", f4), ("Avg All-One Groups", "avg_all_one_groups", f4),
-        ("Invalid Judge", "invalid_judge_rate", f4), ("Avg Length Drift", "avg_length_drift", f6),
-        ("Avg Artifact Rate", "avg_artifact_rate", f6), ("Wall Time s", "wall_time_s", f2),
+        ("Completed Steps", "completed_steps", count),
+        ("Stopped Reason", "stopped_reason", text),
+        ("Avg Reward", "avg_reward", f6),
+        ("Final Reward", "final_reward", f6),
+        ("Avg Mixed Groups", "avg_mixed_groups", f4),
+        ("Avg Near-Zero Groups", "avg_near_zero_groups", f4),
+        ("Avg All-Zero Groups", "avg_all_zero_groups", f4),
+        ("Avg All-One Groups", "avg_all_one_groups", f4),
+        ("Invalid Judge", "invalid_judge_rate", f4),
+        ("Avg Length Drift", "avg_length_drift", f6),
+        ("Avg Artifact Rate", "avg_artifact_rate", f6),
+        ("Wall Time s", "wall_time_s", f2),
         ("Final Checkpoint", "_ckpt", text),
-    ]  # fmt: skip
+    ]
     recs = [dict(rlmt[a], _ckpt=rlmt[a].get("final_checkpoint") or f"models/{a}_rlmt") for a in arms]
     return spec_table(cols, recs, ("Arm", [f"{a} RLMT" for a in arms]))
 
@@ -167,22 +217,29 @@ def rlmt_table(rlmt: dict[str, dict]) -> str:
 def gate_table(gate: dict) -> str:
     arms = ordered(gate["arms"], GATE_ARMS)
     cols = [
-        ("Reward Mean", "reward_mean", f6), ("Reward Std", "reward_std", f6), ("Invalid Rate", "invalid_rate", f4),
-        ("Mixed Groups", "mixed_groups", f6), ("Near-Zero Groups", "near_zero_groups", f6),
-        ("Any-Success Groups", "any_success_groups", f6), ("All-Success Groups", "all_success_groups", f4),
+        ("Reward Mean", "reward_mean", f6),
+        ("Reward Std", "reward_std", f6),
+        ("Invalid Rate", "invalid_rate", f4),
+        ("Mixed Groups", "mixed_groups", f6),
+        ("Near-Zero Groups", "near_zero_groups", f6),
+        ("Any-Success Groups", "any_success_groups", f6),
+        ("All-Success Groups", "all_success_groups", f4),
         ("Avg Total New Tokens", "avg_total_new_tokens", f4),
         ("Avg Predicted Suffix Words", "avg_predicted_suffix_words", f4),
         ("Closed Think Rate", "closed_think_rate", f4),
-    ]  # fmt: skip
+    ]
     return spec_table(cols, [gate["arms"][a] for a in arms], ("Arm", arms))
 
 
 SEED_GATE_COLUMNS = [
-    ("Mean Group Reward", "mean_group_reward", f6), ("Mean Group Std", "mean_group_std", f6),
-    ("Mean Group Range", "mean_group_range", f6), ("Reward Min", "reward_min", f4), ("Reward Max", "reward_max", f4),
+    ("Mean Group Reward", "mean_group_reward", f6),
+    ("Mean Group Std", "mean_group_std", f6),
+    ("Mean Group Range", "mean_group_range", f6),
+    ("Reward Min", "reward_min", f4),
+    ("Reward Max", "reward_max", f4),
     ("Autonomous Closed Think Rate", "autonomous_closed_think_rate", f4),
     ("Avg Thought Words When Closed", "avg_thought_words_when_closed", f4),
-]  # fmt: skip
+]
 
 
 def gate_seed_fields(gate: dict) -> str:
@@ -213,11 +270,14 @@ def gate_comparisons(gate: dict) -> str:
         ("Mean Reward Delta", "mean_reward_delta", f6),
         ("Right Better Prefix Rate", "right_better_prefix_rate", f6),
         ("Left Better Prefix Rate", "left_better_prefix_rate", f6),
-        ("Tie Prefix Rate", "tie_prefix_rate", f6), ("Shared Prefixes", "shared_prefixes", count),
+        ("Tie Prefix Rate", "tie_prefix_rate", f6),
+        ("Shared Prefixes", "shared_prefixes", count),
         ("Mean Reward Delta 95% CI (paired, over prefixes)", "_ci", str),
-    ]  # fmt: skip
-    recs = [dict(c, _ci=_delta_ci(c.get("mean_reward_delta_ci95_low"), c.get("mean_reward_delta_ci95_high")))
-            for c in (gate["comparisons"][n] for n in names)]  # fmt: skip
+    ]
+    recs = [
+        dict(c, _ci=_delta_ci(c.get("mean_reward_delta_ci95_low"), c.get("mean_reward_delta_ci95_high")))
+        for c in (gate["comparisons"][n] for n in names)
+    ]
     return spec_table(cols, recs, ("Comparison", names))
 
 
@@ -226,8 +286,9 @@ def go_no_go(gate: dict) -> str:
     from thinkmid.evals.reward_gate import evidence_text
 
     g, ivs = gate["go_no_go"], gate.get("go_no_go_intervals") or {}
-    rows = [[k, flag(g[k]), "; ".join(evidence_text(e) for e in ivs.get(k, [])) or "n/a"]
-            for k in ordered(g, GO_NO_GO_KEYS)]  # fmt: skip
+    rows = [
+        [k, flag(g[k]), "; ".join(evidence_text(e) for e in ivs.get(k, [])) or "n/a"] for k in ordered(g, GO_NO_GO_KEYS)
+    ]
     return md_table(["Check", "Result", "Decided on (95% interval)"], rows, ["l", "l", "l"])
 
 
@@ -242,10 +303,32 @@ def probe_table(probe: dict | None) -> str:
         a = probe["arms"][arm]
         for cond in ordered(a["conditions"], PROBE_CONDITIONS):
             c = a["conditions"][cond]
-            rows.append([arm, cond, f6(c["reward_mean"]), f6(c.get("reward_std")), f6(c.get("prefix_mean_reward")),
-                         f6(c.get("any_success_prefix_rate")), f6(c.get("all_success_prefix_rate")), count(c["n"])])  # fmt: skip
-    return md_table(["Arm", "Thought", "Reward Mean", "Reward Std", "Prefix Mean Reward", "Any-Success Prefix Rate",
-                     "All-Success Prefix Rate", "n"], rows, ["l", "l"] + ["r"] * 6)  # fmt: skip
+            rows.append(
+                [
+                    arm,
+                    cond,
+                    f6(c["reward_mean"]),
+                    f6(c.get("reward_std")),
+                    f6(c.get("prefix_mean_reward")),
+                    f6(c.get("any_success_prefix_rate")),
+                    f6(c.get("all_success_prefix_rate")),
+                    count(c["n"]),
+                ]
+            )
+    return md_table(
+        [
+            "Arm",
+            "Thought",
+            "Reward Mean",
+            "Reward Std",
+            "Prefix Mean Reward",
+            "Any-Success Prefix Rate",
+            "All-Success Prefix Rate",
+            "n",
+        ],
+        rows,
+        ["l", "l"] + ["r"] * 6,
+    )
 
 
 def probe_deltas(probe: dict | None) -> str:
@@ -257,12 +340,32 @@ def probe_deltas(probe: dict | None) -> str:
         names = ordered(deltas, [f"normal_minus_{c}" for c in PROBE_CONDITIONS])
         for name in names:
             d = deltas[name]
-            rows.append([arm, name, d6(d["mean_delta"]), f6(d["normal_better_prefix_rate"]),
-                         f6(d["condition_better_prefix_rate"]), f6(d["tie_prefix_rate"]), count(d["shared_prefixes"]),
-                         _delta_ci(d.get("mean_delta_ci95_low"), d.get("mean_delta_ci95_high"))])  # fmt: skip
-    return md_table(["Arm", "Delta", "Mean Delta", "Normal Better Prefix Rate", "Condition Better Prefix Rate",
-                     "Tie Prefix Rate", "Shared Prefixes", "Mean Delta 95% CI (paired, over prefixes)"], rows,
-                    ["l", "l"] + ["r"] * 6)  # fmt: skip
+            rows.append(
+                [
+                    arm,
+                    name,
+                    d6(d["mean_delta"]),
+                    f6(d["normal_better_prefix_rate"]),
+                    f6(d["condition_better_prefix_rate"]),
+                    f6(d["tie_prefix_rate"]),
+                    count(d["shared_prefixes"]),
+                    _delta_ci(d.get("mean_delta_ci95_low"), d.get("mean_delta_ci95_high")),
+                ]
+            )
+    return md_table(
+        [
+            "Arm",
+            "Delta",
+            "Mean Delta",
+            "Normal Better Prefix Rate",
+            "Condition Better Prefix Rate",
+            "Tie Prefix Rate",
+            "Shared Prefixes",
+            "Mean Delta 95% CI (paired, over prefixes)",
+        ],
+        rows,
+        ["l", "l"] + ["r"] * 6,
+    )
 
 
 # --- reasoning ---------------------------------------------------------------------------------------
@@ -285,14 +388,30 @@ def reasoning_table(reasoning: dict[str, dict]) -> str:
         benches = reasoning[arm]["benchmarks"]
         for b in ordered(benches, BENCHMARKS):
             r = benches[b]
-            rows.append([
-                arm, BENCH_NAMES.get(b, b), f6(r["mean_at_k"]), f"{plain(r['correct'])} / {plain(r['samples'])}",
-                f6(r["pass_at_k"]), f"{plain(r['any_pass'])} / {plain(r['problems'])}",
-                f1(r["avg_completion_tokens"]), _ci(r["mean_at_k_lo"], r["mean_at_k_hi"]),
-                _ci(r["pass_at_k_lo"], r["pass_at_k_hi"]),
-            ])  # fmt: skip
-    headers = ["Arm", "Benchmark", f"Mean@{k}", "Correct / Samples", f"Pass@{k} Any", "Any Pass / Problems",
-               "Avg Completion Tokens", f"Mean@{k} 95% CI", f"Pass@{k} 95% CI"]  # fmt: skip
+            rows.append(
+                [
+                    arm,
+                    BENCH_NAMES.get(b, b),
+                    f6(r["mean_at_k"]),
+                    f"{plain(r['correct'])} / {plain(r['samples'])}",
+                    f6(r["pass_at_k"]),
+                    f"{plain(r['any_pass'])} / {plain(r['problems'])}",
+                    f1(r["avg_completion_tokens"]),
+                    _ci(r["mean_at_k_lo"], r["mean_at_k_hi"]),
+                    _ci(r["pass_at_k_lo"], r["pass_at_k_hi"]),
+                ]
+            )
+    headers = [
+        "Arm",
+        "Benchmark",
+        f"Mean@{k}",
+        "Correct / Samples",
+        f"Pass@{k} Any",
+        "Any Pass / Problems",
+        "Avg Completion Tokens",
+        f"Mean@{k} 95% CI",
+        f"Pass@{k} 95% CI",
+    ]
     return md_table(headers, rows, ["l", "l"] + ["r"] * 7)
 
 
@@ -304,14 +423,27 @@ def math_verify_table(reasoning: dict[str, dict]) -> str:
         benches = reasoning[arm]["benchmarks"]
         for b in ordered(benches, BENCHMARKS):
             r = benches[b]
-            rows.append([arm, BENCH_NAMES.get(b, b), f6(r["mean_at_k_math_verify"]),
-                         f"{plain(r['correct_math_verify'])} / {plain(r['samples'])}", f6(r["pass_at_k_math_verify"]),
-                         f"{plain(r['any_pass_math_verify'])} / {plain(r['problems'])}"])  # fmt: skip
+            rows.append(
+                [
+                    arm,
+                    BENCH_NAMES.get(b, b),
+                    f6(r["mean_at_k_math_verify"]),
+                    f"{plain(r['correct_math_verify'])} / {plain(r['samples'])}",
+                    f6(r["pass_at_k_math_verify"]),
+                    f"{plain(r['any_pass_math_verify'])} / {plain(r['problems'])}",
+                ]
+            )
         m = reasoning[arm]["macro"]
         if "mean_at_k_math_verify" in m:
             rows.append([arm, "Macro", f6(m["mean_at_k_math_verify"]), "", f6(m["pass_at_k_math_verify"]), ""])
-    headers = ["Arm", "Benchmark", f"Mean@{k} (math-verify)", "Correct / Samples", f"Pass@{k} Any (math-verify)",
-               "Any Pass / Problems"]  # fmt: skip
+    headers = [
+        "Arm",
+        "Benchmark",
+        f"Mean@{k} (math-verify)",
+        "Correct / Samples",
+        f"Pass@{k} Any (math-verify)",
+        "Any Pass / Problems",
+    ]
     return md_table(headers, rows, ["l", "l"] + ["r"] * 4)
 
 
@@ -324,9 +456,10 @@ def macro_table(reasoning: dict[str, dict]) -> str:
     k = _at(reasoning_k(reasoning))
     arms = ordered(reasoning, LINEAGE_ARMS)
     cols = [
-        (f"Macro Mean@{k}", "mean_at_k", f6), (f"Macro Pass@{k} Any", "pass_at_k", f6),
+        (f"Macro Mean@{k}", "mean_at_k", f6),
+        (f"Macro Pass@{k} Any", "pass_at_k", f6),
         ("Macro Avg Completion Tokens", "avg_completion_tokens", f1),
-    ]  # fmt: skip
+    ]
     return spec_table(cols, [reasoning[a]["macro"] for a in arms], ("Arm", arms))
 
 
@@ -340,12 +473,16 @@ def reasoning_deltas(reasoning: dict[str, dict]) -> list[dict]:
         pairs = [(b, rb[b], lb[b]) for b in ordered(set(rb) & set(lb), BENCHMARKS)]
         pairs.append(("macro", reasoning[right]["macro"], reasoning[left]["macro"]))
         for bench, r, l in pairs:
-            out.append({
-                "right": right, "left": left, "benchmark": bench,
-                "mean_at_k_delta": r["mean_at_k"] - l["mean_at_k"],
-                "pass_at_k_delta": r["pass_at_k"] - l["pass_at_k"],
-                "avg_completion_tokens_delta": r["avg_completion_tokens"] - l["avg_completion_tokens"],
-            })  # fmt: skip
+            out.append(
+                {
+                    "right": right,
+                    "left": left,
+                    "benchmark": bench,
+                    "mean_at_k_delta": r["mean_at_k"] - l["mean_at_k"],
+                    "pass_at_k_delta": r["pass_at_k"] - l["pass_at_k"],
+                    "avg_completion_tokens_delta": r["avg_completion_tokens"] - l["avg_completion_tokens"],
+                }
+            )
     return out
 
 
@@ -362,14 +499,26 @@ def comparisons_table(reasoning: dict[str, dict], intervals: dict | None = None)
         return ["n/a", "n/a"] if iv is None else [_delta_ci(i.low, i.high) for i in iv]
 
     rows = [
-        [f"{ARM_LABELS.get(d['right'], d['right'])} vs {ARM_LABELS.get(d['left'], d['left'])}",
-         names.get(d["benchmark"], d["benchmark"]),
-         d6(d["mean_at_k_delta"]), d6(d["pass_at_k_delta"]), d1(d["avg_completion_tokens_delta"])] + cis(d)
+        [
+            f"{ARM_LABELS.get(d['right'], d['right'])} vs {ARM_LABELS.get(d['left'], d['left'])}",
+            names.get(d["benchmark"], d["benchmark"]),
+            d6(d["mean_at_k_delta"]),
+            d6(d["pass_at_k_delta"]),
+            d1(d["avg_completion_tokens_delta"]),
+        ]
+        + cis(d)
         for d in deltas
-    ]  # fmt: skip
+    ]
     skipped = [f"{r} vs {l}" for r, l in REASONING_COMPARISONS if r not in reasoning or l not in reasoning]
-    headers = ["Comparison", "Benchmark", f"Mean@{k} Delta", f"Pass@{k} Any Delta", "Avg Token Delta",
-               f"Mean@{k} Delta 95% CI (paired, over problems)", f"Pass@{k} Any Delta 95% CI (paired)"]  # fmt: skip
+    headers = [
+        "Comparison",
+        "Benchmark",
+        f"Mean@{k} Delta",
+        f"Pass@{k} Any Delta",
+        "Avg Token Delta",
+        f"Mean@{k} Delta 95% CI (paired, over problems)",
+        f"Pass@{k} Any Delta 95% CI (paired)",
+    ]
     table = md_table(headers, rows, ["l", "l"] + ["r"] * 5) if rows else "No comparison has both of its arms."
     if skipped:
         table += "\n\nNot run (an arm is missing): " + ", ".join(skipped) + "."

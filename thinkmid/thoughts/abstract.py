@@ -69,26 +69,47 @@ def random_sequences(count: int, length: int, abs_ids: list[int], seed: int) -> 
 def phase_a_example(tok, p, z: list[int], n: int, z_loss: bool, seq_len: int | None) -> dict:
     t_open, t_close = think_ids_of(tok)
     _, a_open, a_close = ids(tok, n)
-    return build([(PROMPT, prompt_ids(tok, p), False), (REASON, [t_open] + enc(tok, p.steps) + [t_close], True),
-                  (LATENT, [a_open] + z + [a_close], z_loss), (ANSWER_SEG, answer_ids(tok, p), True)], seq_len)  # fmt: skip
+    return build(
+        [
+            (PROMPT, prompt_ids(tok, p), False),
+            (REASON, [t_open] + enc(tok, p.steps) + [t_close], True),
+            (LATENT, [a_open] + z + [a_close], z_loss),
+            (ANSWER_SEG, answer_ids(tok, p), True),
+        ],
+        seq_len,
+    )
 
 
 def phase_b_example(tok, p, z: list[int], n: int, seq_len: int | None) -> dict:
     _, a_open, a_close = ids(tok, n)
-    return build([(PROMPT, prompt_ids(tok, p), False), (LATENT, [a_open] + z + [a_close], True),
-                  (ANSWER_SEG, answer_ids(tok, p), True)], seq_len)  # fmt: skip
+    return build(
+        [
+            (PROMPT, prompt_ids(tok, p), False),
+            (LATENT, [a_open] + z + [a_close], True),
+            (ANSWER_SEG, answer_ids(tok, p), True),
+        ],
+        seq_len,
+    )
 
 
-def thought_params(tok, n: int, max_tokens: int, temperature: float, seed: int, allow_end: bool = True) -> SamplingParams:
+def thought_params(
+    tok, n: int, max_tokens: int, temperature: float, seed: int, allow_end: bool = True
+) -> SamplingParams:
     """Sampling of abstract tokens: the abstract vocabulary and, with `allow_end`, the end marker."""
     abs_ids, _, a_close = ids(tok, n)
     end = (a_close,) if allow_end else ()
-    return SamplingParams(max_new_tokens=max_tokens, temperature=temperature, seed=seed,
-                          stop_token_ids=end, allowed_token_ids=tuple(abs_ids) + end)  # fmt: skip
+    return SamplingParams(
+        max_new_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        stop_token_ids=end,
+        allowed_token_ids=tuple(abs_ids) + end,
+    )
 
 
-def sample_after(engine, tok, prompts: list[list[int]], n: int, min_tokens: int, max_tokens: int, temperature: float,
-                 seed: int) -> list[list[int]]:  # fmt: skip
+def sample_after(
+    engine, tok, prompts: list[list[int]], n: int, min_tokens: int, max_tokens: int, temperature: float, seed: int
+) -> list[list[int]]:
     """One abstract sequence (end marker stripped) after each prompt, which ends in <abstract>: the
     first `min_tokens` with the end marker masked out (the card's minimum length m; without it an
     untrained end row can win from the first position and every later round learns empty sequences),
@@ -100,14 +121,24 @@ def sample_after(engine, tok, prompts: list[list[int]], n: int, min_tokens: int,
         outs = engine.generate(prompts, thought_params(tok, n, lo, temperature, seed, allow_end=False))
         head = [list(o[0].token_ids) for o in outs]
     if max_tokens > lo:
-        outs = engine.generate([p + h for p, h in zip(prompts, head)],
-                               thought_params(tok, n, max_tokens - lo, temperature, seed + 7919))  # fmt: skip
+        outs = engine.generate(
+            [p + h for p, h in zip(prompts, head)], thought_params(tok, n, max_tokens - lo, temperature, seed + 7919)
+        )
         head = [h + [t for t in o[0].token_ids if t != a_close] for h, o in zip(head, outs)]
     return head
 
 
-def sample_sequences(engine, tok, problems, n: int, max_tokens: int, temperature: float, seed: int,
-                     with_reasoning: bool = False, min_tokens: int = 0) -> list[list[int]]:  # fmt: skip
+def sample_sequences(
+    engine,
+    tok,
+    problems,
+    n: int,
+    max_tokens: int,
+    temperature: float,
+    seed: int,
+    with_reasoning: bool = False,
+    min_tokens: int = 0,
+) -> list[list[int]]:
     """One abstract sequence per problem, from the prompt alone or, as the teacher of a later round's
     Phase A, after [prompt; verbal reasoning] as in the Phase A layout."""
     _, a_open, _ = ids(tok, n)
@@ -149,7 +180,13 @@ def bottleneck_probe(engine, model, tok, problems, n: int, min_tokens: int, max_
     rand = [random_sequences(1, len(z), abs_ids, seed + i)[0] for i, z in enumerate(zs)]
     pad = tok.pad_token_id
     return {
-        "phase_a_answer_accuracy": answer_accuracy(model, [phase_a_example(tok, p, z, n, True, None) for p, z in zip(problems, zs)], pad, True),
-        "phase_a_random_z_answer_accuracy": answer_accuracy(model, [phase_a_example(tok, p, z, n, True, None) for p, z in zip(problems, rand)], pad, True),
-        "teacher_z_answer_accuracy": answer_accuracy(model, [phase_b_example(tok, p, z, n, None) for p, z in zip(problems, zs)], pad, False),
-    }  # fmt: skip
+        "phase_a_answer_accuracy": answer_accuracy(
+            model, [phase_a_example(tok, p, z, n, True, None) for p, z in zip(problems, zs)], pad, True
+        ),
+        "phase_a_random_z_answer_accuracy": answer_accuracy(
+            model, [phase_a_example(tok, p, z, n, True, None) for p, z in zip(problems, rand)], pad, True
+        ),
+        "teacher_z_answer_accuracy": answer_accuracy(
+            model, [phase_b_example(tok, p, z, n, None) for p, z in zip(problems, zs)], pad, False
+        ),
+    }

@@ -62,8 +62,10 @@ def rollouts(engine, tok, problems, n: int, max_thought: int, max_answer: int, t
     th = SamplingParams(max_new_tokens=max_thought, n=n, temperature=temperature, seed=seed, stop_token_ids=(t_close,))
     su = SamplingParams(max_new_tokens=max_answer, temperature=0.0, seed=seed, stop_token_ids=(tok.eos_token_id,))
     outs = engine.two_stage(prompts, th, su, [t_close])
-    return [[(c.thought.token_ids, c.suffix.token_ids, is_correct(p.answer, tok.decode(c.suffix.token_ids)))
-             for c in comps] for p, comps in zip(problems, outs)]  # fmt: skip
+    return [
+        [(c.thought.token_ids, c.suffix.token_ids, is_correct(p.answer, tok.decode(c.suffix.token_ids))) for c in comps]
+        for p, comps in zip(problems, outs)
+    ]
 
 
 @torch.no_grad()
@@ -105,13 +107,24 @@ def teacher_states(model, tok, problems, rolls, k, weighting: str, batch_size: i
         model.train()
     targets = {kk: v / used.clamp(min=1)[:, None, None] for kk, v in sums.items()}
     weights = (used > 0).float()
-    stats = {"rollout_accuracy": n_correct / max(1, sum(len(r) for r in rolls)),
-             "distilled_problems": int(weights.sum())}  # fmt: skip
+    stats = {
+        "rollout_accuracy": n_correct / max(1, sum(len(r) for r in rolls)),
+        "distilled_problems": int(weights.sum()),
+    }
     return (targets[k] if isinstance(k, int) else targets), weights, stats
 
 
-def fit_head(head: ProjectionHead, lm, tok, problems, rolls, steps: int, rollouts_used: int = 1024, lr: float = 1e-3,
-             seed: int = 0) -> float:  # fmt: skip
+def fit_head(
+    head: ProjectionHead,
+    lm,
+    tok,
+    problems,
+    rolls,
+    steps: int,
+    rollouts_used: int = 1024,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> float:
     """Warm-start the projection head on the verbal model's own rollouts: map the last hidden state
     at <think> and each thought token to the input embedding of the thought token that follows, so
     the latent loop starts as the verbal chain with soft tokens instead of from noise (a fresh head
@@ -187,8 +200,14 @@ def latent_forward(module: LatentLM, tok, problems, k: int, targets=None, weight
     for _ in range(k):
         e = head(h).to(lm.get_input_embeddings().weight.dtype)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-        out = lm(inputs_embeds=e[:, None], attention_mask=mask, position_ids=nxt[:, None], past_key_values=cache,
-                 use_cache=True, output_hidden_states=True)  # fmt: skip
+        out = lm(
+            inputs_embeds=e[:, None],
+            attention_mask=mask,
+            position_ids=nxt[:, None],
+            past_key_values=cache,
+            use_cache=True,
+            output_hidden_states=True,
+        )
         cache, h, nxt = out.past_key_values, out.hidden_states[-1][:, -1], nxt + 1
         states.append(h)
     mask = torch.cat([mask, a_mask], 1)

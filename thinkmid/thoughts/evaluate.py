@@ -15,8 +15,15 @@ from thinkmid.thoughts.tasks import is_correct, prompt_ids, think_ids_of
 
 def _row(interface: str, budget: int, spent: list[int], oks: list[bool], split: str) -> dict:
     n = len(oks)
-    return {"interface": interface, "budget": budget, "thought_tokens": sum(spent) / max(1, n),
-            "accuracy": sum(oks) / max(1, n), "correct": int(sum(oks)), "n": n, "split": split}  # fmt: skip
+    return {
+        "interface": interface,
+        "budget": budget,
+        "thought_tokens": sum(spent) / max(1, n),
+        "accuracy": sum(oks) / max(1, n),
+        "correct": int(sum(oks)),
+        "n": n,
+        "split": split,
+    }
 
 
 def _answers(engine, tok, prompts, max_answer) -> list[str]:
@@ -41,19 +48,40 @@ def verbal(engine, tok, problems, budgets, max_answer, split="eval") -> tuple[li
         oks = [is_correct(p.answer, t) for p, t in zip(problems, texts)]
         rows.append(_row("verbal", b, spent, oks, split))
         if b == max(budgets):
-            samples += [{"interface": "verbal", "budget": b, "question": p.question, "gold": p.answer,
-                         "output": t, "correct": ok} for p, t, ok in zip(problems, texts, oks)]  # fmt: skip
+            samples += [
+                {
+                    "interface": "verbal",
+                    "budget": b,
+                    "question": p.question,
+                    "gold": p.answer,
+                    "output": t,
+                    "correct": ok,
+                }
+                for p, t, ok in zip(problems, texts, oks)
+            ]
     return rows, samples
 
 
 def no_thought(engine, tok, problems, max_answer, split="eval") -> list[dict]:
     t_open, t_close = think_ids_of(tok)
     texts = _answers(engine, tok, [prompt_ids(tok, p) + [t_open, t_close] for p in problems], max_answer)
-    return [_row("no_thought", 0, [0] * len(problems), [is_correct(p.answer, t) for p, t in zip(problems, texts)], split)]
+    return [
+        _row("no_thought", 0, [0] * len(problems), [is_correct(p.answer, t) for p, t in zip(problems, texts)], split)
+    ]
 
 
-def abstract(engine, tok, problems, n_vocab, budgets, max_answer, seed, split="eval",
-             temperature: float = 0.7, min_tokens: int = 0) -> tuple[list[dict], list[dict]]:  # fmt: skip
+def abstract(
+    engine,
+    tok,
+    problems,
+    n_vocab,
+    budgets,
+    max_answer,
+    seed,
+    split="eval",
+    temperature: float = 0.7,
+    min_tokens: int = 0,
+) -> tuple[list[dict], list[dict]]:
     """Abstract thoughts capped at each budget (at least min(min_tokens, budget) tokens before the end
     marker may come), sampled at `temperature` as the Abstract-CoT card decodes them (greedy picks
     the end marker whenever the sequences carry no information yet), then a greedy answer; plus the
@@ -68,14 +96,31 @@ def abstract(engine, tok, problems, n_vocab, budgets, max_answer, seed, split="e
         rows.append(_row("abstract", b, [len(z) for z in zs], oks, split))
         last = zs
         if b == max(budgets):
-            samples += [{"interface": "abstract", "budget": b, "question": p.question, "gold": p.answer, "output": t,
-                         "abstract": tok.decode(z), "correct": ok} for p, t, z, ok in zip(problems, texts, zs, oks)]  # fmt: skip
+            samples += [
+                {
+                    "interface": "abstract",
+                    "budget": b,
+                    "question": p.question,
+                    "gold": p.answer,
+                    "output": t,
+                    "abstract": tok.decode(z),
+                    "correct": ok,
+                }
+                for p, t, z, ok in zip(problems, texts, zs, oks)
+            ]
     rand = [ab.random_sequences(1, len(z), abs_ids, seed + i)[0] for i, z in enumerate(last)]  # same lengths
     b = max(budgets)
     for name, zs in (("abstract_random", rand), ("abstract_none", [[] for _ in problems])):
         texts = _answers(engine, tok, [q + z + [a_close] for q, z in zip(prompts, zs)], max_answer)
-        rows.append(_row(name, b if name == "abstract_random" else 0, [len(z) for z in zs],
-                         [is_correct(p.answer, t) for p, t in zip(problems, texts)], split))  # fmt: skip
+        rows.append(
+            _row(
+                name,
+                b if name == "abstract_random" else 0,
+                [len(z) for z in zs],
+                [is_correct(p.answer, t) for p, t in zip(problems, texts)],
+                split,
+            )
+        )
     return rows, samples
 
 
@@ -92,8 +137,17 @@ def continuous(engine, tok, problems, head, steps_list, max_answer, split="eval"
         oks = [is_correct(p.answer, t) for p, t in zip(problems, texts)]
         rows.append(_row("continuous" if k else "continuous_zero", k, [k] * len(problems), oks, split))
         if k == max(steps_list):
-            samples += [{"interface": "continuous", "budget": k, "question": p.question, "gold": p.answer,
-                         "output": t, "correct": ok} for p, t, ok in zip(problems, texts, oks)]  # fmt: skip
+            samples += [
+                {
+                    "interface": "continuous",
+                    "budget": k,
+                    "question": p.question,
+                    "gold": p.answer,
+                    "output": t,
+                    "correct": ok,
+                }
+                for p, t, ok in zip(problems, texts, oks)
+            ]
     return rows, samples
 
 

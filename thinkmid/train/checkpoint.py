@@ -88,8 +88,11 @@ def _rng_restore(tensors: dict[str, torch.Tensor], meta: dict) -> None:
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
         else:
-            log.warning("checkpoint has %d CUDA RNG states, this host %d GPUs: not restored",
-                        len(cuda), torch.cuda.device_count())  # fmt: skip
+            log.warning(
+                "checkpoint has %d CUDA RNG states, this host %d GPUs: not restored",
+                len(cuda),
+                torch.cuda.device_count(),
+            )
     v, state, gauss = meta["python"]
     random.setstate((v, tuple(state), gauss))
     kind, keys, pos, has_gauss, cached = meta["numpy"]
@@ -214,4 +217,3 @@ def clear_checkpoints(directory: str | Path) -> None:
 def latest_step(directory: str | Path) -> int | None:
     ckpts = _checkpoints(Path(directory))
     return ckpts[-1][0] if ckpts else None
-

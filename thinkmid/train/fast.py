@@ -173,11 +173,14 @@ def fused_hidden(model, input_ids: torch.Tensor, compiled: bool = False) -> torc
     return inner.norm(x)
 
 
-def causal_lm_loss_fused(model, input_ids: torch.Tensor, labels: torch.Tensor, chunk: int = 4096,
-                         compiled: bool = False) -> torch.Tensor:  # fmt: skip
+def causal_lm_loss_fused(
+    model, input_ids: torch.Tensor, labels: torch.Tensor, chunk: int = 4096, compiled: bool = False
+) -> torch.Tensor:
     """causal_lm_loss_fast through the fused layers: right-padded rows only (labels -100 on padding)."""
     h = fused_hidden(model, input_ids, compiled)
-    return linear_cross_entropy(h[:, :-1].reshape(-1, h.shape[-1]), model.lm_head.weight, labels[:, 1:].reshape(-1), chunk)
+    return linear_cross_entropy(
+        h[:, :-1].reshape(-1, h.shape[-1]), model.lm_head.weight, labels[:, 1:].reshape(-1), chunk
+    )
 
 
 def use_fast_sft(model) -> bool:
@@ -192,8 +195,9 @@ def use_fast_sft(model) -> bool:
     return (on_cuda or mode == "force") and fused_supported(model)  # force: the CPU tests of this path
 
 
-def sft_loss_fast(model, input_ids: torch.Tensor, labels: torch.Tensor, bucket: int = 256,
-                  compiled: bool | None = None) -> torch.Tensor:  # fmt: skip
+def sft_loss_fast(
+    model, input_ids: torch.Tensor, labels: torch.Tensor, bucket: int = 256, compiled: bool | None = None
+) -> torch.Tensor:
     """Token-mean SFT loss of a right-padded batch through the compiled fused layers.
 
     The width is padded up to a multiple of `bucket` (padding has no targets and, being after every

@@ -107,9 +107,7 @@ def sequence_logprobs(
     step = max(1, micro_batch)
     parts = []
     for s in range(0, n, step):
-        chunk = _forward_chunk(
-            model, prompt_ids[s : s + step], completion_ids[s : s + step], pad_id, device, keep_ok
-        )
+        chunk = _forward_chunk(model, prompt_ids[s : s + step], completion_ids[s : s + step], pad_id, device, keep_ok)
         if chunk.shape[1] < t_max:  # each chunk is as wide as its own longest completion
             chunk = torch.nn.functional.pad(chunk, (0, t_max - chunk.shape[1]))
         parts.append(chunk)

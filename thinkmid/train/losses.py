@@ -90,11 +90,13 @@ def group_advantages(
     return torch.where(std < DEGENERATE_STD, torch.zeros_like(adv), adv)
 
 
-def ragged_advantages(groups: list[list[float]], mode: Literal["grpo", "drgrpo"] = "grpo",
-                      eps: float = 1e-6) -> list[list[float]]:  # fmt: skip
+def ragged_advantages(
+    groups: list[list[float]], mode: Literal["grpo", "drgrpo"] = "grpo", eps: float = 1e-6
+) -> list[list[float]]:
     """group_advantages for groups of different sizes (the valid verdicts of each prefix)."""
-    return [group_advantages(torch.tensor([g], dtype=torch.float32), mode, eps)[0].tolist() if g else []
-            for g in groups]  # fmt: skip
+    return [
+        group_advantages(torch.tensor([g], dtype=torch.float32), mode, eps)[0].tolist() if g else [] for g in groups
+    ]
 
 
 def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str, token_budget: int | None) -> torch.Tensor:

@@ -7,8 +7,9 @@ import math
 import torch
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float = 0.0,
-                   decay_norms: bool = False) -> torch.optim.AdamW:  # fmt: skip
+def make_optimizer(
+    model: torch.nn.Module, lr: float, weight_decay: float = 0.0, decay_norms: bool = False
+) -> torch.optim.AdamW:
     """AdamW over trainable parameters; fused kernels on CUDA, foreach on CPU.
 
     With weight decay, 1-D tensors (norms, biases) are not decayed, the usual practice for LMs,

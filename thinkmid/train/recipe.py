@@ -35,8 +35,18 @@ from thinkmid.train.checkpoint import clear_checkpoints, load_latest_checkpoint,
 log = logging.getLogger(__name__)
 
 # Keys a resumed run takes from the current params (matched on the last part of the dotted key).
-SCHEDULE_KEYS = frozenset({"lr", "weight_decay", "warmup_steps", "raw_warmup_steps", "min_lr_ratio", "lr_schedule",
-                           "max_grad_norm", "checkpoint_every"})  # fmt: skip
+SCHEDULE_KEYS = frozenset(
+    {
+        "lr",
+        "weight_decay",
+        "warmup_steps",
+        "raw_warmup_steps",
+        "min_lr_ratio",
+        "lr_schedule",
+        "max_grad_norm",
+        "checkpoint_every",
+    }
+)
 _WHOLE = 4 << 20  # files up to this size are hashed whole; larger ones by size and three 1 MiB samples
 _SAMPLE = 1 << 20
 
@@ -83,24 +93,31 @@ def make_fingerprint(sections: dict[str, Any], inputs: dict[str, str | Path] | N
 
 
 def _changes(old: dict, new: dict) -> list[str]:
-    return [f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
-            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]  # fmt: skip
+    return [
+        f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
 
 
 def check_fingerprint(directory, step: int, saved: dict | None, now: dict) -> None:
     """Refuse (InputError naming each change) a checkpoint written under other params or inputs; log
     the schedule keys that changed (the current ones are used)."""
     if not saved or "params" not in saved:
-        raise InputError(f"{directory}: the checkpoint of step {step} carries no fingerprint of the params and "
-                         f"start model it was written under; delete {directory} to start over")  # fmt: skip
+        raise InputError(
+            f"{directory}: the checkpoint of step {step} carries no fingerprint of the params and "
+            f"start model it was written under; delete {directory} to start over"
+        )
     refused = _changes(saved["params"], now["params"]) + [
         f"{name} changed ({saved['inputs'].get(name, '(absent)')} -> {now['inputs'].get(name, '(absent)')})"
         for name in sorted(set(saved.get("inputs", {})) | set(now["inputs"]))
         if saved.get("inputs", {}).get(name) != now["inputs"].get(name)
-    ]  # fmt: skip
+    ]
     if refused:
-        raise InputError(f"{directory}: the checkpoint of step {step} was written under other settings: "
-                         f"{'; '.join(refused)}. Restore them, or delete {directory} to start over")  # fmt: skip
+        raise InputError(
+            f"{directory}: the checkpoint of step {step} was written under other settings: "
+            f"{'; '.join(refused)}. Restore them, or delete {directory} to start over"
+        )
     if moved := _changes(saved.get("schedule", {}), now["schedule"]):
         log.warning("%s: resuming at step %d with the current %s", directory, step, "; ".join(moved))
 
@@ -199,8 +216,12 @@ class Recipe:
         self.history.append(row)
 
     def save(self) -> None:
-        extra = {"history": self.history, "fingerprint": self.fingerprint, "wall_time_s": self.wall_time_s(),
-                 **self.checkpoint_extra()}  # fmt: skip
+        extra = {
+            "history": self.history,
+            "fingerprint": self.fingerprint,
+            "wall_time_s": self.wall_time_s(),
+            **self.checkpoint_extra(),
+        }
         save_checkpoint(self.ckpt, self.step, self.model, self.optimizer, self.scheduler, extra=extra)
 
     def steps_rows(self) -> list[dict]:
@@ -238,8 +259,9 @@ class Recipe:
         with contextlib.ExitStack() as stack:
             self.stack = stack
             self.setup()
-            self.tr = stack.enter_context(self.dist.tracker(self.stage, self.params, self.arm,
-                                                            run_id=saved_run_id(self.ckpt)))  # fmt: skip
+            self.tr = stack.enter_context(
+                self.dist.tracker(self.stage, self.params, self.arm, run_id=saved_run_id(self.ckpt))
+            )
             try:
                 self.train()
             except RuntimeError as e:  # NonFiniteLossError, too many invalid verdicts: report, keep checkpoints

@@ -40,12 +40,30 @@ log = logging.getLogger(__name__)
 
 LOGPROB_TOLERANCE = 1e-2  # engine vs teacher-forced log-prob gap above which we warn (fp32 CPU: ~1e-5)
 STEP_KEYS = (
-    "reward_mean", "mixed_groups", "near_zero_groups", "all_zero_groups", "all_one_groups",
-    "invalid_judge_rate", "avg_total_new_tokens", "length_drift", "artifact_rate", "markup_artifact_rate",
-    "avg_total_new_tokens_sampled", "valid_samples", "loss", "pg_loss",
-    "kl", "clip_frac", "grad_norm", "lr", "logprob_mismatch", "step_time_s", "gen_time_s",
-    "judge_time_s", "update_time_s",
-)  # fmt: skip
+    "reward_mean",
+    "mixed_groups",
+    "near_zero_groups",
+    "all_zero_groups",
+    "all_one_groups",
+    "invalid_judge_rate",
+    "avg_total_new_tokens",
+    "length_drift",
+    "artifact_rate",
+    "markup_artifact_rate",
+    "avg_total_new_tokens_sampled",
+    "valid_samples",
+    "loss",
+    "pg_loss",
+    "kl",
+    "clip_frac",
+    "grad_norm",
+    "lr",
+    "logprob_mismatch",
+    "step_time_s",
+    "gen_time_s",
+    "judge_time_s",
+    "update_time_s",
+)
 
 
 def step_rows(rows: list[dict], step: int, per_step: int) -> list[dict]:
@@ -87,8 +105,7 @@ def valid_groups(groups: list[list[Sample]]) -> list[list[Sample]]:
 def advantages(groups: list[list[Sample]], mode: str = "grpo") -> list[float]:
     """One advantage per valid sample, flat in group order; each group normalised over its own valid
     rewards (population std; 0 for a group whose rewards are all equal)."""
-    return [a for g in ragged_advantages([[float(s.reward) for s in g] for g in valid_groups(groups)], mode)
-            for a in g]  # fmt: skip
+    return [a for g in ragged_advantages([[float(s.reward) for s in g] for g in valid_groups(groups)], mode) for a in g]
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -99,15 +116,27 @@ def _chunks(n: int, size: int) -> list[slice]:
 def _frozen_logprobs(model, prompts, comps, masks, pad_id, parts) -> list[torch.Tensor]:
     was = model.training
     model.eval()
-    out = [sequence_logprobs(model, prompts[p], comps[p], pad_id, masks[p], micro_batch=p.stop - p.start)[0]
-           for p in parts]  # fmt: skip
+    out = [
+        sequence_logprobs(model, prompts[p], comps[p], pad_id, masks[p], micro_batch=p.stop - p.start)[0] for p in parts
+    ]
     model.train(was)
     return out
 
 
-def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sample]], close_id: int, pad_id: int,
-                  rp, step: int, micro_batch: int = 16, dist: Dist | None = None,
-                  old_from: str = "policy") -> dict[str, float]:  # fmt: skip
+def policy_update(
+    policy,
+    ref_model,
+    optimizer,
+    scheduler,
+    groups: list[list[Sample]],
+    close_id: int,
+    pad_id: int,
+    rp,
+    step: int,
+    micro_batch: int = 16,
+    dist: Dist | None = None,
+    old_from: str = "policy",
+) -> dict[str, float]:
     """Advantages, old/ref log-probs, the clipped loss (accumulated over micro-batches), one step.
 
     Under DDP (`dist` of several processes, `policy` wrapped) each rank passes its own whole groups;
@@ -156,10 +185,17 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
         with sync:
             new, mask = sequence_logprobs(policy, prompts[p], comps[p], pad_id, masks[p], micro_batch=p.stop - p.start)
             loss, met = rlmt_loss(
-                new, old[i], ref[i] if ref is not None else None, mask, adv[p].to(new.device),
-                clip_eps=rp.clip_eps, kl_coef=rp.kl_coef, mode=rp.advantage, token_budget=token_budget(rp),
+                new,
+                old[i],
+                ref[i] if ref is not None else None,
+                mask,
+                adv[p].to(new.device),
+                clip_eps=rp.clip_eps,
+                kl_coef=rp.kl_coef,
+                mode=rp.advantage,
+                token_budget=token_budget(rp),
                 form=getattr(rp, "loss_form", "token"),
-            )  # fmt: skip
+            )
             w = (p.stop - p.start) / n  # the loss is a mean over all sequences: micro-batches add up to it
             (loss * (w * world)).backward()  # DDP averages over ranks: x world makes it a sum
         total += float(loss.detach()) * w
@@ -173,10 +209,18 @@ def policy_update(policy, ref_model, optimizer, scheduler, groups: list[list[Sam
         total, acc["pg_loss"], acc["kl"], clipped, n_tok = (float(x) for x in sums)
         seen = [x for x in dist.gather_objects([mismatch])]
         mismatch = math.nan if any(math.isnan(x) for x in seen) else max(seen)
-    grad_norm = clip_and_step(policy, optimizer, scheduler, rp.max_grad_norm, loss=total, step=step,
-                              accelerator=dist.accelerator)  # fmt: skip
-    return {"loss": total, **acc, "clip_frac": clipped / max(n_tok, 1.0), "grad_norm": grad_norm, "lr": lr,
-            "logprob_mismatch": mismatch, "valid_samples": float(n)}  # fmt: skip
+    grad_norm = clip_and_step(
+        policy, optimizer, scheduler, rp.max_grad_norm, loss=total, step=step, accelerator=dist.accelerator
+    )
+    return {
+        "loss": total,
+        **acc,
+        "clip_frac": clipped / max(n_tok, 1.0),
+        "grad_norm": grad_norm,
+        "lr": lr,
+        "logprob_mismatch": mismatch,
+        "valid_samples": float(n),
+    }
 
 
 def _engine_old(samples: list[Sample], like: torch.Tensor) -> torch.Tensor:
@@ -190,8 +234,17 @@ def _engine_old(samples: list[Sample], like: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def sample_and_judge(engine, tokenizer, judge, rows: list[dict], rp, seed: int, max_invalid_rate: float,
-                     step: int, dist: Dist | None = None) -> tuple[list[list[Sample]], dict[str, float]]:  # fmt: skip
+def sample_and_judge(
+    engine,
+    tokenizer,
+    judge,
+    rows: list[dict],
+    rp,
+    seed: int,
+    max_invalid_rate: float,
+    step: int,
+    dist: Dist | None = None,
+) -> tuple[list[list[Sample]], dict[str, float]]:
     """Sample K two-stage completions per row and judge them; stops on too many invalid verdicts.
 
     Under several processes each rank passes its own rows (whole groups) and gets its own groups
@@ -199,8 +252,17 @@ def sample_and_judge(engine, tokenizer, judge, rows: list[dict], rp, seed: int, 
     report, and stop, alike.
     """
     t0 = time.perf_counter()
-    groups = sample_groups(engine, tokenizer, rows, rp.k, rp.thought_max_tokens, rp.suffix_max_tokens,
-                           rp.temperature, seed, top_p=getattr(rp, "top_p", 1.0))  # fmt: skip
+    groups = sample_groups(
+        engine,
+        tokenizer,
+        rows,
+        rp.k,
+        rp.thought_max_tokens,
+        rp.suffix_max_tokens,
+        rp.temperature,
+        seed,
+        top_p=getattr(rp, "top_p", 1.0),
+    )
     t1 = time.perf_counter()
     judge_groups(judge, rows, groups)
     t2 = time.perf_counter()
@@ -211,9 +273,20 @@ def sample_and_judge(engine, tokenizer, judge, rows: list[dict], rp, seed: int, 
         jstats = JudgeStats(*(sum(c) for c in zip(*counts)))
     check_invalid_rate(jstats, max_invalid_rate, what=f"rlmt reference judge (step {step})")
     stats = group_stats(every)
-    metrics = {k: stats[k] for k in ("reward_mean", "mixed_groups", "near_zero_groups", "all_zero_groups",
-                                     "all_one_groups", "avg_total_new_tokens", "artifact_rate",
-                                     "markup_artifact_rate", "avg_total_new_tokens_sampled")}  # fmt: skip
+    metrics = {
+        k: stats[k]
+        for k in (
+            "reward_mean",
+            "mixed_groups",
+            "near_zero_groups",
+            "all_zero_groups",
+            "all_one_groups",
+            "avg_total_new_tokens",
+            "artifact_rate",
+            "markup_artifact_rate",
+            "avg_total_new_tokens_sampled",
+        )
+    }
     metrics.update(invalid_judge_rate=stats["invalid_rate"], gen_time_s=t1 - t0, judge_time_s=t2 - t1)
     return groups, metrics
 
@@ -227,11 +300,25 @@ class RlmtTrainer:
     settings is refused (thinkmid/train/recipe.py: resume), a changed lr or schedule is taken from now.
     """
 
-    def __init__(self, policy, ref_model, tokenizer, engine, judge, rows: list[dict], rp, lr: float, seed: int,
-                 max_invalid_rate: float = 1.0, micro_batch: int = 16,
-                 after_update: Callable[[int], None] | None = None, fingerprint: dict | None = None,
-                 dist: Dist | None = None, old_logprobs: str = "policy",
-                 inputs: dict[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        policy,
+        ref_model,
+        tokenizer,
+        engine,
+        judge,
+        rows: list[dict],
+        rp,
+        lr: float,
+        seed: int,
+        max_invalid_rate: float = 1.0,
+        micro_batch: int = 16,
+        after_update: Callable[[int], None] | None = None,
+        fingerprint: dict | None = None,
+        dist: Dist | None = None,
+        old_logprobs: str = "policy",
+        inputs: dict[str, str] | None = None,
+    ):
         if old_logprobs not in ("policy", "engine"):
             raise ValueError(f"old_logprobs must be 'policy' or 'engine', not {old_logprobs!r}")
         self.old_logprobs = old_logprobs  # "engine": samples may be stale, the engine's log-probs are the old policy
@@ -240,8 +327,10 @@ class RlmtTrainer:
         if self.dist.is_fsdp:
             raise InputError("rlmt runs under DDP or in one process; FSDP is for sft (configs/accelerate/ddp.yaml)")
         if self.dist.world_size > rp.prefixes_per_step:
-            raise InputError(f"rlmt.prefixes_per_step: {rp.prefixes_per_step} groups cannot be split over "
-                             f"{self.dist.world_size} processes; use at least one per process")  # fmt: skip
+            raise InputError(
+                f"rlmt.prefixes_per_step: {rp.prefixes_per_step} groups cannot be split over "
+                f"{self.dist.world_size} processes; use at least one per process"
+            )
         self.rows, self.rp, self.seed = rows, rp, seed
         self.max_invalid_rate, self.micro_batch, self.after_update = max_invalid_rate, micro_batch, after_update
         self.close_id = think_ids(tokenizer)[1]
@@ -250,15 +339,17 @@ class RlmtTrainer:
             p.requires_grad_(False)
         ref_model.eval()
         self.optimizer = make_optimizer(policy, lr=lr)
-        self.scheduler = make_scheduler(self.optimizer, rp.warmup_steps, rp.steps, rp.min_lr_ratio,
-                                        kind=getattr(rp, "lr_schedule", "thinkmid"))  # fmt: skip
+        self.scheduler = make_scheduler(
+            self.optimizer, rp.warmup_steps, rp.steps, rp.min_lr_ratio, kind=getattr(rp, "lr_schedule", "thinkmid")
+        )
         # The engine samples from `policy` itself; the update goes through the (DDP-)wrapped `model`.
         self.model, self.optimizer = self.dist.prepare(policy, self.optimizer)
         self.history: list[dict] = []
         self.wall_time_s = 0.0  # summed over the processes of a resumed run
         # Refused on change: seed and every rlmt key but the schedule's (thinkmid/train/recipe.py).
-        self.fingerprint = make_fingerprint({"lr": lr, "seed": seed, "rlmt": rp.model_dump(), **(fingerprint or {})},
-                                            inputs)  # fmt: skip
+        self.fingerprint = make_fingerprint(
+            {"lr": lr, "seed": seed, "rlmt": rp.model_dump(), **(fingerprint or {})}, inputs
+        )
 
     @property
     def next_step(self) -> int:
@@ -270,16 +361,40 @@ class RlmtTrainer:
             raise ValueError(f"step {step} out of order; next is {self.next_step}")
         t0 = time.perf_counter()
         rows = self.dist.split(step_rows(self.rows, step, self.rp.prefixes_per_step))  # whole groups per rank
-        groups, m = sample_and_judge(self.engine, self.tok, self.judge, rows, self.rp,
-                                     self.dist.rank_seed(step_seed(self.seed, step)), self.max_invalid_rate, step,
-                                     self.dist)  # fmt: skip
+        groups, m = sample_and_judge(
+            self.engine,
+            self.tok,
+            self.judge,
+            rows,
+            self.rp,
+            self.dist.rank_seed(step_seed(self.seed, step)),
+            self.max_invalid_rate,
+            step,
+            self.dist,
+        )
         t1 = time.perf_counter()
         if self.old_logprobs == "engine" and not getattr(self.engine, "has_logprobs", True):
-            raise InputError("engine.reload_every > 1 samples from weights up to reload_every - 1 updates old, so the "
-                             "old policy must be the server's own log-probs, and this server returns none; "
-                             "set engine.reload_every: 1 or serve with SGLang")  # fmt: skip
-        m.update(policy_update(self.model, self.ref, self.optimizer, self.scheduler, groups, self.close_id,
-                               self.pad_id, self.rp, step, self.micro_batch, self.dist, self.old_logprobs))  # fmt: skip
+            raise InputError(
+                "engine.reload_every > 1 samples from weights up to reload_every - 1 updates old, so the "
+                "old policy must be the server's own log-probs, and this server returns none; "
+                "set engine.reload_every: 1 or serve with SGLang"
+            )
+        m.update(
+            policy_update(
+                self.model,
+                self.ref,
+                self.optimizer,
+                self.scheduler,
+                groups,
+                self.close_id,
+                self.pad_id,
+                self.rp,
+                step,
+                self.micro_batch,
+                self.dist,
+                self.old_logprobs,
+            )
+        )
         if self.after_update is not None:
             self.after_update(step)
         t2 = time.perf_counter()

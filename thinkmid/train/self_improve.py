@@ -37,15 +37,33 @@ def build_pools(tokenizer, rows: list[dict], rollouts) -> tuple[list[list[list[i
     return ids, texts
 
 
-def self_improve_step(step: int, rows: list[dict], policy, ref, tokenizer, engine, judge, optimizer, scheduler,
-                      p, seed: int, suffix_tokens: int) -> dict:  # fmt: skip
+def self_improve_step(
+    step: int,
+    rows: list[dict],
+    policy,
+    ref,
+    tokenizer,
+    engine,
+    judge,
+    optimizer,
+    scheduler,
+    p,
+    seed: int,
+    suffix_tokens: int,
+) -> dict:
     """Run one Phase 3 step; returns its metrics. `p` is params.self_improve."""
     t0 = time.time()
     prompts = [list(r["prefix_ids"]) for r in rows]
     eos = tuple(i for i in {tokenizer.eos_token_id} if i is not None) if getattr(p, "suppress_eos", False) else ()
     rollouts = engine.generate(
-        prompts, SamplingParams(max_new_tokens=suffix_tokens, n=p.k, temperature=p.temperature, seed=seed * 7919 + step,
-                                suppress_token_ids=eos)  # fmt: skip
+        prompts,
+        SamplingParams(
+            max_new_tokens=suffix_tokens,
+            n=p.k,
+            temperature=p.temperature,
+            seed=seed * 7919 + step,
+            suppress_token_ids=eos,
+        ),
     )
     t_gen = time.time()
     pool_ids, pool_texts = build_pools(tokenizer, rows, rollouts)

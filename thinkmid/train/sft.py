@@ -27,8 +27,9 @@ def encode_rows(tokenizer, texts: list[str], seq_len: int, append_eos: bool = Tr
 
 
 @torch.no_grad()
-def mean_nll(model, tokenizer, rows: list[list[int]], batch_size: int, seq_len: int, thoughts_only: bool = False,
-             dist=None) -> float:  # fmt: skip
+def mean_nll(
+    model, tokenizer, rows: list[list[int]], batch_size: int, seq_len: int, thoughts_only: bool = False, dist=None
+) -> float:
     """Token-mean NLL over rows; with thoughts_only, over the tokens inside <think>...</think> only.
 
     With a several-process `dist` (thinkmid.train.dist.Dist) under DDP, each rank scores its share of
@@ -136,7 +137,9 @@ def thought_token_nll_seed(model, tokenizer, texts: list[str], max_len: int = 10
     return sum(per_row) / len(per_row) if per_row else float("nan")
 
 
-def repetition_4gram_rate(engine, tokenizer, rows: list[list[int]], prompt_tokens: int, new_tokens: int, seed: int) -> float:
+def repetition_4gram_rate(
+    engine, tokenizer, rows: list[list[int]], prompt_tokens: int, new_tokens: int, seed: int
+) -> float:
     """Share of repeated 4-grams in sampled continuations of val prompts (degeneration check on
     model output; ours, reported as repetition_4gram_rate_samples beside the seed's on data)."""
     prompts = [r[:prompt_tokens] for r in rows if len(r) > prompt_tokens]

@@ -23,8 +23,15 @@ from thinkmid.config import BenchmarkParams
 from thinkmid.errors import InputError
 from thinkmid.evals.reasoning import seed_score
 from thinkmid.evals.reasoning.common import (
-    Problem, answer_region, first_rows, last_boxed, load_hub, package_data, render, subsample,
-)  # fmt: skip
+    Problem,
+    answer_region,
+    first_rows,
+    last_boxed,
+    load_hub,
+    package_data,
+    render,
+    subsample,
+)
 
 NAME = "gpqa_diamond"
 DATA = "gpqa/gpqa_diamond.csv"

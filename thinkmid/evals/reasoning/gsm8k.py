@@ -16,9 +16,17 @@ from thinkmid.config import BenchmarkParams
 from thinkmid.errors import InputError
 from thinkmid.evals.reasoning import seed_score
 from thinkmid.evals.reasoning.common import (
-    Problem, answer_region, first_rows, last_boxed, last_number, load_hub, math_equal, package_data, render,
+    Problem,
+    answer_region,
+    first_rows,
+    last_boxed,
+    last_number,
+    load_hub,
+    math_equal,
+    package_data,
+    render,
     subsample,
-)  # fmt: skip
+)
 
 NAME = "gsm8k"
 DATA = "gsm8k/test.jsonl"
@@ -49,8 +57,10 @@ def _package_rows() -> list[dict]:
 def load(params: BenchmarkParams, seed: int) -> list[Problem]:
     if getattr(params, "source", "package") == "hub":
         ds = load_hub(DATASET, CONFIG, SPLIT, NAME)
-        raw = [{"question": ds[i]["question"], "answer": ds[i]["answer"], "where": f"{DATASET}[{i}]"}
-               for i in range(len(ds))]  # fmt: skip
+        raw = [
+            {"question": ds[i]["question"], "answer": ds[i]["answer"], "where": f"{DATASET}[{i}]"}
+            for i in range(len(ds))
+        ]
     else:
         raw = _package_rows()
     rows = []

@@ -45,8 +45,12 @@ def scored(problem: Problem, completion: str, opened: bool = False) -> tuple[dic
     """(the sample's scores, whether a scorer raised): a raising scorer counts as wrong and is counted."""
     (ok, pred), r1 = scorer_errors.guarded(seed_score.score, problem.benchmark, problem.gold, completion)
     (mv_ok, mv_pred), r2 = scorer_errors.guarded(TASKS[problem.benchmark].verify, problem, completion, opened)
-    return {"extracted": pred, "correct": bool(ok), "extracted_math_verify": mv_pred,
-            "correct_math_verify": bool(mv_ok)}, bool(r1 or r2)  # fmt: skip
+    return {
+        "extracted": pred,
+        "correct": bool(ok),
+        "extracted_math_verify": mv_pred,
+        "correct_math_verify": bool(mv_ok),
+    }, bool(r1 or r2)
 
 
 def summarize_rows(rows: list[dict], k: int) -> dict:
@@ -63,15 +67,23 @@ def summarize_rows(rows: list[dict], k: int) -> dict:
     m_lo, m_hi = mean_at_k_interval(record)[1:3]  # clustered by problem: its k samples are not independent
     p_lo, p_hi = anyp.interval()
     return {
-        "mean_at_k": mean.value, "mean_at_k_lo": m_lo, "mean_at_k_hi": m_hi,
-        "correct": mean.successes, "samples": mean.n,
-        "pass_at_k": anyp.value, "pass_at_k_lo": p_lo, "pass_at_k_hi": p_hi,
-        "any_pass": anyp.successes, "problems": anyp.n,
+        "mean_at_k": mean.value,
+        "mean_at_k_lo": m_lo,
+        "mean_at_k_hi": m_hi,
+        "correct": mean.successes,
+        "samples": mean.n,
+        "pass_at_k": anyp.value,
+        "pass_at_k_lo": p_lo,
+        "pass_at_k_hi": p_hi,
+        "any_pass": anyp.successes,
+        "problems": anyp.n,
         "avg_completion_tokens": sum(tokens) / len(tokens) if tokens else 0.0,
-        "mean_at_k_math_verify": mv_mean.value, "correct_math_verify": mv_mean.successes,
-        "pass_at_k_math_verify": mv_any.value, "any_pass_math_verify": mv_any.successes,
+        "mean_at_k_math_verify": mv_mean.value,
+        "correct_math_verify": mv_mean.successes,
+        "pass_at_k_math_verify": mv_any.value,
+        "any_pass_math_verify": mv_any.successes,
         "k": k,
-    }  # fmt: skip
+    }
 
 
 def macro(per_bench: dict[str, dict]) -> dict:
@@ -106,9 +118,13 @@ def evaluate(
             raise ValueError("'macro' is reserved for the cross-benchmark summary")
         # Same seed for every benchmark, so enabling or disabling one does not reshuffle the others.
         params = SamplingParams(
-            max_new_tokens=max_new_tokens, n=k, temperature=temperature, top_p=top_p,
-            stop_token_ids=stop, seed=seed,
-        )  # fmt: skip
+            max_new_tokens=max_new_tokens,
+            n=k,
+            temperature=temperature,
+            top_p=top_p,
+            stop_token_ids=stop,
+            seed=seed,
+        )
         prompts = [tokenizer.encode(prompt_text(p, opened)) for p in problems]
         outs = engine.generate(prompts, params) if prompts else []
         rows, errors = [], 0
@@ -125,11 +141,18 @@ def evaluate(
                 text = c.text or tokenizer.decode(ids, skip_special_tokens=False)
                 scores, raised = scored(p, text, opened)
                 errors += raised
-                rows.append({
-                    "benchmark": name, "problem_id": p.id, "sample_idx": j, "completion": text, "gold": p.gold,
-                    **scores,
-                    "completion_tokens": len(c.token_ids), "finish_reason": c.finish_reason,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "benchmark": name,
+                        "problem_id": p.id,
+                        "sample_idx": j,
+                        "completion": text,
+                        "gold": p.gold,
+                        **scores,
+                        "completion_tokens": len(c.token_ids),
+                        "finish_reason": c.finish_reason,
+                    }
+                )
         scorer_errors.check(name, errors, len(rows))
         summary[name] = {**summarize_rows(rows, k), "scorer_errors": errors}
         samples[name] = rows

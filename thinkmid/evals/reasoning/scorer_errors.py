@@ -44,5 +44,10 @@ def check(benchmark: str, errors: int, samples: int) -> None:
             f"a 0% score would be the scorer's failure, not the model's"
         )
     if errors:
-        log.warning("%s: the scorer raised on %d of %d samples (first: %s); those count as wrong",
-                    benchmark, errors, samples, first)  # fmt: skip
+        log.warning(
+            "%s: the scorer raised on %d of %d samples (first: %s); those count as wrong",
+            benchmark,
+            errors,
+            samples,
+            first,
+        )
