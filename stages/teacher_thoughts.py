@@ -19,7 +19,7 @@ from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.rewrite import rewrite_rows
 from thinkmid.data.teacher import interleave_rows, prefix_thoughts
-from thinkmid.data.thoughts import audit_summary
+from thinkmid.data.thoughts import audit_summary, check_drop_rate
 from thinkmid.engines.wiring import Part, build
 from thinkmid.io import atomic_path, read_jsonl, write_jsonl
 from thinkmid.models.tokenizer import load_tokenizer
@@ -72,6 +72,7 @@ def run(params: Params, arm: str | None) -> None:
             {"id": r["id"], "prefix": r["prefix"], "suffix": r["suffix"], "teacher_thought": t}
             for r, t in zip(probe, prefix_thoughts(probe, teacher))
         ]
+        check_drop_rate(audits_all, tp.max_invalid_rate)  # before anything is written
         if not outputs["train"] or not outputs["val"]:
             raise RuntimeError("the audit dropped every row of a split: look at the teacher's raw output")
         with atomic_path(OUT) as tmp:

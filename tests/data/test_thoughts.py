@@ -141,3 +141,13 @@ def test_audit_summary(qwen_tok):
     assert s["drop_reasons"] == {"unclosed_think": 1}
     assert s["thoughts_per_row_mean"] == 2.0 and s["median_thought_words"] == 2.5
     assert 0.2 < s["thought_token_share"] < 0.6
+
+
+def test_teacher_drop_rate_stops_a_broken_teacher():
+    from thinkmid.data.thoughts import check_drop_rate
+
+    ok, bad = {"ok": True}, {"ok": False, "reason": "too_few_thoughts"}
+    check_drop_rate([ok, ok, bad], 0.5)  # a third dropped: within the limit
+    check_drop_rate([], 0.0)
+    with pytest.raises(RuntimeError, match=r"dropped 2/3 chunks .*max_invalid_rate 50.0%.*too_few_thoughts.*#1"):
+        check_drop_rate([ok, bad, bad], 0.5)

@@ -63,6 +63,9 @@ class PrefixParams(Section):
 class TeacherParams(Section):
     backend: Literal["lm", "endpoint"] = "lm"
     model_path: str | None = None  # `lm`: None means the base model
+    # the share of chunks the audit may drop (failed calls, checks failed after retries) before the
+    # stage stops, as the judges' max_invalid_rate: a broken teacher must not thin the SFT data silently
+    max_invalid_rate: float = Field(0.5, ge=0, le=1)
     min_thoughts: int = Field(3, ge=1)
     max_thoughts: int = Field(6, ge=1)
     thought_max_tokens: int = Field(16, ge=2)

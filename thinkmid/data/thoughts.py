@@ -253,3 +253,18 @@ def audit_summary(audits: list[dict], tokenizer, rows: list) -> dict:
         "median_thought_words": float(statistics.median(words)) if words else 0.0,
         "thought_token_share": thought_tokens / total_tokens if total_tokens else 0.0,
     }
+
+
+def check_drop_rate(audits: list[dict], max_rate: float, what: str = "teacher_thoughts") -> None:
+    """Raise when the audit dropped more than `max_rate` of the chunks: the teacher is broken, and the
+    SFT arms would train on whatever few rows survived. Names the reasons and one failed row."""
+    bad = [a for a in audits if not a["ok"]]
+    if audits and len(bad) / len(audits) > max_rate:
+        reasons: dict[str, int] = {}
+        for a in bad:
+            reasons[a["reason"]] = reasons.get(a["reason"], 0) + 1
+        raise RuntimeError(
+            f"{what}: the audit dropped {len(bad)}/{len(audits)} chunks ({len(bad) / len(audits):.1%}) > "
+            f"{what}.max_invalid_rate {max_rate:.1%}; reasons {reasons}; check the teacher model/server and "
+            f"its prompt (first failed chunk: #{next(i for i, a in enumerate(audits) if not a['ok'])})"
+        )
