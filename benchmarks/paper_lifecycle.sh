@@ -31,6 +31,9 @@ if [ ! -f "$work/dvc.yaml" ]; then
   python3 scripts/paper_standins.py params "$@" || exit
 fi
 cd "$work"
+# a repro cut by REPRO_TIMEOUT can leave DVC's lock behind; this script owns WORKDIR, so a resume clears it
+rm -f .dvc/tmp/lock .dvc/tmp/rwlock
+echo "$(date +%s.0) === paper_lifecycle.sh call started" >>"$out/repro.log"
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 2 >>"$out/gpu_mem.csv" &
   smi=$!
@@ -54,8 +57,13 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     m = re.match(r"Running stage '([^']+)'", rest)
     if m:
         starts.append((m.group(1), t))
+    elif rest.startswith("=== "):  # a new call: the stage running when the last call was cut has no time
+        starts.append((None, t))
     end = t
-times = {s: round((starts[i + 1][1] if i + 1 < len(starts) else end) - t, 1) for i, (s, t) in enumerate(starts)}
+times = {s: round((starts[i + 1][1] if i + 1 < len(starts) else end) - t, 1) for i, (s, t) in enumerate(starts) if s}
+for i, (s, t) in enumerate(starts[:-1]):
+    if s and starts[i + 1][0] is None and s not in [n for n, _ in starts[i + 1:]]:
+        times[s] = None  # cut by the call's end and not run again
 # a stage that failed, or was still running when the repro stopped, has no wall time (null)
 text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
 for m in re.finditer(r"failed to run: python -m stages\.(\w+)(?: --arm (\w+))?", text):

@@ -49,6 +49,7 @@ from thinkmid.evals.stats import (  # noqa: E402
     cluster_mean_interval,
     mean_at_k_interval,
     paired_delta_interval,
+    stratified_paired_delta_interval,
 )
 
 
@@ -154,3 +155,21 @@ def test_edges():
     assert tie.value == 0 and tie.high == pytest.approx(wilson_interval(0, 10)[1], abs=1e-4) and tie.low == -tie.high
     wide = cluster_mean_interval([[2.0, 4.0], [3.0, 3.0], [10.0]], bounds=(0.0, 10.0))
     assert wide.value == pytest.approx(22 / 5) and wide.low <= wide.value <= wide.high
+
+
+def test_stratified_macro_delta_is_the_mean_of_benchmark_deltas_with_a_paired_interval():
+    rng = random.Random(7)
+    big = {f"p{i}": row for i, row in enumerate(_problems(300, 4, seed=8))}
+    small = {f"q{i}": row for i, row in enumerate(_problems(40, 4, seed=9))}
+    gain = lambda d, p: {k: [c or rng.random() < p for c in v] for k, v in d.items()}  # noqa: E731
+    strata = {"big": (big, gain(big, 0.0)), "small": (small, gain(small, 0.3))}
+    m = stratified_paired_delta_interval(strata)
+    per = [paired_delta_interval(left, right) for left, right in strata.values()]
+    assert m.value == pytest.approx(sum(d.value for d in per) / 2) and m.clusters == 340
+    assert 0 < m.low < m.value < m.high  # the small benchmark's gain, weighed as half the Macro
+    one = stratified_paired_delta_interval({"small": strata["small"]})
+    assert one.low == pytest.approx(per[1].low, abs=0.03) and one.high == pytest.approx(per[1].high, abs=0.03)
+    assert stratified_paired_delta_interval(strata) == m  # seeded
+    tie = stratified_paired_delta_interval({"big": (big, big)})
+    assert tie.value == 0 and tie.low == -tie.high == pytest.approx(-wilson_interval(0, 300)[1], abs=1e-4)
+    assert stratified_paired_delta_interval({"x": ({}, {"a": [1]})}) == Interval(0.0, -1.0, 1.0, 0)

@@ -146,7 +146,21 @@ def test_direct_comparisons_get_paired_intervals_from_the_sample_files(reports):
     (mlo, mhi), (plo, phi) = ([float(x) for x in c.strip("[]").split(", ")] for c in row[5:7])
     assert mlo < float(row[2]) < mhi and plo < float(row[3]) < phi and mhi - mlo < 0.2
     assert _row(comp, "Base+Think+RLMT vs Base+Think", "GSM8K")[5:] == ["n/a", "n/a"]  # no sample file
-    assert _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")[5:] == ["n/a", "n/a"]
+    assert _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")[5:] == ["n/a", "n/a"]  # GSM8K etc. have none
+
+
+def test_macro_row_gets_a_stratified_interval_when_every_benchmark_has_samples(reports):
+    from record_data import REASONING, reasoning_rows
+
+    from thinkmid.io import write_jsonl
+
+    for arm in ("think_base", "think_base_rlmt"):
+        for bench in REASONING[arm]:
+            write_jsonl(reports / "reasoning_eval" / arm / f"{bench}.jsonl", reasoning_rows(arm, bench))
+    comp = render_results(load_inputs(reports)).split("### Direct comparisons")[1]
+    row = _row(comp, "Base+Think+RLMT vs Base+Think", "Macro")
+    (mlo, mhi), (plo, phi) = ([float(x) for x in c.strip("[]").split(", ")] for c in row[5:7])
+    assert mlo <= float(row[2]) <= mhi and plo <= float(row[3]) <= phi and 0 < mhi - mlo < 0.1
 
 
 def test_gate_summary_without_intervals_still_renders(reports):

@@ -208,3 +208,50 @@ def paired_delta_interval(
 def mean_at_k_interval(correct: list[list[bool]], **kw) -> Interval:
     """Mean@k with its problem-clustered bootstrap interval (use instead of mean_at_k(...).interval())."""
     return cluster_mean_interval(correct, **kw)
+
+
+def stratified_paired_delta_interval(
+    strata: Mapping[
+        str, tuple[Mapping[str, Sequence[float | bool | None]], Mapping[str, Sequence[float | bool | None]]]
+    ],
+    confidence: float = 0.95,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """The Macro delta: the mean over strata (benchmarks) of each stratum's paired pooled delta
+    (`right` minus `left`, as paired_delta_interval), with a percentile interval from a bootstrap that
+    resamples the shared clusters within each stratum independently (a stratified paired cluster
+    bootstrap: the benchmarks keep their sizes, as the Macro average weighs them equally).
+    `clusters` is the sum over strata; a stratum with no shared valid cluster is left out."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values, draws, total = [], np.zeros(n_resamples), 0
+    for name in sorted(strata):
+        left, right = strata[name]
+        rows = [(_sum_count(left[c]), _sum_count(right[c])) for c in left if c in right]
+        rows = [(a, b) for a, b in rows if a[1] and b[1]]
+        if not rows:
+            continue
+        ls, lc, rs, rc = (
+            np.array(x, dtype=float) for x in zip(*[(a[0], a[1], b[0], b[1]) for a, b in rows], strict=True)
+        )
+        values.append(rs.sum() / rc.sum() - ls.sum() / lc.sum())
+        n, step = len(rows), max(1, _MAX_BATCH_CELLS // len(rows))
+        for start in range(0, n_resamples, step):  # batched: [resamples, clusters] index draws
+            idx = rng.integers(0, n, size=(min(step, n_resamples - start), n))
+            draws[start : start + len(idx)] += rs[idx].sum(1) / rc[idx].sum(1) - ls[idx].sum(1) / lc[idx].sum(1)
+        total += n
+    if not values:
+        return Interval(0.0, -1.0, 1.0, 0)
+    value, draws = sum(values) / len(values), draws / len(values)
+    if total < 2:
+        return Interval(value, -1.0, 1.0, total)
+    alpha = (1 - confidence) / 2
+    low, high = (float(q) for q in np.quantile(draws, [alpha, 1 - alpha]))
+    if low == high:  # no spread (identical arms): as paired_delta_interval, 0 +- the reach of 0 flips
+        from statistics import NormalDist
+
+        reach = wilson_interval(0, total, NormalDist().inv_cdf(0.5 + confidence / 2))[1]
+        low, high = max(-1.0, value - reach), min(1.0, value + reach)
+    return Interval(value, min(low, value), max(high, value), total)

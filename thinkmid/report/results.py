@@ -69,7 +69,7 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
         note = ("\n\n" + t.not_run(*[f"reasoning/{a}" for a in missing])) if missing else ""
         section("Reasoning eval", t.reasoning_table(inp.reasoning) + note)
         section("Macro averages", t.macro_table(inp.reasoning), 3)
-        intervals = reasoning_delta_intervals(inp.reasoning_samples, t.REASONING_COMPARISONS)
+        intervals = reasoning_delta_intervals(inp.reasoning_samples, t.REASONING_COMPARISONS, inp.reasoning)
         section(
             "Direct comparisons",
             "Deltas are the first arm minus the second. The interval columns (not "
