@@ -6,7 +6,7 @@
 # Copies this checkout to WORKDIR (once; a second call in the same WORKDIR resumes the DAG where DVC
 # left it), writes the stand-in models and params (scripts/paper_standins.py), runs `dvc repro` with a
 # timestamp on every line of its log, samples GPU memory, and leaves in OUTDIR: repro.log, gpu_mem.csv,
-# stage_times.json (wall seconds per stage, from the log), params.yaml, dvc.lock and reports.tgz.
+# stage_times.json (wall seconds per stage, from the log), params.yaml, dvc.lock, mlflow.db and reports.tgz.
 # `python scripts/lifecycle_work.py --measured OUTDIR ...` turns that into benchmarks/LIFECYCLE.md.
 # Extra arguments go to `paper_standins.py params`. REPRO_TIMEOUT (seconds) stops the repro early and
 # still collects what finished.
@@ -73,6 +73,7 @@ if starts and not re.search(r"Updating lock file|didn't change", text.rsplit("Ru
 print(json.dumps(times, indent=1))
 EOF
 cp params.yaml "$out/" 2>/dev/null; cp dvc.lock "$out/" 2>/dev/null
+cp mlflow.db "$out/" 2>/dev/null  # per-step timestamps: lifecycle_extra reads step times of the stages without step files
 tar czf "$out/reports.tgz" --exclude="*.safetensors" reports 2>/dev/null  # one file: nested dirs do not travel back
 echo "dvc repro exit $rc; outputs in $out"
 exit "$rc"

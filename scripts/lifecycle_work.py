@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # lifecycle_extra, beside this file
 # Full sizes of the reasoning benchmarks (a `limit` takes fewer): GSM8K test, MATH-500, GPQA-Diamond,
 # OlympiadBench as the seed selected it (zwhe99/simplerl-OlympiadBench, first 300 rows filtered: the record's 220).
 BENCH_SIZES = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbench": 220}
@@ -186,7 +187,17 @@ def work(params) -> list[dict]:
         0,
         " + ".join(f"{b} {n}" for b, n in problems.items()) + f", k={re.k}",
     )
-    return rows
+    from lifecycle_extra import rows as extra_rows  # the stages beyond the record: gates, thought interfaces
+
+    return rows + extra_rows(params)
+
+
+def unit(stage: str) -> str:
+    """A row's unit; rows of lifecycle_extra are named `<stage> (<task>)`."""
+    from lifecycle_extra import EXTRA_UNITS
+
+    base = stage.split(" (")[0]
+    return UNITS.get(base) or EXTRA_UNITS[base]
 
 
 def step_times(reports: Path, stage: str) -> list[float]:
@@ -215,7 +226,7 @@ def projections(paper_rows: list[dict], run_dir: Path, load_params) -> tuple[dic
     rates, proj = {}, {}
     for r in paper_rows:
         s = r["stage"]
-        if s not in walls or s not in stand:
+        if s not in UNITS or s not in walls or s not in stand:  # lifecycle_extra projects the others
             continue
         steps = step_times(run_dir / "reports", s)
         if steps and UNITS[s] == "step":
@@ -254,7 +265,7 @@ def table(rows: list[dict], rates: dict[str, float], projected: dict[str, float]
         out.append(
             f"| {s} | {r['runs']} | {fmt_int(r['steps'])} | {fmt_int(r['samples'])} | {fmt_int(r['judge_calls'])} "
             f"| {fmt_int(r['gen_tokens'])} | {fmt_int(r['trained_tokens'])} | "
-            f"{f'{rate:.3g} s / {UNITS[s]}' if rate is not None else ''} | {fmt_s(proj)} | {RECORDED.get(s, '')} |"
+            f"{f'{rate:.3g} s / {unit(s)}' if rate is not None else ''} | {fmt_s(proj)} | {RECORDED.get(s, '')} |"
         )
     out.append(f"| **whole lifecycle** | | | | | | | | {fmt_s(total) if known else '(needs every rate)'} | |")
     return "\n".join(out) + "\n\n" + "\n".join(f"- {r['stage']}: {r['note']}" for r in rows) + "\n"
@@ -275,13 +286,21 @@ def main(argv: list[str] | None = None) -> int:
     # a profile file is an overlay of the default: read it merged, as `python -m thinkmid.profile` writes it
     params = load_profile(path.stem) if path.parent == PROFILES else load_params(path)
     rates = json.loads(Path(args.rates).read_text()) if args.rates else {}
-    unknown = set(rates) - set(UNITS)
-    if unknown:
-        raise SystemExit(f"error: --rates: unknown stages {sorted(unknown)}; expected some of {sorted(UNITS)}")
     rows = work(params)
+    unknown = set(rates) - {r["stage"] for r in rows}
+    if unknown:
+        raise SystemExit(
+            f"error: --rates: unknown stages {sorted(unknown)}; expected some of {[r['stage'] for r in rows]}"
+        )
+    import lifecycle_extra
+
     projected = None
     if args.measured:
-        rates, projected = projections(rows, Path(args.measured), load_params)
+        run = Path(args.measured)
+        rates, projected = projections(rows, run, load_params)
+        times = json.loads((run / "stage_times.json").read_text(encoding="utf-8"))
+        r2, p2 = lifecycle_extra.projections(params, load_params(run / "params.yaml"), times, run / "mlflow.db")
+        rates, projected = {**rates, **r2}, {**projected, **p2}
     text = table(rows, rates, projected)
     if not args.write:
         print(text, end="")

@@ -12,9 +12,16 @@ from thinkmid.config import load_params
 from thinkmid.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("lifecycle_work", ROOT / "scripts" / "lifecycle_work.py")
-lw = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(lw)
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+lw = _load("lifecycle_work")
 
 
 def rows(profile):
@@ -48,7 +55,7 @@ def test_rates_project_and_write_is_stable(tmp_path):
     doc = tmp_path / "L.md"
     doc.write_text(f"# t\n{lw.MARK_START}\nold\n{lw.MARK_END}\ntail\n")
     rates = tmp_path / "r.json"
-    rates.write_text(json.dumps({s: 1.0 for s in lw.UNITS}))
+    rates.write_text(json.dumps({s: 1.0 for s in rows("paper")}))
     assert lw.main([str(ROOT / "profiles" / "paper.yaml"), "--rates", str(rates), "--write", str(doc)]) == 0
     text = doc.read_text()
     w = rows("paper")
@@ -96,3 +103,43 @@ def test_measured_run_projects_only_what_finished(tmp_path):
     assert rates["sft"] == 40.0 / 4  # one arm of 4 steps (64 rows / 16) finished
     assert proj["sft"] == 10.0 * 512 * 3
     assert rates["self_improve"] == 5.0 and proj["self_improve"] == (30.0 - 20.0) + 5.0 * 2000
+
+
+def test_extra_stages_count_their_arms_and_project_from_mlflow_step_gaps(tmp_path):
+    """Gates and thought arms: work per arm from the params; a stand-in's step time is the median gap
+    between its MLflow step metrics; a paper arm the stand-in left out is costed as a same-task arm."""
+    import sqlite3
+
+    import yaml
+
+    from thinkmid.profile import merged
+
+    lx = _load("lifecycle_extra")
+
+    paper = load_profile("paper")
+    w = rows("paper")
+    kg = paper.knowledge_gates
+    assert w["knowledge_gates"]["runs"] == 6 and w["knowledge_gates"]["units"] == 3 * -(-1000 // 16)
+    assert w["knowledge_gates"]["samples"] == 6 * 6 * 1319 and kg.eval_max_new_tokens == 512
+    assert w["verbal_thought (gsm8k)"]["runs"] == 2 and w["verbal_thought (gsm8k)"]["units"] == 2 * 3 * -(-7473 // 128)
+    stand = merged("paper")
+    stand["thoughts"]["arms"] = {"base": {"model": "models/base", "task": "gsm8k"}}
+    stand["thoughts"]["tasks"]["gsm8k"].update(train=256, epochs=1)  # 2 steps a phase
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(stand))
+    db = tmp_path / "mlflow.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE runs (run_uuid TEXT, name TEXT)")
+    con.execute("CREATE TABLE metrics (run_uuid TEXT, key TEXT, timestamp INTEGER)")
+    con.execute("INSERT INTO runs VALUES ('r1', 'verbal_thought/base')")
+    for t in (0, 2000, 4000, 60000):  # steps 2 s apart, one gap around an evaluation
+        con.execute("INSERT INTO metrics VALUES ('r1', 'train_loss', ?)", (t,))
+    con.commit()
+    con.close()
+    assert lx.step_time(db, "verbal_thought", "base") == 2.0
+    times = {"verbal_thought@base": 70.0}
+    rates, proj = lx.projections(paper, load_params(tmp_path / "params.yaml"), times, db)
+    assert set(rates) == {"verbal_thought (gsm8k)"} and rates["verbal_thought (gsm8k)"] == 2.0
+    sw = lx.arm_work(load_params(tmp_path / "params.yaml"))["verbal_thought"]["base"]
+    pw = lx.arm_work(paper)["verbal_thought"]["base"]
+    one = (70.0 - 2.0 * sw["steps"]) + 2.0 * pw["steps"] + (pw["gen_tokens"] - sw["gen_tokens"]) / lx.GEN_TOK_S
+    assert proj["verbal_thought (gsm8k)"] == pytest.approx(2 * one)  # base, and phase3 costed as base
