@@ -50,7 +50,7 @@ def main():
 def sampler_micro(b):
     """Time of the compiled top-p sampler alone on [b, vocab] logits (ms per decode step)."""
     from benchmarks.common import timed
-    from thinkmid.engines.fastgen import nucleus_sample
+    from thinkmid.engines.sampling import nucleus_sample
 
     f = torch.compile(nucleus_sample, dynamic=False, fullgraph=True)
     x = torch.randn(b, 151936, device="cuda", dtype=torch.bfloat16) * 3

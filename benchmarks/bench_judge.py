@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import H100_BF16_DENSE, emit, sync
-from thinkmid.engines.treeforward import pack
+from thinkmid.engines.treepack import pack
 from thinkmid.judges.inprocess import InprocessPairwiseJudge, verdict_probs
 from thinkmid.judges.pairwise import _pairs
 
@@ -163,7 +163,7 @@ def plain_probs(model, full, opts, batch, temperature=0.7, top_p=0.6):
 
 def step_work(jd, vals, model, fpt, lm, length=None):
     """One step's packed tokens, visible keys, FLOPs and flex tiles (full / partial, real query blocks)."""
-    from thinkmid.engines.treeforward import BLOCK, kv_blocks
+    from thinkmid.engines.treepack import BLOCK, kv_blocks
 
     nodes, children, leaf = jd._forest(vals)
     packed = vis = 0.0  # visible keys summed over packed tokens = sum of (RoPE position + 1), per forward

@@ -16,7 +16,7 @@ pytest.importorskip("triton")
 KERNEL = """
 import torch
 from thinkmid.engines.decode_attn import decode_attention
-from thinkmid.engines.fastgen import _attn_math
+from thinkmid.engines.attn_backends import attn_math
 NEG = float("-inf")
 # fp32 online softmax against direct softmax: ~1e-6 apart, but one run in ~100 came out 4e-5 apart on
 # the same inputs (BLAS summation order varies between processes); wrong indexing or masking is >1e-2.
@@ -27,13 +27,13 @@ for seed, (n, kvh, m, hd, t, blk) in enumerate([(3, 2, 5, 32, 70, 64), (2, 1, 16
     bias = torch.zeros(n, t)
     bias[0, : t - 3] = NEG  # left padding longer than a block: a fully masked block first
     o, lse = decode_attention(q, k, v, 0.3, bias=bias, block_n=blk)
-    ro, rl = _attn_math(q, k, v, bias[:, None, None, :], 0.3)
+    ro, rl = attn_math(q, k, v, bias[:, None, None, :], 0.3)
     assert torch.allclose(o, ro, atol=TOL) and torch.allclose(lse, rl, atol=TOL), (
         seed, "bias", (o - ro).abs().max().item(), (lse - rl).abs().max().item())
     cache = torch.randn(2, n, kvh, t + 9, hd, generator=g)  # strided slices of a bigger cache
     filled = torch.tensor([t - 5])
     o, lse = decode_attention(q, cache[0], cache[1], 0.3, length=filled, block_n=blk)
-    ro, rl = _attn_math(q, cache[0][:, :, : t - 5], cache[1][:, :, : t - 5], 0.0, 0.3)
+    ro, rl = attn_math(q, cache[0][:, :, : t - 5], cache[1][:, :, : t - 5], 0.0, 0.3)
     assert torch.allclose(o, ro, atol=TOL) and torch.allclose(lse, rl, atol=TOL), (
         seed, "length", (o - ro).abs().max().item(), (lse - rl).abs().max().item())
 print("ok")

@@ -8,8 +8,8 @@ temperature and top-p (statistically, on a small vocabulary).
 import torch
 
 from thinkmid.engines.base import SamplingParams, two_stage
-from thinkmid.engines.fastgen import nucleus_sample
 from thinkmid.engines.hf import HFEngine
+from thinkmid.engines.sampling import nucleus_sample
 from thinkmid.models.tokenizer import think_ids
 
 TEXTS = [

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from thinkmid.engines.treeforward import (
-    TreeForward,
+from thinkmid.engines.treeforward import TreeForward
+from thinkmid.engines.treepack import (
     dense_mask,
     kv_blocks,
     pack,

@@ -10,8 +10,9 @@ host looks at the `done` flags only every `check_every` steps.
 
 Rows can run the RLMT two-stage plan inside one call: a thought (stops at a stop token or at its
 budget, then `</think>` is fed in) followed by a suffix, as `thinkmid.engines.base.two_stage` does
-with two calls. Sampling is sync-free: top-p by bisection on the tempered logits (several thresholds
-per pass), then a Gumbel-max draw; log-probs are of the raw model (temperature 1, no top-p).
+with two calls. Sampling (thinkmid.engines.sampling) is sync-free: top-p by bisection on the tempered
+logits (several thresholds per pass), then a Gumbel-max draw; log-probs are of the raw model (temperature
+1, no top-p). The attention backends and the checks that pick one live in thinkmid.engines.attn_backends.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import os
 import torch
 import torch.nn.functional as F
 
+from thinkmid.engines.attn_backends import attn_eff, attn_math, eff_ok, triton_ok
 from thinkmid.engines.decode_attn import decode_attention
+from thinkmid.engines.sampling import NEG, nucleus_sample
 from thinkmid.models.rope import apply_rotary
 
 log = logging.getLogger(__name__)
-NEG = float("-inf")
 
 
 def supported(model) -> bool:
@@ -41,55 +43,6 @@ def supported(model) -> bool:
             return False
     a = inner.layers[0].self_attn
     return all(hasattr(a, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")) and hasattr(model, "lm_head")
-
-
-def nucleus_sample(logits: torch.Tensor, temp: torch.Tensor, top_p: torch.Tensor, passes: int = 6, ways: int = 8):
-    """(tokens, raw log-probs) for logits [B, V]; temp/top_p [B] (temp <= 0: greedy).
-
-    The top-p threshold is found by a `ways`-ary search over tempered logits relative to the row max
-    (range [-40, 0], resolution 40 / ways**passes): kept = {z >= lo}, a superset of the exact nucleus
-    by at most the tokens in one bin. No sort, no host sync, fixed shapes.
-    """
-    x = logits.float()
-    m = x.amax(-1, keepdim=True)
-    lse = m.squeeze(-1) + (x - m).exp().sum(-1).log()
-    inv_t = 1.0 / temp.clamp(min=1e-5)
-    z = (x - m) * inv_t[:, None]
-    ez = z.exp()
-    tot = ez.sum(-1)
-    need = top_p * tot
-    lo = torch.full_like(tot, -40.0)
-    hi = torch.zeros_like(tot)
-    # On CPU a host check is free: skip the search when no row samples from a nucleus.
-    searching = x.device.type != "cpu" or bool(((top_p < 1.0) & (temp > 0)).any())
-    for _ in range(passes if searching else 0):
-        width = (hi - lo) / ways
-        new_lo = lo
-        for j in range(1, ways):
-            t = lo + width * j
-            mass = torch.where(z >= t[:, None], ez, 0.0).sum(-1)
-            new_lo = torch.where(mass >= need, t, new_lo)
-        lo, hi = new_lo, torch.minimum(new_lo + width, hi)
-    lo = torch.where(top_p >= 1.0, NEG, lo)
-    gumbel = -torch.log(-torch.log(torch.rand_like(z).clamp(min=1e-20)))
-    score = torch.where(z >= lo[:, None], z + gumbel, NEG)
-    tok = torch.where(temp <= 0, x.argmax(-1), score.argmax(-1))
-    lp = x.gather(-1, tok[:, None]).squeeze(-1) - lse
-    return tok, lp
-
-
-def _attn_math(q, k, v, bias, scale):
-    s = torch.matmul(q.float(), k.float().transpose(-1, -2)) * scale + bias
-    lse = torch.logsumexp(s, -1)
-    o = torch.matmul(torch.exp(s - lse[..., None]), v.float())
-    return o, lse
-
-
-def _attn_eff(q, k, v, bias, scale):
-    n, h, l, _ = q.shape
-    b = bias.to(q.dtype).expand(n, h, l, k.shape[2])
-    o, lse = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, b, True, 0.0, False, scale=scale)[:2]
-    return o.float(), lse[..., :l].float()
 
 
 class StaticDecoder:
@@ -118,12 +71,12 @@ class StaticDecoder:
         self.check_every = check_every
         cuda = self.dev.type == "cuda"
         self.use_graphs = cuda if use_graphs is None else use_graphs
-        self.attn = _attn_math
+        self.attn = attn_math
         # THINKMID_DECODE_ATTN=triton|eff|math picks the kernel (for A/B runs); default: the best that works.
         want = os.environ.get("THINKMID_DECODE_ATTN", "triton" if cuda else "math")
-        self.triton = want == "triton" and self._triton_ok()
-        if not self.triton and want != "math" and cuda and self._eff_ok():
-            self.attn = _attn_eff
+        self.triton = want == "triton" and triton_ok(self.dev, self.dtype, self.hd, self.scale)
+        if not self.triton and want != "math" and cuda and eff_ok(self.dev, self.dtype, self.hd, self.scale):
+            self.attn = attn_eff
         self.sample = nucleus_sample
         if cuda if compile_sampler is None else compile_sampler:
             try:
@@ -141,47 +94,6 @@ class StaticDecoder:
                     setattr(cfg, name, max(getattr(cfg, name), 4 * len(self.layers)))
             self._pre = torch.compile(self._qkv, dynamic=False)
             self._post = torch.compile(self._merge_finish, dynamic=False)
-
-    def _triton_ok(self) -> bool:
-        from thinkmid.engines import decode_attn
-
-        if not decode_attn.available() or self.hd & (self.hd - 1):
-            return False
-        try:
-            g = torch.Generator(device=self.dev).manual_seed(0)
-            q, k, v = (
-                torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (3, 80, 80)
-            )
-            bias = torch.zeros(2, 80, device=self.dev)
-            bias[0, :50] = NEG
-            n = torch.tensor([70], device=self.dev)
-            o1, l1 = decode_attn.decode_attention(q, k, v, self.scale, bias=bias, length=n)
-            o2, l2 = _attn_math(q, k[:, :, :70], v[:, :, :70], bias[:, None, None, :70], self.scale)
-            ok = (o1 - o2).abs().max().item() < 3e-2 and (l1 - l2).abs().max().item() < 1e-2
-        except Exception as e:  # noqa: BLE001  # pragma: no cover - toolchain dependent
-            log.warning("Triton decode attention unavailable (%s)", e)
-            return False
-        if not ok:  # pragma: no cover
-            log.warning("Triton decode attention disagrees with math attention; not used")
-        return ok
-
-    def _eff_ok(self) -> bool:
-        try:
-            g = torch.Generator(device=self.dev).manual_seed(0)
-            q, k, v = (
-                torch.randn(2, 2, n, self.hd, device=self.dev, generator=g, dtype=self.dtype) for n in (32, 48, 48)
-            )
-            bias = torch.zeros(2, 1, 1, 48, device=self.dev)
-            bias[0, ..., 40:] = NEG
-            o1, l1 = _attn_eff(q, k, v, bias, self.scale)
-            o2, l2 = _attn_math(q, k, v, bias, self.scale)
-            ok = (o1 - o2).abs().max().item() < 3e-2 and (l1 - l2).abs().max().item() < 1e-2
-        except Exception as e:  # pragma: no cover
-            log.warning("efficient attention unavailable (%s); math attention", e)
-            return False
-        if not ok:  # pragma: no cover
-            log.warning("efficient attention disagrees with math attention; using math attention")
-        return ok
 
     # ---------------------------------------------------------------- model pieces
     def _qkv(self, layer, x, cos, sin):

@@ -16,169 +16,20 @@ so the rule is `k <= q < end[k]` (`visible_interval`, one load per key column) i
 in the [depth, token] ancestor table per element (`mask='ancestors'`, any parent-first order).
 The linear layers see exactly the packed tokens (no padding); attention pads to a fixed length (padding blocks only see
 themselves), so one compiled kernel serves every batch of a judge.
+The packing and the mask rule live in thinkmid.engines.treepack; the Qwen3 layer functions in
+thinkmid.engines.layerfn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from thinkmid.engines import layerfn
+from thinkmid.engines.treepack import BLOCK, Packed, dense_mask, kv_blocks, padded, padded_ends
 from thinkmid.models.rope import apply_rotary
 
-BLOCK = 128  # FlexAttention block size (query and key)
 BUCKET = 16384  # past `pad_to`, the attention length is padded to a multiple of this
-
-
-@dataclass
-class Packed:
-    ids: torch.Tensor  # [T] token ids
-    pos: torch.Tensor  # [T] RoPE positions (along each token's root-to-node path)
-    node: torch.Tensor  # [T] node index of each token
-    depth: torch.Tensor  # [T] depth of that node (roots: 0)
-    anc: torch.Tensor  # [D, T] anc[d, t] = the depth-d ancestor of t's node (-1 below its depth)
-    spans: list[tuple[int, int]]  # per node: [start, end) in the packed sequence
-    paths: list[list[int]]  # per node: its ancestors from the root, itself last
-    rows: torch.Tensor  # [n_out] packed rows whose logits are wanted
-    ends: torch.Tensor | None = None  # [T] end of the token's node's subtree (None: not in preorder)
-
-    @property
-    def tokens(self) -> int:
-        return int(self.ids.numel())
-
-
-def pack(nodes: list[tuple[int, list[int]]], out_nodes: list[int]) -> Packed:
-    """nodes: (parent index or -1, token ids), parents before children; out_nodes: nodes whose LAST
-    token's logits are wanted, in the order wanted."""
-    ids, pos, node, depth, spans, paths, ends = [], [], [], [], [], [], []
-    cur = 0
-    for i, (parent, toks) in enumerate(nodes):
-        if not toks:
-            raise ValueError(f"node {i} has no tokens")
-        if parent >= i:
-            raise ValueError(f"node {i}: parent {parent} does not come before it")
-        p0 = ends[parent] if parent >= 0 else 0
-        paths.append((paths[parent] if parent >= 0 else []) + [i])
-        spans.append((cur, cur + len(toks)))
-        ends.append(p0 + len(toks))
-        ids.extend(toks)
-        pos.extend(range(p0, p0 + len(toks)))
-        node.extend([i] * len(toks))
-        depth.extend([len(paths[-1]) - 1] * len(toks))
-        cur += len(toks)
-    D = max(len(p) for p in paths)
-    anc = np.full((D, cur), -1, dtype=np.int64)
-    for i, (s, e) in enumerate(spans):
-        anc[: len(paths[i]), s:e] = np.asarray(paths[i])[:, None]
-    as_t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.int64))  # noqa: E731
-    rows = as_t([spans[n][1] - 1 for n in out_nodes])
-    ends = _subtree_ends(spans, paths)
-    ends = None if ends is None else as_t(np.repeat(ends, [e - s for s, e in spans]))
-    return Packed(as_t(ids), as_t(pos), as_t(node), as_t(depth), torch.from_numpy(anc), spans, paths, rows, ends)
-
-
-def _subtree_ends(spans, paths) -> list[int] | None:
-    """Per node, the end of its subtree's tokens when every subtree is one contiguous range that starts
-    at the node itself (depth-first preorder), else None."""
-    end, size = [e for _, e in spans], [e - s for s, e in spans]
-    for i in range(len(spans) - 1, -1, -1):  # children come after parents: fold each into its ancestors
-        for a in paths[i][:-1]:
-            end[a] = max(end[a], spans[i][1])
-            size[a] += spans[i][1] - spans[i][0]
-    if any(end[i] - s != size[i] for i, (s, _) in enumerate(spans)):
-        return None
-    return end
-
-
-def visible(q, k, node, depth, anc):
-    """Token k is visible from token q: k is not after q and k's node is on q's root-to-node path."""
-    return (k <= q) & (anc[depth[k], q] == node[k])
-
-
-def visible_interval(q, k, ends):
-    """`visible` for a preorder packing: k's node's subtree, [start, ends[k]), holds q, and k <= q."""
-    return (k <= q) & (q < ends[k])
-
-
-def dense_mask(p: Packed) -> torch.Tensor:
-    t = torch.arange(p.tokens)
-    return visible(t[:, None], t[None, :], p.node, p.depth, p.anc)
-
-
-def _pad_nodes(p: Packed, length: int, block: int) -> list[tuple[int, int]]:
-    """Spans of the padding up to `length`: one root node per block, so a padding query block only
-    ever reads its own block (padding costs no attention beyond the diagonal)."""
-    return [
-        (max(p.tokens, b * block), (b + 1) * block)
-        for b in range(p.tokens // block, length // block)
-        if (b + 1) * block > p.tokens
-    ]
-
-
-def kv_blocks(p: Packed, length: int, block: int = BLOCK):
-    """For each query block of the sequence padded to `length` (a multiple of `block`): the key
-    blocks that hold any token visible from it, split into partial blocks (the mask is applied
-    inside) and full blocks (every key visible from every query: a strict ancestor of every node in
-    the query block, or an earlier block of the one node the query block lies in), which skip the mask.
-    Returns (counts [nq], indices [nq, nq]) for partial, then for full blocks."""
-    nq = length // block
-    pads = _pad_nodes(p, length, block)
-    spans = p.spans + pads
-    paths = p.paths + [[len(p.spans) + i] for i in range(len(pads))]
-    starts = np.array([s for s, _ in spans])
-    idx, fidx = np.zeros((nq, nq), dtype=np.int32), np.zeros((nq, nq), dtype=np.int32)
-    cnt, fcnt = np.zeros(nq, dtype=np.int32), np.zeros(nq, dtype=np.int32)
-
-    def nodes_in(b0):  # node indices overlapping block b0
-        first = int(np.searchsorted(starts, b0 * block, "right")) - 1
-        last = int(np.searchsorted(starts, (b0 + 1) * block - 1, "right")) - 1
-        return range(first, last + 1)
-
-    for qb in range(nq):
-        qn = nodes_in(qb)
-        seen = set()
-        common = None  # strict ancestors shared by every node of this query block
-        for n in qn:
-            anc = set(paths[n][:-1])
-            common = anc if common is None else common & anc
-            for a in paths[n][:-1]:
-                s, e = spans[a]
-                seen.update(range(s // block, (e - 1) // block + 1))
-            s, e = spans[n]
-            seen.update(range(s // block, (min(e, (qb + 1) * block) - 1) // block + 1))
-        part, full = [], []
-        for kb in sorted(seen):
-            kn = nodes_in(kb)
-            if all(n in common for n in kn) or (len(qn) == 1 and list(kn) == list(qn) and kb < qb):
-                full.append(kb)
-            else:
-                part.append(kb)
-        cnt[qb], fcnt[qb] = len(part), len(full)
-        idx[qb, : len(part)], fidx[qb, : len(full)] = part, full
-    t = torch.from_numpy
-    return t(cnt), t(idx), t(fcnt), t(fidx)
-
-
-def padded(p: Packed, length: int, block: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """node/depth/anc over `length` tokens, the padding as the root nodes of _pad_nodes."""
-    node = torch.cat([p.node, torch.empty(length - p.tokens, dtype=torch.long)])
-    depth = torch.cat([p.depth, torch.zeros(length - p.tokens, dtype=torch.long)])
-    anc = torch.cat([p.anc, torch.full((p.anc.shape[0], length - p.tokens), -1)], 1)
-    for i, (s, e) in enumerate(_pad_nodes(p, length, block)):
-        node[s:e] = len(p.spans) + i
-        anc[0, s:e] = len(p.spans) + i
-    return node, depth, anc
-
-
-def padded_ends(p: Packed, length: int, block: int = BLOCK) -> torch.Tensor:
-    """ends over `length` tokens: a padding token's subtree is its own padding node."""
-    ends = torch.cat([p.ends, torch.empty(length - p.tokens, dtype=torch.long)])
-    for s, e in _pad_nodes(p, length, block):
-        ends[s:e] = e
-    return ends
-
 
 _MASKS: dict = {}
 
@@ -230,52 +81,6 @@ def _merge(cnt, idx, fcnt, fidx):
     return cnt + fcnt, torch.where(merged > n, 0, merged).to(idx.dtype), None, None
 
 
-def _rms(x, w, eps):
-    """Qwen3RMSNorm: in fp32, back to x's dtype, then the weight."""
-    xf = x.float()
-    return w * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
-
-
-def _lin(h, w, s):
-    """h @ w.T; with `s` (w in fp8 e4m3, one scale per output row), h is quantized per token to fp8
-    on the fly and multiplied by torch._scaled_mm (row-wise scales), output in bf16."""
-    if s is None:
-        return h @ w.T
-    shape = h.shape
-    h2 = h.reshape(-1, shape[-1])
-    hs = (h2.abs().amax(-1, keepdim=True).float() / 448.0).clamp(min=1e-12)
-    h8 = (h2.float() / hs).to(torch.float8_e4m3fn)
-    out = torch._scaled_mm(h8, w.t(), scale_a=hs, scale_b=s[None], out_dtype=torch.bfloat16)
-    return out.view(*shape[:-1], -1).to(h.dtype)
-
-
-def _qkv(x, ln, wq, wk, wv, qn, kn, cos, sin, eps: float, hd: int, sq=None, sk=None, sv=None):
-    """Norm, q/k/v projections, q/k norms, RoPE: [1, heads, T, hd] each."""
-    t = x.shape[1]
-    h = _rms(x, ln, eps)
-    q = _rms(_lin(h, wq, sq).view(1, t, -1, hd), qn, eps).transpose(1, 2)
-    k = _rms(_lin(h, wk, sk).view(1, t, -1, hd), kn, eps).transpose(1, 2)
-    v = _lin(h, wv, sv).view(1, t, -1, hd).transpose(1, 2)
-    return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
-
-
-def _out(x, o, wo, so=None):
-    """x + o_proj(attention output [1, heads, T, hd])."""
-    return x + _lin(o.transpose(1, 2).reshape(1, o.shape[2], -1), wo, so)
-
-
-def _mlp(x, ln, wg, wu, wd, eps: float, sg=None, su=None, sd=None):
-    """x + SwiGLU MLP of its norm."""
-    h = _rms(x, ln, eps)
-    return x + _lin(F.silu(_lin(h, wg, sg)) * _lin(h, wu, su), wd, sd)
-
-
-def fp8_weights(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w in float8 e4m3, fp32 scale per output row) with w ~= w8 * scale."""
-    s = (w.abs().amax(1).float() / 448.0).clamp(min=1e-12)
-    return (w.float() / s[:, None]).to(torch.float8_e4m3fn), s
-
-
 class TreeForward:
     """Runs a Qwen/Llama-style decoder (see fastgen.supported) over a Packed forest."""
 
@@ -314,14 +119,17 @@ class TreeForward:
             for L in self.layers
         )
         self.eps = getattr(cfg, "rms_norm_eps", 1e-6)
-        self._qkv_fn, self._mlp_fn, self._out_fn = _qkv, _mlp, _out
+        self._qkv_fn, self._mlp_fn, self._out_fn = layerfn.qkv, layerfn.mlp, layerfn.out
         self.w8 = None  # per layer: {name: (fp8 weight, row scales)}: fp8 linear layers (CUDA, sm89+)
         if fp8:
             if not self.functional:
                 raise ValueError("fp8 needs the functional (Qwen3) layer path")
             names = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
             self.w8 = [
-                {n: fp8_weights(getattr(L.self_attn if n[0] in "qkvo" else L.mlp, n).weight.detach()) for n in names}
+                {
+                    n: layerfn.fp8_weights(getattr(L.self_attn if n[0] in "qkvo" else L.mlp, n).weight.detach())
+                    for n in names
+                }
                 for L in self.layers
             ]
         if self.dev.type == "cuda":
@@ -331,7 +139,7 @@ class TreeForward:
                     setattr(dc, name, max(getattr(dc, name), 64))
         if self.functional and self.dev.type == "cuda" and compile:
             if not _COMPILED:  # one compiled graph of each piece for the process (dynamic in T)
-                for k, f in (("qkv", _qkv), ("mlp", _mlp), ("out", _out)):
+                for k, f in (("qkv", layerfn.qkv), ("mlp", layerfn.mlp), ("out", layerfn.out)):
                     _COMPILED[k] = torch.compile(f, dynamic=True)
             self._qkv_fn, self._mlp_fn, self._out_fn = _COMPILED["qkv"], _COMPILED["mlp"], _COMPILED["out"]
 

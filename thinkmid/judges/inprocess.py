@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from thinkmid.engines.treeforward import TreeForward, pack
+from thinkmid.engines.treeforward import TreeForward
+from thinkmid.engines.treepack import pack
 from thinkmid.judges.base import JudgeStats, Verdict
 from thinkmid.judges.parse import VerdictError, load_prompt, parse_match, parse_winner, render
 
