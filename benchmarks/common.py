@@ -78,14 +78,23 @@ def copy_bandwidth() -> float:
     return 2 * a.numel() / t
 
 
-def emit(**fields):
-    row = {"device": device_name(), "date": datetime.date.today().isoformat(), **fields}
-    line = json.dumps(row)
-    print(line, flush=True)
-    out = os.environ.get("BENCH_OUT")
+def stamp(**fields) -> dict:
+    """A benchmark row: the device and the date, then `fields`."""
+    return {"device": device_name(), "date": datetime.date.today().isoformat(), **fields}
+
+
+def write_row(row: dict, out: str | os.PathLike | None, shown: dict | None = None) -> None:
+    """The one JSON-lines writer of the benchmarks: print `shown` (default: the row), append the row
+    to `out` when given."""
+    print(json.dumps(row if shown is None else shown), flush=True)
     if out:
-        with open(out, "a") as f:
-            f.write(line + "\n")
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def emit(**fields):
+    """One stamped row, printed and appended to $BENCH_OUT when set."""
+    write_row(stamp(**fields), os.environ.get("BENCH_OUT"))
 
 
 def profile_top(name: str, fn, steps: int = 3, rows: int = 25) -> None:
