@@ -41,26 +41,32 @@ def _at(k: int | None) -> str:
     return str(k) if k is not None else "k"
 
 
-def reasoning_table(reasoning: dict[str, dict]) -> str:
-    k = _at(reasoning_k(reasoning))
+def _bench_rows(reasoning: dict[str, dict], cells, macro=None) -> list[list[str]]:
+    """[arm, benchmark, *cells(row)] per arm and benchmark in their fixed orders; `macro(arm's macro)`,
+    when given, adds the arm's macro row (or None for none) after its benchmarks."""
     rows = []
     for arm in ordered(reasoning, LINEAGE_ARMS):
         benches = reasoning[arm]["benchmarks"]
-        for b in ordered(benches, BENCHMARKS):
-            r = benches[b]
-            rows.append(
-                [
-                    arm,
-                    BENCH_NAMES.get(b, b),
-                    f6(r["mean_at_k"]),
-                    f"{plain(r['correct'])} / {plain(r['samples'])}",
-                    f6(r["pass_at_k"]),
-                    f"{plain(r['any_pass'])} / {plain(r['problems'])}",
-                    f1(r["avg_completion_tokens"]),
-                    ci(r["mean_at_k_lo"], r["mean_at_k_hi"]),
-                    ci(r["pass_at_k_lo"], r["pass_at_k_hi"]),
-                ]
-            )
+        rows += [[arm, BENCH_NAMES.get(b, b), *cells(benches[b])] for b in ordered(benches, BENCHMARKS)]
+        if macro is not None and (m := macro(reasoning[arm]["macro"])) is not None:
+            rows.append([arm, "Macro", *m])
+    return rows
+
+
+def reasoning_table(reasoning: dict[str, dict]) -> str:
+    k = _at(reasoning_k(reasoning))
+    rows = _bench_rows(
+        reasoning,
+        lambda r: [
+            f6(r["mean_at_k"]),
+            f"{plain(r['correct'])} / {plain(r['samples'])}",
+            f6(r["pass_at_k"]),
+            f"{plain(r['any_pass'])} / {plain(r['problems'])}",
+            f1(r["avg_completion_tokens"]),
+            ci(r["mean_at_k_lo"], r["mean_at_k_hi"]),
+            ci(r["pass_at_k_lo"], r["pass_at_k_hi"]),
+        ],
+    )
     headers = [
         "Arm",
         "Benchmark",
@@ -78,24 +84,20 @@ def reasoning_table(reasoning: dict[str, dict]) -> str:
 def math_verify_table(reasoning: dict[str, dict]) -> str:
     """The second score: math-verify on the visible answer (GPQA: our stricter letter reader)."""
     k = _at(reasoning_k(reasoning))
-    rows = []
-    for arm in ordered(reasoning, LINEAGE_ARMS):
-        benches = reasoning[arm]["benchmarks"]
-        for b in ordered(benches, BENCHMARKS):
-            r = benches[b]
-            rows.append(
-                [
-                    arm,
-                    BENCH_NAMES.get(b, b),
-                    f6(r["mean_at_k_math_verify"]),
-                    f"{plain(r['correct_math_verify'])} / {plain(r['samples'])}",
-                    f6(r["pass_at_k_math_verify"]),
-                    f"{plain(r['any_pass_math_verify'])} / {plain(r['problems'])}",
-                ]
-            )
-        m = reasoning[arm]["macro"]
-        if "mean_at_k_math_verify" in m:
-            rows.append([arm, "Macro", f6(m["mean_at_k_math_verify"]), "", f6(m["pass_at_k_math_verify"]), ""])
+    rows = _bench_rows(
+        reasoning,
+        lambda r: [
+            f6(r["mean_at_k_math_verify"]),
+            f"{plain(r['correct_math_verify'])} / {plain(r['samples'])}",
+            f6(r["pass_at_k_math_verify"]),
+            f"{plain(r['any_pass_math_verify'])} / {plain(r['problems'])}",
+        ],
+        macro=lambda m: (
+            [f6(m["mean_at_k_math_verify"]), "", f6(m["pass_at_k_math_verify"]), ""]
+            if "mean_at_k_math_verify" in m
+            else None
+        ),
+    )
     headers = [
         "Arm",
         "Benchmark",
