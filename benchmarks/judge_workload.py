@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.common import H100_BF16_DENSE
+from benchmarks.common import H100_BF16_DENSE, QWEN3_TINY, random_qwen3
 from thinkmid.engines.treepack import pack
 from thinkmid.judges.pairwise import _pairs
 
@@ -45,33 +45,16 @@ def template_of(layout: str, name: str = "pairwise_quality") -> str:
 
 
 def judge_model(tiny: bool, dev):
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    torch.manual_seed(0)
-    shape = (
-        dict(
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=16,
-        )
-        if tiny
-        else QWEN3_4B
-    )
-    cfg = Qwen3Config(
+    m = random_qwen3(
+        QWEN3_TINY if tiny else QWEN3_4B,
+        dev,
+        0,
         vocab_size=151936,
         max_position_embeddings=8192,
-        tie_word_embeddings=True,
         rope_theta=5e6,
         eos_token_id=151645,
         pad_token_id=151643,
-        attn_implementation="sdpa",
-        **shape,
     )
-    with torch.device(dev):
-        m = Qwen3ForCausalLM(cfg)
     return m if dev == "meta" else m.to(torch.float32 if tiny else torch.bfloat16).eval()
 
 
