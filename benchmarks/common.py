@@ -12,27 +12,48 @@ import torch
 H100_BF16_DENSE = 989e12  # FLOP/s, the datasheet figure MFU is quoted against
 
 
-def qwen3_06b(device="cuda", dtype=torch.bfloat16, layers: int = 28, vocab: int = 151936, seed: int = 0):
+# Layer shapes of the random Qwen3 models the benchmarks build (no hub needed).
+QWEN3_06B = dict(
+    hidden_size=1024,
+    intermediate_size=3072,
+    num_hidden_layers=28,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+)
+QWEN3_TINY = dict(  # CPU smoke size
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+)
+
+
+def random_qwen3(shape: dict, device, seed: int = 0, **config):
+    """A random-init, tied-embedding Qwen3 (sdpa attention) of `shape` plus `config`, built on `device`
+    after seeding torch with `seed`, in the default dtype."""
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    cfg = Qwen3Config(
+    cfg = Qwen3Config(**shape, tie_word_embeddings=True, attn_implementation="sdpa", **config)
+    with torch.device(device):
+        return Qwen3ForCausalLM(cfg)
+
+
+def qwen3_06b(device="cuda", dtype=torch.bfloat16, layers: int = 28, vocab: int = 151936, seed: int = 0):
+    shape = dict(QWEN3_06B, num_hidden_layers=layers)
+    model = random_qwen3(
+        shape,
+        device,
+        seed,
         vocab_size=vocab,
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=layers,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
         max_position_embeddings=4096,
-        tie_word_embeddings=True,
         rope_theta=1e6,
         eos_token_id=151643,
         pad_token_id=151643,
-        attn_implementation="sdpa",
     )
-    with torch.device(device):
-        model = Qwen3ForCausalLM(cfg)
     return model.to(dtype).eval()
 
 
@@ -78,14 +99,23 @@ def copy_bandwidth() -> float:
     return 2 * a.numel() / t
 
 
-def emit(**fields):
-    row = {"device": device_name(), "date": datetime.date.today().isoformat(), **fields}
-    line = json.dumps(row)
-    print(line, flush=True)
-    out = os.environ.get("BENCH_OUT")
+def stamp(**fields) -> dict:
+    """A benchmark row: the device and the date, then `fields`."""
+    return {"device": device_name(), "date": datetime.date.today().isoformat(), **fields}
+
+
+def write_row(row: dict, out: str | os.PathLike | None, shown: dict | None = None) -> None:
+    """The one JSON-lines writer of the benchmarks: print `shown` (default: the row), append the row
+    to `out` when given."""
+    print(json.dumps(row if shown is None else shown), flush=True)
     if out:
-        with open(out, "a") as f:
-            f.write(line + "\n")
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def emit(**fields):
+    """One stamped row, printed and appended to $BENCH_OUT when set."""
+    write_row(stamp(**fields), os.environ.get("BENCH_OUT"))
 
 
 def profile_top(name: str, fn, steps: int = 3, rows: int = 25) -> None:

@@ -27,47 +27,25 @@ for _k, _v in (("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "
 
 import torch  # noqa: E402
 
+from benchmarks.common import QWEN3_06B, QWEN3_TINY, random_qwen3  # noqa: E402
 from thinkmid.train.dist import Dist  # noqa: E402
 from thinkmid.train.loop import clip_and_step, sft_batches  # noqa: E402
 from thinkmid.train.optim import make_optimizer, make_scheduler  # noqa: E402
 
 
 def make_model(tiny: bool, device, seed: int = 0):
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    torch.manual_seed(seed)  # the same initial weights on every rank and in every run
-    if tiny:  # CPU smoke size
-        shape = dict(
-            vocab_size=4096,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=16,
-        )
-    else:  # Qwen3-0.6B
-        shape = dict(
-            vocab_size=151936,
-            hidden_size=1024,
-            intermediate_size=3072,
-            num_hidden_layers=28,
-            num_attention_heads=16,
-            num_key_value_heads=8,
-            head_dim=128,
-        )
-    cfg = Qwen3Config(
-        **shape,
+    # the same initial weights on every rank and in every run (random_qwen3 seeds torch with `seed`)
+    shape = dict(QWEN3_TINY, vocab_size=4096) if tiny else dict(QWEN3_06B, vocab_size=151936)
+    model = random_qwen3(
+        shape,
+        device,
+        seed,
         max_position_embeddings=4096,
-        tie_word_embeddings=True,
         rope_theta=1e6,
         eos_token_id=0,
         pad_token_id=0,
         bos_token_id=0,
-        attn_implementation="sdpa",
     )
-    with torch.device(device):
-        model = Qwen3ForCausalLM(cfg)
     return model.to(torch.bfloat16 if not tiny else torch.float32)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import shutil
 import tempfile
 import time
@@ -21,7 +20,7 @@ from types import SimpleNamespace
 
 import torch
 
-from benchmarks.common import device_name
+from benchmarks.common import stamp, write_row
 from thinkmid.engines.hf import HFEngine
 from thinkmid.thoughts import abstract as ab
 from thinkmid.thoughts import continuous as ct
@@ -89,13 +88,10 @@ def main() -> None:
     n_thought = len(pr.char_tokenizer().encode(train[0].steps, add_special_tokens=False))  # thought tokens
     budgets = sorted({0, n_thought // 4, n_thought // 2, n_thought})
     ckpt = tempfile.mkdtemp()
-    meta = {"device": device_name(), "date": time.strftime("%Y-%m-%d"), "tag": args.tag, "task": vars(args)}
-    out = open(args.out, "a", encoding="utf-8")
+    meta = stamp(tag=args.tag, task=vars(args))
 
     def emit(rec):
-        out.write(json.dumps({**meta, **rec}) + "\n")
-        out.flush()
-        print(json.dumps(rec), flush=True)
+        write_row({**meta, **rec}, args.out, shown=rec)  # the file gets the stamp, the screen the record
 
     def fresh():
         tok = pr.char_tokenizer()

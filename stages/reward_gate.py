@@ -46,6 +46,7 @@ from thinkmid.data.prefixes import prefix_rows
 from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.errors import InputError
 from thinkmid.evals import reward_gate as rg
+from thinkmid.evals.arms import free_memory, load_arm, require_arm_dirs
 from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.tokenizer import load_tokenizer
@@ -64,7 +65,7 @@ def gate_rows(params: Params, limit: int | None = None) -> list[dict]:
     takes the first thought_probe.prefixes of the same list."""
     limit = params.reward_gate.prefixes if limit is None else limit
     val = read_jsonl(GATE, ("id", "text"))
-    rg.require_arm_dirs(ARMS_GATE)
+    require_arm_dirs(ARMS_GATE)
     tok = load_tokenizer(arm_model_dir(ARMS_GATE[0]))  # every arm shares the base tokenizer
     rows = prefix_rows(val, tok, params.prefixes, params.seed, limit=limit)
     if not rows:
@@ -79,7 +80,7 @@ def gate_rows(params: Params, limit: int | None = None) -> list[dict]:
 
 def sample_arm(params: Params, arm: str, rows: list[dict]):
     """K two-stage samples per gate prefix for one arm; its model is dropped when this returns."""
-    model, tok, path = rg.load_arm(params, arm)
+    model, tok, path = load_arm(params, arm)
     vocab = len(tok)
     bad = next((r["id"] for r in rows if any(not 0 <= t < vocab for t in r["prefix_ids"])), None)
     if bad is not None:
@@ -108,7 +109,7 @@ def wiring(params: Params, arm: str | None = None) -> list[Part]:
 
 def run(params: Params, arm: str | None) -> None:
     rows = gate_rows(params)
-    rg.require_arm_dirs(ARMS_GATE)
+    require_arm_dirs(ARMS_GATE)
     with build(wiring(params)[0], params) as judge:
         _gate(params, rows, judge)
 
@@ -119,7 +120,7 @@ def _gate(params: Params, rows: list[dict], judge) -> None:
         t0 = time.time()
         with StageRun("reward_gate", params, arm=a) as tr:
             groups = sample_arm(params, a, rows)
-            rg.free_memory()
+            free_memory()
             judge_groups(judge, rows, groups)
             stats = rg.arm_summary(groups)
             path = f"{SAMPLES}/{a}.jsonl"

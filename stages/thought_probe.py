@@ -35,6 +35,7 @@ from thinkmid.config import Params
 from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.evals import probe
 from thinkmid.evals import reward_gate as rg
+from thinkmid.evals.arms import free_memory, load_arm, require_arm_dirs
 from thinkmid.io import write_json, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.rollouts import arm_model_dir
@@ -56,7 +57,7 @@ def probe_rows(params: Params) -> list[dict]:
 def probe_arm(params: Params, arm: str, rows: list[dict], judge):
     """(rows with this arm's prefix_ids, {cond: (row idx, judged groups)}); the arm's model is
     dropped when this returns."""
-    model, tok, path = rg.load_arm(params, arm)
+    model, tok, path = load_arm(params, arm)
     rl, tp = params.rlmt, params.thought_probe
     arm_rows = probe.with_prefix_ids(rows, tok)
     with build(policy(path, label=arm), params, model, tok) as eng:
@@ -84,7 +85,7 @@ def wiring(params: Params, arm: str | None = None) -> list[Part]:
 
 def run(params: Params, arm: str | None) -> None:
     rows = probe_rows(params)
-    rg.require_arm_dirs(ARMS_GATE)
+    require_arm_dirs(ARMS_GATE)
     with build(wiring(params)[0], params) as judge:
         _probe(params, rows, judge)
 
@@ -95,7 +96,7 @@ def _probe(params: Params, rows: list[dict], judge) -> None:
         t0 = time.time()
         with StageRun("thought_probe", params, arm=a) as tr:
             arm_rows, results = probe_arm(params, a, rows, judge)
-            rg.free_memory()
+            free_memory()
             all_groups = [g for _, groups in results.values() for g in groups]
             check_invalid_rate(
                 rg.verdict_stats(all_groups), params.reference_judge.max_invalid_rate, f"thought_probe {a}"

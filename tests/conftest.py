@@ -17,7 +17,11 @@ def qwen_tok():
     return qwen3_tokenizer()
 
 
-def make_tiny_qwen3(seed: int = 0, vocab_size: int = 151669):
+def make_tiny_qwen3(
+    seed: int = 0, vocab_size: int = 151669, pad_token_id: int = 151643, eos_token_id: int | None = None
+):
+    """The tiny random Qwen3 (2 layers, hidden 32); a small `vocab_size` with special ids inside it
+    builds in milliseconds (tests/train). eos (and bos) default to the pad id."""
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -32,9 +36,9 @@ def make_tiny_qwen3(seed: int = 0, vocab_size: int = 151669):
         head_dim=8,
         max_position_embeddings=1024,
         tie_word_embeddings=True,
-        eos_token_id=151643,
-        pad_token_id=151643,
-        bos_token_id=151643,
+        eos_token_id=pad_token_id if eos_token_id is None else eos_token_id,
+        pad_token_id=pad_token_id,
+        bos_token_id=pad_token_id if eos_token_id is None else eos_token_id,
     )
     return Qwen3ForCausalLM(cfg).eval()
 

@@ -25,9 +25,9 @@ def split_timing(metrics: dict) -> tuple[dict, dict]:
     return res, {k: v for k, v in metrics.items() if is_timing(k)}
 
 
-def timing_path(stage: str, name: str = "metrics") -> str:
-    """reports/<stage>/<name>_timing.json; `name` is the arm, or `metrics` for a stage without arms."""
-    return f"reports/{stage}/{name}_timing.json"
+def timing_path(stage: str, name: str = "metrics", reports: str | os.PathLike = "reports") -> str:
+    """<reports>/<stage>/<name>_timing.json; `name` is the arm, or `metrics` for a stage without arms."""
+    return f"{reports}/{stage}/{name}_timing.json"
 
 
 def write_timing(tr, path: str | os.PathLike, timing: dict) -> None:

@@ -19,24 +19,9 @@ VOCAB, PAD = 512, 0
 
 def make_tiny_qwen3(seed: int = 0):
     """tests/conftest.py's tiny Qwen3 with a 512-token vocab (special ids moved inside it)."""
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from tests.conftest import make_tiny_qwen3 as tiny
 
-    torch.manual_seed(seed)
-    cfg = Qwen3Config(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        eos_token_id=PAD,
-        pad_token_id=PAD,
-        bos_token_id=PAD,
-    )
-    return Qwen3ForCausalLM(cfg)
+    return tiny(seed, vocab_size=VOCAB, pad_token_id=PAD)
 
 
 def main(out: str) -> None:

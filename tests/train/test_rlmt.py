@@ -10,17 +10,8 @@ from thinkmid.errors import InputError
 from thinkmid.judges.base import JudgeStats
 from thinkmid.rollouts import Sample
 from thinkmid.train.optim import lr_factor
-from thinkmid.train.rlmt import (
-    STEP_KEYS,
-    RlmtTrainer,
-    advantages,
-    build_completion,
-    engine_logprobs,
-    step_rows,
-    step_seed,
-    summarize,
-    token_budget,
-)
+from thinkmid.train.rlmt import STEP_KEYS, RlmtTrainer, step_rows, step_seed, summarize
+from thinkmid.train.rlmt_update import advantages, build_completion, engine_logprobs, token_budget
 
 CLOSE = 151668
 SENTENCES = [

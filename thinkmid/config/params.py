@@ -119,10 +119,19 @@ def parse_params(text: str, source: str = PARAMS_FILE) -> Params:
         return Params.model_validate(raw)
     except ValidationError as e:
         lines = _line_index(text)
-        err = e.errors()[0]
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+
+        def _loc(err) -> tuple:
+            return tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+
+        def _line(loc: tuple) -> int | None:
+            return next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+
+        # Name the error that comes first in the file, not first in the schema: a section's shared keys
+        # (config/optim.py) are declared before its own, in the schema, but not in params.yaml.
+        err = min(e.errors(), key=lambda x: _line(_loc(x)) or float("inf"))
+        loc = _loc(err)
         key = ".".join(str(x) for x in loc) or "(top level)"
-        line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+        line = _line(loc)
         where = f"{source}:{line}" if line else source
         msg = err["msg"]
         if err["type"] == "value_error":  # a cross-field check: point at the first key it names

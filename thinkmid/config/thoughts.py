@@ -6,10 +6,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from thinkmid.config.optim import CheckpointEvery, LearningRate, MinLrRatio, OptimParams, WarmupSteps
 from thinkmid.config.section import Section
 
 
-class KnowledgeGatesParams(Section):
+class KnowledgeGatesParams(OptimParams):
     """Per-neuron MLP gates trained to forget entity knowledge (reference/lambda-gates-card.txt)."""
 
     # arm -> the model it probes; dvc.yaml's `foreach` reads this mapping, so it decides which arms run
@@ -36,11 +37,10 @@ class KnowledgeGatesParams(Section):
     forget_batch_size: int = Field(4, ge=1)
     retain_per_forget: int = Field(2, ge=1)
     epochs: int = Field(3, ge=1)
-    lr: float = Field(1e-2, gt=0)
-    warmup_steps: int = Field(0, ge=0)
-    min_lr_ratio: float = Field(0.0, ge=0, le=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    checkpoint_every: int = Field(4, ge=1)
+    lr: LearningRate = 1e-2
+    warmup_steps: WarmupSteps = 0
+    min_lr_ratio: MinLrRatio = 0.0
+    checkpoint_every: CheckpointEvery = 4
     knowledge_threshold: float = Field(0.5, gt=0, lt=1)
     off_fractions: list[float] = [0.05, 0.25, 0.5, 0.75, 0.95]
     eval_problems: int | None = Field(None, ge=0)  # first n of the reasoning eval's GSM8K subset; None = all
@@ -67,7 +67,7 @@ class KnowledgeGatesParams(Section):
         return v
 
 
-class ThoughtTaskParams(Section):
+class ThoughtTaskParams(OptimParams):
     """One task of the thought-interface comparison: its data split and its training/eval sizes."""
 
     kind: Literal["hops", "modsum", "mult", "gsm8k"] = "hops"
@@ -80,11 +80,9 @@ class ThoughtTaskParams(Section):
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
     seq_len: int = Field(128, ge=16)
-    lr: float = Field(1e-3, gt=0)
-    warmup_steps: int = Field(5, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    checkpoint_every: int = Field(50, ge=1)
+    lr: LearningRate = 1e-3
+    warmup_steps: WarmupSteps = 5
+    checkpoint_every: CheckpointEvery = 50
     max_answer_tokens: int = Field(8, ge=1)
     verbal_budgets: list[int] = [0, 4, 8, 16]  # thought-token caps (</think> forced at the cap)
     abstract_budgets: list[int] = [2, 4, 8]  # abstract-token caps (</abstract> forced at the cap)

@@ -6,20 +6,17 @@ from typing import Literal
 
 from pydantic import Field
 
-from thinkmid.config.section import Section
+from thinkmid.config.optim import CheckpointEvery, LearningRate, MaxGradNorm, OptimParams, WarmupSteps
 
 
-class SelfImproveParams(Section):
+class SelfImproveParams(OptimParams):
     steps: int = Field(4, ge=1)
     prefixes_per_step: int = Field(2, ge=1)
     k: int = Field(4, ge=2)
     temperature: float = Field(1.0, gt=0)
     beta: float = Field(0.1, gt=0)
-    lr: float = Field(1e-6, gt=0)
-    warmup_steps: int = Field(1, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    checkpoint_every: int = Field(2, ge=1)
+    lr: LearningRate = 1e-6
+    warmup_steps: WarmupSteps = 1
     weight_decay: float = Field(0.0, ge=0)
     decay_norms: bool = False  # weight decay on 1-D tensors too (the seed decays every parameter)
     lr_schedule: Literal["thinkmid", "seed"] = "thinkmid"  # optim.lr_factor vs optim.seed_lr_factor
@@ -27,16 +24,13 @@ class SelfImproveParams(Section):
     rejected_from: Literal["rollouts", "pool"] = "rollouts"  # argmin over the rollouts or the whole pool
 
 
-class SftParams(Section):
+class SftParams(OptimParams):
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(8, ge=1)
     seq_len: int = Field(256, ge=16)
-    lr: float = Field(5e-5, gt=0)
-    warmup_steps: int = Field(2, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    lr: LearningRate = 5e-5
     weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    checkpoint_every: int = Field(4, ge=1)
+    checkpoint_every: CheckpointEvery = 4
     decay_norms: bool = False
     lr_schedule: Literal["thinkmid", "seed"] = "thinkmid"
     raw_steps: int | None = Field(None, ge=1)  # raw_base's step count (token-matched); None: as the think arms
@@ -45,7 +39,7 @@ class SftParams(Section):
     append_eos: bool = True  # end each training row with end-of-text (the seed does not)
 
 
-class RlmtParams(Section):
+class RlmtParams(OptimParams):  # its lr is the top-level `lr` (swept by `dvc exp run -S lr=`)
     steps: int = Field(4, ge=1)
     prefixes_per_step: int = Field(2, ge=1)
     k: int = Field(4, ge=2)
@@ -55,10 +49,7 @@ class RlmtParams(Section):
     kl_coef: float = Field(0.02, ge=0)
     clip_eps: float = Field(0.2, gt=0)
     advantage: Literal["grpo", "drgrpo"] = "grpo"
-    warmup_steps: int = Field(2, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    max_grad_norm: float = Field(0.1, gt=0)
-    checkpoint_every: int = Field(2, ge=1)
+    max_grad_norm: MaxGradNorm = 0.1
     top_p: float = Field(1.0, gt=0, le=1)  # thought and suffix sampling (RLMT, gate, probe)
     lr_schedule: Literal["thinkmid", "seed"] = "thinkmid"
     # sequence: ratio and k3 KL on each sequence's mean token log-prob (the seed); token: per token

@@ -20,8 +20,7 @@ maths that turns those Sample groups into the results record's tables, with the 
   think_phase3 - think_base deltas for the two phase3 fields, the deciding (highest) arm's rate over
   prefixes for the two threshold fields. go_no_go_lines() prints them.
 
-It also holds what both probe stages share: the reference judge they build once (the same judge
-for every arm) and loading one arm's model on the device.
+What both probe stages share (finding and loading one arm's model) is in evals/arms.py.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import statistics
 from thinkmid import ARMS_GATE as ARMS_GATE  # re-exported: callers and tests read rg.ARMS_GATE
 from thinkmid.evals.stats import Interval, cluster_mean_interval, paired_delta_interval
 from thinkmid.judges.base import JudgeStats
-from thinkmid.rollouts import Sample, arm_model_dir, group_stats
+from thinkmid.rollouts import Sample, group_stats
 
 # The per-arm columns of the record's reward-gate table, in its order.
 ARM_KEYS = (
@@ -359,45 +358,3 @@ def verdict_stats(groups: list[list[Sample]]) -> JudgeStats:
     """Judge counts for one arm's samples (the shared judge's own stats span every arm)."""
     samples = [s for g in groups for s in g]
     return JudgeStats(calls=len(samples), invalid=sum(s.reward is None for s in samples))
-
-
-# --- what the gate and probe stages share ----------------------------------------------------------
-
-
-def missing_arm_dirs(arms) -> list[str]:
-    from pathlib import Path
-
-    return [arm_model_dir(a) for a in arms if not (Path(arm_model_dir(a)) / "config.json").exists()]
-
-
-def require_arm_dirs(arms) -> None:
-    """One InputError naming every missing arm model dir, before any work."""
-    from thinkmid.errors import InputError
-
-    missing = missing_arm_dirs(arms)
-    if missing:
-        also = f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else ""
-        raise InputError(f"{missing[0]}: model dir not found{also}; run the sft and rlmt stages first")
-
-
-def load_arm(params, arm: str):
-    """(model on the device, tokenizer, model dir) for one arm."""
-    from thinkmid.engines.factory import pick_device
-    from thinkmid.models.load import load_model
-
-    path = arm_model_dir(arm)
-    model, tok = load_model(path, dtype=params.base.dtype, trust_remote_code=params.base.trust_remote_code)
-    model.to(pick_device())
-    return model, tok, path
-
-
-def free_memory() -> None:
-    """Call after the function holding an arm's model has returned. On CPU refcounting has already
-    freed the weights (the models hold no reference cycles); on a GPU also collect and empty the cache."""
-    import torch
-
-    if torch.cuda.is_available():
-        import gc
-
-        gc.collect()
-        torch.cuda.empty_cache()

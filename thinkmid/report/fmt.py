@@ -77,6 +77,15 @@ f1, f2, f4, f6 = fixed(1), fixed(2), fixed(4), fixed(6)
 d1, d6 = signed(1), signed(6)
 
 
+def ci(lo, hi) -> str:
+    return f"[{f6(lo)}, {f6(hi)}]"
+
+
+def delta_ci(lo, hi) -> str:
+    """A delta's interval, signed; n/a when the artifact predates the intervals."""
+    return "n/a" if lo is None or hi is None else f"[{d6(lo)}, {d6(hi)}]"
+
+
 def _cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 

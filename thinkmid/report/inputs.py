@@ -13,6 +13,7 @@ from typing import Any
 
 from thinkmid.errors import InputError
 from thinkmid.io import read_json
+from thinkmid.timing import timing_path
 
 SFT_ARMS = ("raw_base", "think_base", "think_phase3")
 RLMT_ARMS = ("think_base", "think_phase3")
@@ -166,17 +167,17 @@ def input_paths(reports: Path) -> dict[str, Path]:
         "self_improve": reports / "self_improve" / "metrics.json",
         "eval_continuations": reports / "eval_continuations" / "metrics.json",
         "teacher_thoughts": reports / "teacher_thoughts" / "metrics.json",
-        "self_improve_timing": reports / "self_improve" / "metrics_timing.json",
+        "self_improve_timing": Path(timing_path("self_improve", reports=reports)),
         "reward_gate": reports / "reward_gate" / "summary.json",
         "thought_probe": reports / "thought_probe" / "summary.json",
     }
     for arm in SFT_ARMS:
         paths[f"sft/{arm}"] = reports / "sft" / f"{arm}.json"
-        paths[f"sft_timing/{arm}"] = reports / "sft" / f"{arm}_timing.json"
+        paths[f"sft_timing/{arm}"] = Path(timing_path("sft", arm, reports))
     for arm in RLMT_ARMS:
         paths[f"rlmt/{arm}"] = reports / "rlmt" / f"{arm}.json"
         paths[f"rlmt_steps/{arm}"] = reports / "rlmt" / f"{arm}_steps.json"
-        paths[f"rlmt_timing/{arm}"] = reports / "rlmt" / f"{arm}_timing.json"
+        paths[f"rlmt_timing/{arm}"] = Path(timing_path("rlmt", arm, reports))
     for arm in GATE_ARMS:
         paths[f"reasoning/{arm}"] = reports / "reasoning_eval" / f"{arm}.json"
     return paths
@@ -265,26 +266,29 @@ def load_inputs(reports: str | Path = "reports") -> Inputs:
     def keys(k):
         return lambda p, o: _need(p, o, k)
 
-    def timed(rec: dict | None, section: str, name: str) -> dict | None:
-        """The record with its timing columns from the timing file (None where it is absent)."""
+    def timed(section: str, need: tuple[str, ...], arm: str | None = None) -> dict | None:
+        """The section's record (of `arm`) with its timing columns from its timing file (None where the
+        record is absent; a column absent from an absent timing file keeps the record's value, or None)."""
+        at = f"/{arm}" if arm else ""
+        rec = load(section + at, keys(need))
         if rec is None:
             return None
-        timing = load(name, lambda p, o: _need(p, o, TIMING_KEYS[section])) or {}
+        timing = load(f"{section}_timing{at}", keys(TIMING_KEYS[section])) or {}
         return {**rec, **{k: timing.get(k, rec.get(k)) for k in TIMING_KEYS[section]}}
 
     inp = Inputs(
         prepare_chunks=load("prepare_chunks", _check_chunks),
-        self_improve=timed(load("self_improve", keys(SELF_IMPROVE_KEYS)), "self_improve", "self_improve_timing"),
+        self_improve=timed("self_improve", SELF_IMPROVE_KEYS),
         eval_continuations=load("eval_continuations", keys(CONTINUATION_KEYS)),
         teacher_thoughts=load("teacher_thoughts", keys(TEACHER_KEYS)),
         reward_gate=load("reward_gate", _check_gate),
         thought_probe=load("thought_probe", _check_probe),
     )
     for arm in SFT_ARMS:
-        if (d := timed(load(f"sft/{arm}", keys(SFT_KEYS)), "sft", f"sft_timing/{arm}")) is not None:
+        if (d := timed("sft", SFT_KEYS, arm)) is not None:
             inp.sft[arm] = d
     for arm in RLMT_ARMS:
-        if (d := timed(load(f"rlmt/{arm}", keys(RLMT_KEYS)), "rlmt", f"rlmt_timing/{arm}")) is not None:
+        if (d := timed("rlmt", RLMT_KEYS, arm)) is not None:
             inp.rlmt[arm] = d
         if (s := load(f"rlmt_steps/{arm}", _check_steps)) is not None:
             inp.rlmt_steps[arm] = s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from thinkmid.provenance import provenance_markdown
+from thinkmid.report import reasoning_tables as rt
 from thinkmid.report import tables as t
 from thinkmid.report.inputs import GATE_ARMS, RLMT_ARMS, SFT_ARMS, Inputs
 from thinkmid.report.intervals import reasoning_delta_intervals
@@ -67,14 +68,14 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
     if inp.reasoning:
         missing = [a for a in GATE_ARMS if a not in inp.reasoning]
         note = ("\n\n" + t.not_run(*[f"reasoning/{a}" for a in missing])) if missing else ""
-        section("Reasoning eval", t.reasoning_table(inp.reasoning) + note)
-        section("Macro averages", t.macro_table(inp.reasoning), 3)
-        intervals = reasoning_delta_intervals(inp.reasoning_samples, t.REASONING_COMPARISONS, inp.reasoning)
+        section("Reasoning eval", rt.reasoning_table(inp.reasoning) + note)
+        section("Macro averages", rt.macro_table(inp.reasoning), 3)
+        intervals = reasoning_delta_intervals(inp.reasoning_samples, rt.REASONING_COMPARISONS, inp.reasoning)
         section(
             "Direct comparisons",
             "Deltas are the first arm minus the second. The interval columns (not "
             "the record's) resample whole problems, the same draw for both arms, from "
-            "`reports/reasoning_eval/<arm>/<benchmark>.jsonl`.\n\n" + t.comparisons_table(inp.reasoning, intervals),
+            "`reports/reasoning_eval/<arm>/<benchmark>.jsonl`.\n\n" + rt.comparisons_table(inp.reasoning, intervals),
             3,
         )
         section(
@@ -82,18 +83,18 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
             "The tables above use the record's score (the last `\\boxed{}` "
             "anywhere in the completion, normalised string equality). Here each answer is read from the "
             "visible answer, cut where the model starts a new problem, and checked with math-verify "
-            "(GPQA: a stricter option-letter reader).\n\n" + t.math_verify_table(inp.reasoning),
+            "(GPQA: a stricter option-letter reader).\n\n" + rt.math_verify_table(inp.reasoning),
             3,
         )
-        opened = t.condition_view(inp.reasoning, "think_opener")
+        opened = rt.condition_view(inp.reasoning, "think_opener")
         if opened:
             section(
                 "With a `<think>` opener",
                 "The same problems with each prompt ending in `<think>` "
                 "(an extra condition, not the record's).\n\n"
-                + t.reasoning_table(opened)
+                + rt.reasoning_table(opened)
                 + "\n\n"
-                + t.macro_table(opened),
+                + rt.macro_table(opened),
                 3,
             )
     else:
@@ -173,12 +174,12 @@ def build_summary(inp: Inputs) -> dict:
         }
     if inp.reasoning:
         comps: dict = {}
-        for d in t.reasoning_deltas(inp.reasoning):
+        for d in rt.reasoning_deltas(inp.reasoning):
             comps.setdefault(f"{d['right']}_vs_{d['left']}", {})[d["benchmark"]] = _pick(
                 d, ("mean_at_k_delta", "pass_at_k_delta", "avg_completion_tokens_delta")
             )
         summary["reasoning"] = {
-            "k": t.reasoning_k(inp.reasoning),
+            "k": rt.reasoning_k(inp.reasoning),
             "macro": {a: dict(inp.reasoning[a]["macro"]) for a in t.ordered(inp.reasoning, GATE_ARMS)},
             "comparisons": comps,
         }
