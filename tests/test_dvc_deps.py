@@ -1,0 +1,95 @@
+"""Every stage in dvc.yaml declares what its module really uses (issue 16, item 3), so DVC reruns a stage
+whenever an input that can change its outputs changes.
+
+deps: every repo module the stage imports, transitively (tests/depgraph.py), sits in a declared dep
+(the file, or a directory holding it). params: every params key the stage reads is declared, itself or
+a section above it; a templated entry like `thoughts.arms.${key}` covers `thoughts.arms` (the stage
+reads its own arm's entry). A gap fails naming the stage and the missing path or key.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from depgraph import ROOT, import_files, param_reads  # noqa: E402
+
+# Modules that cannot change any output: exception types only.
+NO_OUTPUT = {"thinkmid/errors.py"}
+
+
+def stages() -> dict[str, dict]:
+    """Stage name -> {module, deps, params, arms} from dvc.yaml (foreach keys resolved from params.yaml)."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    out = {}
+    for name, st in dvc.items():
+        body, arms = st.get("do", st), [None]
+        if "foreach" in st:
+            fe = st["foreach"]
+            if isinstance(fe, str):  # ${a.b}: a mapping in params.yaml
+                node = params
+                for k in re.fullmatch(r"\$\{(.+)\}", fe.strip()).group(1).split("."):
+                    node = node[k]
+                fe = node
+            arms = list(fe)
+        module = re.search(r"python -m (stages\.\w+)", body["cmd"]).group(1)
+        out[name] = {"module": module, "deps": body.get("deps", []), "params": body.get("params", []), "arms": arms}
+    return out
+
+
+STAGES = stages()
+
+
+def dep_gaps(files: list[str], deps: list[str]) -> list[str]:
+    plain = [str(d).rstrip("/") for d in deps if "${" not in str(d)]
+    return [f for f in files if f not in NO_OUTPUT and not any(f == d or f.startswith(d + "/") for d in plain)]
+
+
+def param_gaps(reads: set[str], declared: list) -> list[str]:
+    keys = []
+    for d in declared:
+        if isinstance(d, dict):  # {file: [keys]}: another params file
+            continue
+        keys.append(str(d).split(".${")[0])  # templated: its arm's entry of the mapping above it
+    return sorted(r for r in reads if not any(r == k or r.startswith(k + ".") for k in keys))
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_declares_every_module_it_imports(name):
+    st = STAGES[name]
+    gaps = dep_gaps(import_files(st["module"]), st["deps"])
+    assert not gaps, f"dvc.yaml stage {name!r} ({st['module']}) imports {gaps} but declares no dep covering them"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_declares_every_param_it_reads(name):
+    st = STAGES[name]
+    gaps = param_gaps(param_reads(st["module"], st["arms"]), st["params"])
+    assert not gaps, f"dvc.yaml stage {name!r} ({st['module']}) reads params {gaps} but does not declare them"
+
+
+def test_a_removed_dep_and_param_are_reported():
+    """The check can fail: drop a dep and a param of a real stage and each gap is named."""
+    st = STAGES["sft"]
+    files = import_files(st["module"])
+    assert "thinkmid/train/recipe.py" in files and "thinkmid/config/params.py" in files
+    deps = [d for d in st["deps"] if d != "thinkmid/train"]
+    assert "thinkmid/train/recipe.py" in dep_gaps(files, deps)
+    reads = param_reads(st["module"], st["arms"])
+    assert {"sft.lr", "seed"} <= reads
+    assert "sft.lr" in param_gaps(reads, [p for p in st["params"] if p != "sft"])
+    assert param_gaps({"thoughts.arms"}, ["thoughts.arms.${key}"]) == []
+
+
+def test_reads_follow_params_into_the_library():
+    """A section passed to a library function counts by what that function reads (here the judge
+    factory's reference judge, reached through the stage's wiring parts)."""
+    reads = param_reads("stages.reward_gate")
+    assert {"reference_judge.backend", "prefixes.min_before", "rlmt.top_p"} <= reads
+    assert not any(r.startswith(("judge.", "teacher_thoughts")) for r in reads)  # parts it does not build
