@@ -19,8 +19,7 @@ import pytest
 import yaml
 from fake_launcher import RecordingLauncher
 
-from thinkmid import ARMS_GATE, ARMS_RLMT, ARMS_SFT
-from thinkmid.config import parse_params
+from thinkmid.config import ARMS_GATE, ARMS_RLMT, ARMS_SFT, parse_params
 from thinkmid.engines.hf import HFEngine
 from thinkmid.engines.launcher import ServerError
 from thinkmid.engines.openai import OpenAIEngine

@@ -13,6 +13,7 @@ class KnowledgeGatesParams(Section):
     """Per-neuron MLP gates trained to forget entity knowledge (reference/lambda-gates-card.txt)."""
 
     # arm -> the model it probes; dvc.yaml's `foreach` reads this mapping, so it decides which arms run
+    # (Params checks each model is one the lifecycle makes: thinkmid/config/arms.py)
     arms: dict[str, str] = {
         "base": "models/base",
         "think_base": "models/sft_think_base",
@@ -48,16 +49,6 @@ class KnowledgeGatesParams(Section):
     eval_temperature: float = Field(0.0, ge=0)  # 0 = greedy
     eval_max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(16, ge=1)  # evaluation forward / generation batch
-
-    @field_validator("arms")
-    @classmethod
-    def _arms(cls, v: dict[str, str]) -> dict[str, str]:
-        from thinkmid.gates import ARMS
-
-        unknown = [a for a in v if a not in ARMS]
-        if not v or unknown:
-            raise ValueError(f"knowledge_gates.arms: unknown arm(s) {unknown}; expected some of {list(ARMS)}")
-        return v
 
     @field_validator("off_fractions")
     @classmethod

@@ -29,10 +29,10 @@ from __future__ import annotations
 import re
 import statistics
 
-from thinkmid import ARMS_GATE as ARMS_GATE  # re-exported: callers and tests read rg.ARMS_GATE
+from thinkmid.config.arms import ARMS_GATE as ARMS_GATE  # re-exported: callers and tests read rg.ARMS_GATE
 from thinkmid.evals.stats import Interval, cluster_mean_interval, paired_delta_interval
 from thinkmid.judges.base import JudgeStats
-from thinkmid.rollouts import Sample, arm_model_dir, group_stats
+from thinkmid.rollouts import Sample, group_stats
 
 # The per-arm columns of the record's reward-gate table, in its order.
 ARM_KEYS = (
@@ -364,14 +364,14 @@ def verdict_stats(groups: list[list[Sample]]) -> JudgeStats:
 # --- what the gate and probe stages share ----------------------------------------------------------
 
 
-def missing_arm_dirs(arms) -> list[str]:
+def missing_arm_dirs(arms: dict[str, str]) -> list[str]:
     from pathlib import Path
 
-    return [arm_model_dir(a) for a in arms if not (Path(arm_model_dir(a)) / "config.json").exists()]
+    return [d for d in arms.values() if not (Path(d) / "config.json").exists()]
 
 
-def require_arm_dirs(arms) -> None:
-    """One InputError naming every missing arm model dir, before any work."""
+def require_arm_dirs(arms: dict[str, str]) -> None:
+    """One InputError naming every missing arm model dir (arms: arm -> model dir), before any work."""
     from thinkmid.errors import InputError
 
     missing = missing_arm_dirs(arms)
@@ -385,7 +385,7 @@ def load_arm(params, arm: str):
     from thinkmid.engines.factory import pick_device
     from thinkmid.models.load import load_model
 
-    path = arm_model_dir(arm)
+    path = params.arms.gate[arm]
     model, tok = load_model(path, dtype=params.base.dtype, trust_remote_code=params.base.trust_remote_code)
     model.to(pick_device())
     return model, tok, path
