@@ -23,6 +23,8 @@ class KnowledgeGatesParams(Section):
     reasoning_source: Literal["gsm8k", "numina"] = "gsm8k"
     popqa_dataset: str = "akariasai/PopQA"
     numina_dataset: str = "AI-MO/NuminaMath-CoT"
+    popqa_revision: str = "main"  # the hub datasets' git revisions (a commit pins them)
+    numina_revision: str = "main"
     train_facts: int = Field(16, ge=1)  # knowledge rows the gates train on (the forget set)
     eval_facts: int = Field(16, ge=1)  # held-out knowledge rows for entity accuracy
     reasoning_rows: int = Field(32, ge=1)  # reasoning texts of the retain loss
@@ -63,6 +65,7 @@ class ThoughtTaskParams(Section):
 
     kind: Literal["hops", "modsum", "mult", "gsm8k"] = "hops"
     source: Literal["generated", "wheel", "hub"] = "generated"  # gsm8k: the benchmark wheel or the hub's train
+    revision: str = "main"  # source: hub, openai/gsm8k's git revision
     terms: int = Field(4, ge=2)  # modsum: numbers in the addition chain; hops: links to follow
     modulus: int = Field(8, ge=2, le=26)  # modsum: the chain is summed mod this; hops: letters in the table
     digits: int = Field(2, ge=1, le=6)  # mult: digits of each factor
