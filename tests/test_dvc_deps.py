@@ -93,3 +93,12 @@ def test_reads_follow_params_into_the_library():
     reads = param_reads("stages.reward_gate")
     assert {"reference_judge.backend", "prefixes.min_before", "rlmt.top_p"} <= reads
     assert not any(r.startswith(("judge.", "teacher_thoughts")) for r in reads)  # parts it does not build
+
+
+def test_stages_over_all_gate_arms_depend_on_each_arm_model():
+    """reward_gate and thought_probe read every arm of params.yaml's arms.gate; DVC cannot expand a
+    mapping into deps, so they list the models by hand: each must be there."""
+    models = yaml.safe_load((ROOT / "params.yaml").read_text())["arms"]["gate"].values()
+    for name in ("reward_gate", "thought_probe"):
+        missing = [m for m in models if m not in STAGES[name]["deps"]]
+        assert not missing, f"dvc.yaml stage {name!r} reads arms.gate but does not depend on {missing}"
