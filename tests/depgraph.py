@@ -55,7 +55,11 @@ def _in_repo(mod: str) -> bool:
 
 @cache
 def _tree(path: Path) -> ast.Module:
-    return ast.parse(path.read_text(), str(path))
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):  # parents, so a read is the outermost attribute of its chain
+        for child in ast.iter_child_nodes(node):
+            child._parent = node
+    return tree
 
 
 def _direct_imports(mod: str) -> set[str]:
@@ -272,16 +276,8 @@ class _Reader:
                     self.klass(found[0], found[1], bound)
 
 
-def _mark_parents(tree: ast.AST) -> None:
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            child._parent = node
-
-
 def param_reads(mod: str, arms: list[str | None] | None = None) -> set[str]:
     """Params keys the stage module `mod` reads (see the module docstring)."""
-    for m in imports(mod):
-        _mark_parents(_tree(module_file(m)))
     r = _Reader()
     for node in _tree(module_file(mod)).body:
         if isinstance(node, ast.FunctionDef) and node.args.args and node.args.args[0].arg == "params":
