@@ -23,24 +23,36 @@ from depgraph import ROOT, import_files, param_reads  # noqa: E402
 NO_OUTPUT = {"thinkmid/errors.py"}
 
 
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def lookup(key: str, node=PARAMS):
+    """The value at dotted `key` in params.yaml, or KeyError."""
+    for k in key.split("."):
+        if not isinstance(node, dict) or k not in node:
+            raise KeyError(key)
+        node = node[k]
+    return node
+
+
 def stages() -> dict[str, dict]:
-    """Stage name -> {module, deps, params, arms} from dvc.yaml (foreach keys resolved from params.yaml)."""
+    """Stage name -> {module, deps, params, arms, foreach} from dvc.yaml (foreach read from params.yaml)."""
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     out = {}
     for name, st in dvc.items():
-        body, arms = st.get("do", st), [None]
-        if "foreach" in st:
-            fe = st["foreach"]
-            if isinstance(fe, str):  # ${a.b}: a mapping in params.yaml
-                node = params
-                for k in re.fullmatch(r"\$\{(.+)\}", fe.strip()).group(1).split("."):
-                    node = node[k]
-                fe = node
-            arms = list(fe)
+        body, fe = st.get("do", st), st.get("foreach", {None: None})
+        if isinstance(fe, str):  # ${a.b}: a mapping in params.yaml
+            fe = lookup(re.fullmatch(r"\$\{(.+)\}", fe.strip()).group(1))
         module = re.search(r"python -m (stages\.\w+)", body["cmd"]).group(1)
-        out[name] = {"module": module, "deps": body.get("deps", []), "params": body.get("params", []), "arms": arms}
+        out[name] = {"module": module, "deps": body.get("deps", []), "params": body.get("params", []), "foreach": fe}
+        out[name]["arms"] = list(fe)
     return out
+
+
+def resolve(text: str, key, item) -> str:
+    """A dvc.yaml entry with ${key} and ${item} / ${item.<field>} filled in for one foreach arm."""
+    text = text.replace("${key}", str(key)).replace("${item}", str(item))
+    return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), text)
 
 
 STAGES = stages()
@@ -74,6 +86,22 @@ def test_stage_declares_every_param_it_reads(name):
     assert not gaps, f"dvc.yaml stage {name!r} ({st['module']}) reads params {gaps} but does not declare them"
 
 
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_every_declared_param_is_in_params_yaml(name):
+    """DVC stops a stage whose declared param is missing from params.yaml (a schema default is not
+    enough), so every declared key, per arm, must be written there."""
+    st = STAGES[name]
+    missing = []
+    for key, item in st["foreach"].items():
+        for p in st["params"]:
+            if isinstance(p, str):
+                try:
+                    lookup(resolve(p, key, item))
+                except KeyError:
+                    missing.append(resolve(p, key, item))
+    assert not missing, f"dvc.yaml stage {name!r} declares params {sorted(set(missing))} that params.yaml lacks"
+
+
 def test_a_removed_dep_and_param_are_reported():
     """The check can fail: drop a dep and a param of a real stage and each gap is named."""
     st = STAGES["sft"]
@@ -98,7 +126,7 @@ def test_reads_follow_params_into_the_library():
 def test_stages_over_all_gate_arms_depend_on_each_arm_model():
     """reward_gate and thought_probe read every arm of params.yaml's arms.gate; DVC cannot expand a
     mapping into deps, so they list the models by hand: each must be there."""
-    models = yaml.safe_load((ROOT / "params.yaml").read_text())["arms"]["gate"].values()
+    models = lookup("arms.gate").values()
     for name in ("reward_gate", "thought_probe"):
         missing = [m for m in models if m not in STAGES[name]["deps"]]
         assert not missing, f"dvc.yaml stage {name!r} reads arms.gate but does not depend on {missing}"
