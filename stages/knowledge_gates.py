@@ -2,8 +2,8 @@
 model to forget entity knowledge while keeping its reasoning distribution, then close the gates in
 order and measure entity-knowledge and GSM8K accuracy at each off-fraction.
 
-Arms: base, the SFT arms and the RLMT arms (thinkmid/gates/__init__.py); `knowledge_gates.arms` maps
-the ones that run to their model directories. Outputs, safetensors only:
+Arms: `knowledge_gates.arms` in params.yaml maps each arm that runs to its model (base, phase3, an SFT or
+an RLMT arm's output: thinkmid/config/arms.py checks it). Outputs, safetensors only:
 models/gates/<arm>/{gate_logits,knowledge_neurons,gate_stats,thresholds}.safetensors; metrics
 reports/knowledge_gates/<arm>.json, per-step losses <arm>_steps.json and the probe curve
 <arm>_curve.json (DVC plots). Resumable from checkpoints/knowledge_gates_<arm>.
@@ -22,7 +22,6 @@ from thinkmid.config import Params
 from thinkmid.engines.factory import pick_device
 from thinkmid.errors import InputError
 from thinkmid.evals.reasoning import gsm8k
-from thinkmid.gates import ARMS
 from thinkmid.gates.data import encode_fact, encode_text, load_sources
 from thinkmid.gates.gating import GateSet, save_gate_files
 from thinkmid.gates.probe import probe_points, solution_rows
@@ -144,4 +143,4 @@ def run(params: Params, arm: str | None) -> None:
 
 
 if __name__ == "__main__":
-    stage_main("knowledge_gates", run, arms=ARMS)
+    stage_main("knowledge_gates", run, arms=lambda p: p.knowledge_gates.arms)

@@ -34,7 +34,7 @@ def run(params: Params, arm: str | None) -> None:
     if c.phase3_source == "finephrase":  # Phase 3 draws its own corpus; the other splits share this one
         sizes.pop("phase3_train")
         p3_docs = finephrase_documents(
-            c.phase3_dataset, c.phase3_subset, tok, max(16, c.suffix_tokens // 2), c.max_sources
+            c.phase3_dataset, c.phase3_subset, tok, max(16, c.suffix_tokens // 2), c.max_sources, c.phase3_revision
         )
         p3_rows, p3_dropped = make_chunks(p3_docs, tok, c.prefix_tokens, c.suffix_tokens, c.min_source_tokens, first)
         dropped.update({f"phase3_{k}": v for k, v in p3_dropped.items()})

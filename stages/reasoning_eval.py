@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 
-from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.factory import pick_device
@@ -28,14 +27,13 @@ from thinkmid.evals.reasoning import load_benchmarks
 from thinkmid.evals.reasoning.run import CONDITIONS, evaluate
 from thinkmid.io import write_jsonl
 from thinkmid.models.load import load_model
-from thinkmid.rollouts import arm_model_dir
 from thinkmid.timing import timing_path, write_timing
 from thinkmid.track import StageRun
 
 
 def wiring(params: Params, arm: str | None) -> list[Part]:
     """The arm's own model on the engine (a server engine serves the arm's model dir)."""
-    return [policy(arm_model_dir(arm), label=arm)]
+    return [policy(params.arms.gate[arm], label=arm)]
 
 
 def run(params: Params, arm: str | None) -> None:
@@ -81,4 +79,4 @@ def run(params: Params, arm: str | None) -> None:
 
 
 if __name__ == "__main__":
-    stage_main("reasoning_eval", run, arms=ARMS_GATE)
+    stage_main("reasoning_eval", run, arms=lambda p: p.arms.gate)

@@ -34,7 +34,7 @@ SUMMARY = REPORTS / "summary.json"
 
 
 def run(params: Params, arm: str | None) -> None:
-    inp = load_inputs(REPORTS)  # before the MLflow run, so bad inputs leave no failed run behind
+    inp = load_inputs(REPORTS, params.arms)  # before the MLflow run, so bad inputs leave no failed run behind
     with StageRun("report", params) as tr:
         rlmt_png = rlmt_reward_plot(inp.rlmt_steps, REPORTS / PLOTS["rlmt_reward"])
         # The gate scores prefixes x k samples per arm; that count turns reward_std into a standard error.

@@ -39,7 +39,6 @@ from __future__ import annotations
 import logging
 import time
 
-from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.data.prefixes import prefix_rows
@@ -50,7 +49,7 @@ from thinkmid.evals.arms import free_memory, load_arm, require_arm_dirs
 from thinkmid.io import read_jsonl, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
 from thinkmid.models.tokenizer import load_tokenizer
-from thinkmid.rollouts import arm_model_dir, judge_groups, sample_groups
+from thinkmid.rollouts import judge_groups, sample_groups
 from thinkmid.track import StageRun
 
 log = logging.getLogger("thinkmid.reward_gate")
@@ -65,8 +64,8 @@ def gate_rows(params: Params, limit: int | None = None) -> list[dict]:
     takes the first thought_probe.prefixes of the same list."""
     limit = params.reward_gate.prefixes if limit is None else limit
     val = read_jsonl(GATE, ("id", "text"))
-    require_arm_dirs(ARMS_GATE)
-    tok = load_tokenizer(arm_model_dir(ARMS_GATE[0]))  # every arm shares the base tokenizer
+    require_arm_dirs(params.arms.gate)
+    tok = load_tokenizer(next(iter(params.arms.gate.values())))  # every arm shares the base tokenizer
     rows = prefix_rows(val, tok, params.prefixes, params.seed, limit=limit)
     if not rows:
         raise InputError(
@@ -104,19 +103,19 @@ def sample_arm(params: Params, arm: str, rows: list[dict]):
 def wiring(params: Params, arm: str | None = None) -> list[Part]:
     """The shared reference judge (its server first, before any arm is sampled), then each gate arm's
     engine in turn (a server engine serves each arm's own model)."""
-    return [Part("reference_judge")] + [policy(arm_model_dir(a), label=a) for a in ARMS_GATE]
+    return [Part("reference_judge")] + [policy(m, label=a) for a, m in params.arms.gate.items()]
 
 
 def run(params: Params, arm: str | None) -> None:
     rows = gate_rows(params)
-    require_arm_dirs(ARMS_GATE)
+    require_arm_dirs(params.arms.gate)
     with build(wiring(params)[0], params) as judge:
         _gate(params, rows, judge)
 
 
 def _gate(params: Params, rows: list[dict], judge) -> None:
     groups_by_arm = {}
-    for a in ARMS_GATE:
+    for a in params.arms.gate:
         t0 = time.time()
         with StageRun("reward_gate", params, arm=a) as tr:
             groups = sample_arm(params, a, rows)

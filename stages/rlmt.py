@@ -22,15 +22,14 @@ import logging
 import sys
 import time
 
-from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
+from thinkmid.config.arms import rlmt_model
 from thinkmid.data.prefixes import prefix_rows
 from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.errors import InputError
 from thinkmid.io import read_jsonl, write_json
 from thinkmid.models.load import load_model, save_model
-from thinkmid.rollouts import arm_model_dir
 from thinkmid.timing import timing_path, write_timing
 from thinkmid.train.loop import NonFiniteLossError
 from thinkmid.train.recipe import Recipe
@@ -57,10 +56,10 @@ def rl_rows(params: Params, tokenizer) -> list[dict]:
     return rows
 
 
-def paths(arm: str) -> dict[str, str]:
+def paths(params: Params, arm: str) -> dict[str, str]:
     return {
-        "sft": arm_model_dir(arm),
-        "out": arm_model_dir(f"{arm}_rlmt"),
+        "sft": params.arms.rlmt[arm],  # the arm's start model, from params.yaml's arms.rlmt
+        "out": rlmt_model(arm),
         "ckpt": f"checkpoints/rlmt_{arm}",
         "metrics": f"reports/rlmt/{arm}.json",
         "steps": f"reports/rlmt/{arm}_steps.json",
@@ -70,7 +69,7 @@ def paths(arm: str) -> dict[str, str]:
 def wiring(params: Params, arm: str | None) -> list[Part]:
     """The reference judge (its server first, so a judge that cannot start costs no sampling), then the
     policy engine on the arm's SFT model, synced with the trained policy every engine.reload_every updates."""
-    return [Part("reference_judge"), policy(paths(arm)["sft"], trains=True, label=arm)]
+    return [Part("reference_judge"), policy(paths(params, arm)["sft"], trains=True, label=arm)]
 
 
 def _pusher(policy_model, engine, tok, every: int, steps: int):
@@ -96,10 +95,10 @@ class Rlmt(Recipe):
 
     @property
     def ckpt(self) -> str:
-        return paths(self.arm)["ckpt"]
+        return paths(self.params, self.arm)["ckpt"]
 
     def setup(self) -> None:
-        params, rp, p, dist = self.params, self.params.rlmt, paths(self.arm), self.dist
+        params, rp, p, dist = self.params, self.params.rlmt, paths(self.params, self.arm), self.dist
         server_engine = params.engine.backend != "hf"
         if dist.enabled and server_engine:
             raise InputError(
@@ -157,7 +156,7 @@ class Rlmt(Recipe):
 
     def save(self) -> None:
         self.trainer.save(self.ckpt)
-        write_json(paths(self.arm)["steps"], self.steps_rows())
+        write_json(paths(self.params, self.arm)["steps"], self.steps_rows())
 
     def on_error(self, error: RuntimeError) -> None:
         if self.dist.is_main:
@@ -166,10 +165,10 @@ class Rlmt(Recipe):
     def cleanup(self) -> None:
         if self.dist.is_main:
             self._report(None)
-            save_model(self.model, self.tok, paths(self.arm)["out"])
+            save_model(self.model, self.tok, paths(self.params, self.arm)["out"])
 
     def _report(self, stopped: str | None) -> None:
-        p = paths(self.arm)
+        p = paths(self.params, self.arm)
         write_json(p["steps"], self.steps_rows())
         summary = summarize(self.arm, self.trainer.history, stopped)
         self.tr.write_metrics(p["metrics"], summary, log=False)
@@ -189,7 +188,7 @@ def run(params: Params, arm: str | None) -> None:
 
 def main(argv=None) -> None:
     try:
-        stage_main("rlmt", run, arms=ARMS_RLMT, argv=argv)
+        stage_main("rlmt", run, arms=lambda p: p.arms.rlmt, argv=argv)
     except NonFiniteLossError as e:
         print(f"error: {e}; the last checkpoint is kept, rerun to resume from it", file=sys.stderr)
         raise SystemExit(1) from None

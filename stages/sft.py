@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import logging
 
-from thinkmid import ARMS_SFT
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
+from thinkmid.config.arms import is_raw
 from thinkmid.data.thoughts import validate_thought_text
 from thinkmid.engines.wiring import Part, build, policy
 from thinkmid.io import read_jsonl, write_json
@@ -38,7 +38,7 @@ from thinkmid.train.loop import ThroughputMeter, clip_and_step, min_available_me
 from thinkmid.train.optim import make_optimizer, make_scheduler
 from thinkmid.train.recipe import Recipe, make_fingerprint
 from thinkmid.train.sft import (
-    ARM_SOURCES,
+    arm_source,
     encode_rows,
     mean_nll,
     repetition_4gram_rate,
@@ -61,7 +61,7 @@ TRAIN, VAL = "data/thoughts/train.jsonl", "data/thoughts/val.jsonl"
 def wiring(params: Params, arm: str | None) -> list[Part]:
     """The sampled repetition metric's engine: started on the arm's starting model, then synced with the
     trained weights (a no-op in process; a server engine loads them)."""
-    return [policy(ARM_SOURCES[arm][0], trains=True, label=arm)]
+    return [policy(arm_source(params.arms.sft, arm)[0], trains=True, label=arm)]
 
 
 def _final_model(dist: Dist, model, start_dir: str, dtype: str):
@@ -85,7 +85,7 @@ class Sft(Recipe):
 
     def setup(self) -> None:
         params, p, arm, dist = self.params, self.params.sft, self.arm, self.dist
-        self.start_dir, self.field = ARM_SOURCES[arm]
+        self.start_dir, self.field = arm_source(params.arms.sft, arm)
         train = load_thought_rows(TRAIN)
         self.val = load_thought_rows(VAL)
         self.model, self.tok = load_model(self.start_dir, dtype=params.base.dtype)
@@ -97,13 +97,13 @@ class Sft(Recipe):
         self.val_think = encode_rows(tok, [r["text"] for r in self.val], p.seq_len, p.append_eos)
         self.per_epoch = num_sft_batches(len(self.train_ids), p.batch_size)
         self.total, warmup = self.per_epoch * p.epochs, p.warmup_steps
-        if arm == "raw_base":  # the seed matches raw_base's tokens to the think arms' with more steps
+        if is_raw(arm):  # the seed matches raw_base's tokens to the think arms' with more steps
             self.total = p.raw_steps or self.total
             warmup = p.raw_warmup_steps if p.raw_warmup_steps is not None else warmup
         self.optimizer = make_optimizer(self.model, p.lr, p.weight_decay, decay_norms=p.decay_norms)
         self.scheduler = make_scheduler(self.optimizer, warmup, self.total, p.min_lr_ratio, kind=p.lr_schedule)
-        # raw_steps / raw_warmup_steps only shape raw_base's run; the think arms ignore them.
-        exclude = set() if arm == "raw_base" else {"raw_steps", "raw_warmup_steps"}
+        # raw_steps / raw_warmup_steps only shape the raw arms' runs; the think arms ignore them.
+        exclude = set() if is_raw(arm) else {"raw_steps", "raw_warmup_steps"}
         self.fingerprint = make_fingerprint(
             {"seed": params.seed, "base.dtype": params.base.dtype, "arm": arm, "sft": p.model_dump(exclude=exclude)},
             {"start model": self.start_dir, "train rows": TRAIN},
@@ -218,4 +218,4 @@ def run(params: Params, arm: str | None) -> None:
 
 
 if __name__ == "__main__":
-    stage_main("sft", run, arms=ARMS_SFT)
+    stage_main("sft", run, arms=lambda p: p.arms.sft)

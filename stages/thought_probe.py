@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import time
 
-from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
 from thinkmid.config import Params
 from thinkmid.engines.wiring import Part, build, policy
@@ -38,7 +37,6 @@ from thinkmid.evals import reward_gate as rg
 from thinkmid.evals.arms import free_memory, load_arm, require_arm_dirs
 from thinkmid.io import write_json, write_jsonl
 from thinkmid.judges.base import check_invalid_rate
-from thinkmid.rollouts import arm_model_dir
 from thinkmid.track import StageRun
 
 log = logging.getLogger("thinkmid.thought_probe")
@@ -80,19 +78,19 @@ def probe_arm(params: Params, arm: str, rows: list[dict], judge):
 def wiring(params: Params, arm: str | None = None) -> list[Part]:
     """The shared reference judge (its server first, before any arm is sampled), then each gate arm's
     engine in turn (a server engine serves each arm's own model)."""
-    return [Part("reference_judge")] + [policy(arm_model_dir(a), label=a) for a in ARMS_GATE]
+    return [Part("reference_judge")] + [policy(m, label=a) for a, m in params.arms.gate.items()]
 
 
 def run(params: Params, arm: str | None) -> None:
     rows = probe_rows(params)
-    require_arm_dirs(ARMS_GATE)
+    require_arm_dirs(params.arms.gate)
     with build(wiring(params)[0], params) as judge:
         _probe(params, rows, judge)
 
 
 def _probe(params: Params, rows: list[dict], judge) -> None:
     arms, samples = {}, []
-    for a in ARMS_GATE:
+    for a in params.arms.gate:
         t0 = time.time()
         with StageRun("thought_probe", params, arm=a) as tr:
             arm_rows, results = probe_arm(params, a, rows, judge)

@@ -21,20 +21,23 @@ log = logging.getLogger("thinkmid")
 def stage_main(
     stage: str,
     run: Callable[[Params, str | None], None],
-    arms: Sequence[str] | None = None,
+    arms: Sequence[str] | Callable[[Params], Sequence[str]] | None = None,
     argv: Sequence[str] | None = None,
 ) -> None:
+    """`arms`: the stage's arms, or a function of the params that gives them (the arms live in params.yaml)."""
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}")
     parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
     if arms:
-        parser.add_argument("--arm", required=True, help=f"one of: {', '.join(arms)}")
+        choices = "an arm of params.yaml" if callable(arms) else f"one of: {', '.join(arms)}"
+        parser.add_argument("--arm", required=True, help=choices)
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("THINKMID_LOG", "INFO"), format="%(asctime)s %(name)s: %(message)s")
     try:
         params = load_params(args.params)
         arm = getattr(args, "arm", None)
-        if arms and arm not in arms:
-            raise InputError(f"--arm: unknown arm {arm!r}; expected one of {list(arms)}")
+        known = list(arms(params) if callable(arms) else arms or [])
+        if arms and arm not in known:
+            raise InputError(f"--arm: unknown arm {arm!r}; expected one of {known} ({args.params})")
         seed_everything(params.seed)
         run(params, arm)
     except InputError as e:

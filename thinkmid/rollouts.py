@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from thinkmid import ARMS_GATE, THINK_CLOSE, THINK_OPEN
+from thinkmid import THINK_CLOSE, THINK_OPEN
 from thinkmid.data.prefixes import JUDGE_CHARS
 from thinkmid.data.thoughts import strip_thoughts
 from thinkmid.engines.base import SamplingParams, two_stage
@@ -18,19 +18,6 @@ from thinkmid.models.tokenizer import think_ids
 
 NEAR_ZERO = 1e-6
 SEED_GEN_BATCH = 8  # the seed's HF generate batch: rows that stop early carry pads to its longest row
-
-
-def arm_model_dir(arm: str) -> str:
-    """Where each named model lives: base, phase3, SFT arms, RLMT arms."""
-    if arm in ("base", "phase3"):
-        return f"models/{arm}"
-    if arm.endswith("_rlmt"):
-        return f"models/{arm}"
-    return f"models/sft_{arm}"
-
-
-def gate_arms() -> tuple[str, ...]:
-    return ARMS_GATE
 
 
 @dataclass

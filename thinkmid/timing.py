@@ -31,8 +31,11 @@ def timing_path(stage: str, name: str = "metrics", reports: str | os.PathLike = 
 
 
 def write_timing(tr, path: str | os.PathLike, timing: dict) -> None:
-    """Write the timing JSON and log its numbers to MLflow (through a StageRun `tr`)."""
+    """Write the timing JSON and log its numbers to MLflow (through a StageRun `tr`). The THINKMID_*
+    switches in force go in too (`switches`, for `dvc exp show`; MLflow has them as env.* tags): like
+    the timings they describe the run, and here they leave the result metrics' hashes alone."""
     from thinkmid.io import write_json
+    from thinkmid.provenance import switches
 
-    write_json(path, timing)
+    write_json(path, {**timing, "switches": switches()})
     tr.log_metrics({k: v for k, v in timing.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})

@@ -17,7 +17,7 @@ from thinkmid.errors import InputError
         ),
         (
             "knowledge_gates:\n  arms: {nope: models/x}\n",
-            r"params.yaml:2: knowledge_gates.arms: unknown arm\(s\) \['nope'\]",
+            r"params.yaml:2: knowledge_gates.arms.nope: unknown model path 'models/x'",
         ),
         (
             "knowledge_gates:\n  seq_len: 4096\n",

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from reliability_lab import make_lab, stage_cmd, stage_env, tree_hash
 
-from thinkmid import ARMS_RLMT, ARMS_SFT
 from thinkmid.cli import stage_main
+from thinkmid.config import ARMS_RLMT, ARMS_SFT
 from thinkmid.io import write_jsonl
 
 SENTINELS = ("models/sft_think_base", "reports/sft/think_base.json", "models/think_base_rlmt")

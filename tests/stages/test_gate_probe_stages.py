@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from thinkmid import ARMS_GATE
 from thinkmid.cli import stage_main
+from thinkmid.config import ARMS_GATE
+from thinkmid.config.arms import DEFAULT_ARMS
 from thinkmid.io import write_jsonl
 from thinkmid.models.load import save_model
-from thinkmid.rollouts import arm_model_dir
 
 PARAMS = """\
 profile: micro
@@ -54,7 +54,7 @@ def workspace(tmp_path_factory, qwen_tok):
     root = tmp_path_factory.mktemp("ws")
     make_tiny_qwen3 = _helper("conftest.py", "make_tiny_qwen3")
     for seed, arm in enumerate(ARMS_GATE):
-        save_model(make_tiny_qwen3(seed=seed), qwen_tok, root / arm_model_dir(arm))
+        save_model(make_tiny_qwen3(seed=seed), qwen_tok, root / DEFAULT_ARMS.gate[arm])
     gate = [
         {
             "id": f"doc{i}#0",

@@ -19,8 +19,7 @@ import pytest
 import yaml
 from fake_launcher import RecordingLauncher
 
-from thinkmid import ARMS_GATE, ARMS_RLMT, ARMS_SFT
-from thinkmid.config import parse_params
+from thinkmid.config import ARMS_GATE, ARMS_RLMT, ARMS_SFT, parse_params
 from thinkmid.engines.hf import HFEngine
 from thinkmid.engines.launcher import ServerError
 from thinkmid.engines.openai import OpenAIEngine
@@ -159,7 +158,8 @@ def check_wired(part, obj, launcher: RecordingLauncher, tiny_model, params=None,
 def test_stage_servers_models_ports(profile, stage, arm, tiny_model, qwen_tok, monkeypatch):
     from thinkmid.judges import factory
 
-    params = parse_params(yaml.safe_dump(PROFILES[profile]()), f"profiles/{profile}.yaml")
+    # sort_keys=False: the arms run in params.yaml's order (safe_dump would sort them)
+    params = parse_params(yaml.safe_dump(PROFILES[profile](), sort_keys=False), f"profiles/{profile}.yaml")
     mod = importlib.import_module(f"stages.{stage}")
     parts = mod.wiring(params, arm)
     loads = []  # what an in-process judge loaded: (model, hub id, revision) or (model, path)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
+from thinkmid.config import ARMS_RLMT
 from thinkmid.io import write_jsonl
 from thinkmid.timing import is_timing
 from thinkmid.train.rlmt import STEP_KEYS

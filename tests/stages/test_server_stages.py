@@ -8,8 +8,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from thinkmid import ARMS_RLMT
 from thinkmid.cli import stage_main
+from thinkmid.config import ARMS_RLMT
 from thinkmid.engines.launcher import _port_in_use, free_port
 from thinkmid.engines.openai import OpenAIEngine
 from thinkmid.engines.servers import probe

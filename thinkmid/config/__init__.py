@@ -6,6 +6,7 @@ the lifecycle (data, engines and judges, training, evals, thoughts and gates); `
 sections together and loads the file. Every name is importable from `thinkmid.config`.
 """
 
+from thinkmid.config.arms import ARMS_GATE, ARMS_RLMT, ARMS_SFT, ArmsParams
 from thinkmid.config.data import BaseModelParams, ChunkParams, PrefixParams, TeacherParams
 from thinkmid.config.engines import EndpointParams, EngineParams, InprocessJudgeParams, JudgeParams, ServerParams
 from thinkmid.config.evals import (
@@ -32,6 +33,10 @@ __all__ = [
     "PARAMS_FILE",
     "Params",
     "Section",
+    "ArmsParams",
+    "ARMS_SFT",
+    "ARMS_RLMT",
+    "ARMS_GATE",
     "parse_params",
     "load_params",
     "flatten",

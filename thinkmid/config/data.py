@@ -26,6 +26,7 @@ class ChunkParams(Section):
     source: Literal["factbook", "fineweb"] = "factbook"
     fineweb_dataset: str = "HuggingFaceFW/fineweb-edu"
     fineweb_name: str = "sample-10BT"
+    fineweb_revision: str = "main"  # the hub dataset's git revision (a commit pins it); part of the stage's params
     prefix_tokens: int = Field(96, ge=8)
     suffix_tokens: int = Field(32, ge=4)
     min_source_tokens: int = Field(160, ge=16)
@@ -41,6 +42,7 @@ class ChunkParams(Section):
     phase3_source: Literal["same", "finephrase"] = "same"
     phase3_dataset: str = "HuggingFaceFW/finephrase"
     phase3_subset: str = "math"
+    phase3_revision: str = "main"  # FinePhrase's hub revision
 
     @model_validator(mode="after")
     def _lengths(self):

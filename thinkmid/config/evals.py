@@ -46,6 +46,7 @@ class BenchmarkParams(Section):
     # (MATH-500 and OlympiadBench are Hub-only and ignore this)
     source: Literal["package", "hub"] = "package"
     first_rows: int | None = Field(None, ge=1)  # keep the source's first N rows before filtering
+    revision: str = "main"  # the hub dataset's git revision (source: hub, MATH-500, OlympiadBench); a commit pins it
 
 
 class ReasoningEvalParams(Section):

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from thinkmid.config.arms import ArmsParams, check
 from thinkmid.config.data import BaseModelParams, ChunkParams, PrefixParams, TeacherParams
 from thinkmid.config.engines import EngineParams, JudgeParams
 from thinkmid.config.evals import (
@@ -33,6 +34,7 @@ class Params(Section):
     profile: str = "embedded"
     seed: int = 0
     lr: float = Field(1e-7, gt=0, description="RLMT learning rate (top level for `dvc exp run -S lr=`)")
+    arms: ArmsParams = ArmsParams()
     base: BaseModelParams = BaseModelParams()
     chunks: ChunkParams = ChunkParams()
     engine: EngineParams = EngineParams()
@@ -66,6 +68,7 @@ class Params(Section):
     @model_validator(mode="after")
     def _gates(self):
         g = self.knowledge_gates
+        check("knowledge_gates.arms", g.arms, self.arms.models())
         if g.seq_len > self.base.max_context:
             raise ValueError(
                 f"knowledge_gates.seq_len ({g.seq_len}) exceeds base.max_context ({self.base.max_context})"

@@ -14,6 +14,7 @@ class KnowledgeGatesParams(OptimParams):
     """Per-neuron MLP gates trained to forget entity knowledge (reference/lambda-gates-card.txt)."""
 
     # arm -> the model it probes; dvc.yaml's `foreach` reads this mapping, so it decides which arms run
+    # (Params checks each model is one the lifecycle makes: thinkmid/config/arms.py)
     arms: dict[str, str] = {
         "base": "models/base",
         "think_base": "models/sft_think_base",
@@ -23,6 +24,8 @@ class KnowledgeGatesParams(OptimParams):
     reasoning_source: Literal["gsm8k", "numina"] = "gsm8k"
     popqa_dataset: str = "akariasai/PopQA"
     numina_dataset: str = "AI-MO/NuminaMath-CoT"
+    popqa_revision: str = "main"  # the hub datasets' git revisions (a commit pins them)
+    numina_revision: str = "main"
     train_facts: int = Field(16, ge=1)  # knowledge rows the gates train on (the forget set)
     eval_facts: int = Field(16, ge=1)  # held-out knowledge rows for entity accuracy
     reasoning_rows: int = Field(32, ge=1)  # reasoning texts of the retain loss
@@ -49,16 +52,6 @@ class KnowledgeGatesParams(OptimParams):
     eval_max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(16, ge=1)  # evaluation forward / generation batch
 
-    @field_validator("arms")
-    @classmethod
-    def _arms(cls, v: dict[str, str]) -> dict[str, str]:
-        from thinkmid.gates import ARMS
-
-        unknown = [a for a in v if a not in ARMS]
-        if not v or unknown:
-            raise ValueError(f"knowledge_gates.arms: unknown arm(s) {unknown}; expected some of {list(ARMS)}")
-        return v
-
     @field_validator("off_fractions")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
@@ -72,6 +65,7 @@ class ThoughtTaskParams(OptimParams):
 
     kind: Literal["hops", "modsum", "mult", "gsm8k"] = "hops"
     source: Literal["generated", "wheel", "hub"] = "generated"  # gsm8k: the benchmark wheel or the hub's train
+    revision: str = "main"  # source: hub, openai/gsm8k's git revision
     terms: int = Field(4, ge=2)  # modsum: numbers in the addition chain; hops: links to follow
     modulus: int = Field(8, ge=2, le=26)  # modsum: the chain is summed mod this; hops: letters in the table
     digits: int = Field(2, ge=1, le=6)  # mult: digits of each factor

@@ -77,15 +77,17 @@ def factbook_documents(max_sources: int | None = None) -> Iterator[dict]:
         n += 1
 
 
-def fineweb_documents(dataset: str, name: str | None, max_sources: int | None = None) -> Iterator[dict]:
+def fineweb_documents(
+    dataset: str, name: str | None, max_sources: int | None = None, revision: str = "main"
+) -> Iterator[dict]:
     """Stream FineWeb-Edu (or any dataset with a `text` column) without downloading it whole."""
     try:
         import datasets
     except ImportError:
         raise InputError("package `datasets` is not installed (pip install datasets)") from None
-    where = f"{dataset}" + (f" (name={name})" if name else "")
+    where = f"{dataset}@{revision}" + (f" (name={name})" if name else "")
     try:
-        stream = datasets.load_dataset(dataset, name=name, split="train", streaming=True)
+        stream = datasets.load_dataset(dataset, name=name, split="train", streaming=True, revision=revision)
         it = iter(stream)
         first = next(it, None)
     except Exception as e:  # the hub raises many types (ConnectionError, DatasetNotFoundError, HfHubHTTPError, ...)
@@ -131,7 +133,12 @@ def finephrase_rows(rows, tokenizer, min_rollout_tokens: int) -> Iterator[dict]:
 
 
 def finephrase_documents(
-    dataset: str, subset: str, tokenizer, min_rollout_tokens: int, max_sources: int | None = None
+    dataset: str,
+    subset: str,
+    tokenizer,
+    min_rollout_tokens: int,
+    max_sources: int | None = None,
+    revision: str = "main",
 ) -> Iterator[dict]:
     """Phase 3 prefixes as the seed drew them: the source documents of HuggingFaceFW/finephrase
     `math` (its parquet files under math/), streamed."""
@@ -140,10 +147,10 @@ def finephrase_documents(
     except ImportError:
         raise InputError("package `datasets` is not installed (pip install datasets)") from None
     try:
-        stream = datasets.load_dataset(dataset, data_dir=subset, split="train", streaming=True)
+        stream = datasets.load_dataset(dataset, data_dir=subset, split="train", streaming=True, revision=revision)
     except Exception as e:
         raise InputError(
-            f"chunks.phase3_dataset: could not open {dataset} ({subset}) from the hub: {type(e).__name__}: {e}"
+            f"chunks.phase3_dataset: could not open {dataset}@{revision} ({subset}) from the hub: {type(e).__name__}: {e}"
         ) from None
     for n, doc in enumerate(finephrase_rows(stream, tokenizer, min_rollout_tokens)):
         if max_sources is not None and n >= max_sources:
@@ -161,5 +168,6 @@ def documents(chunk_params) -> Iterator[dict]:
     if chunk_params.source == "factbook":
         return factbook_documents(chunk_params.max_sources)
     if chunk_params.source == "fineweb":
-        return fineweb_documents(chunk_params.fineweb_dataset, chunk_params.fineweb_name, chunk_params.max_sources)
+        c = chunk_params
+        return fineweb_documents(c.fineweb_dataset, c.fineweb_name, c.max_sources, c.fineweb_revision)
     raise InputError(f"chunks.source: unknown source {chunk_params.source!r}; expected factbook or fineweb")

@@ -3,17 +3,15 @@ work, and one arm's model loaded onto the device and freed after it."""
 
 from __future__ import annotations
 
-from thinkmid.rollouts import arm_model_dir
 
-
-def missing_arm_dirs(arms) -> list[str]:
+def missing_arm_dirs(arms: dict[str, str]) -> list[str]:
     from pathlib import Path
 
-    return [arm_model_dir(a) for a in arms if not (Path(arm_model_dir(a)) / "config.json").exists()]
+    return [d for d in arms.values() if not (Path(d) / "config.json").exists()]
 
 
-def require_arm_dirs(arms) -> None:
-    """One InputError naming every missing arm model dir, before any work."""
+def require_arm_dirs(arms: dict[str, str]) -> None:
+    """One InputError naming every missing arm model dir (arms: arm -> model dir), before any work."""
     from thinkmid.errors import InputError
 
     missing = missing_arm_dirs(arms)
@@ -27,7 +25,7 @@ def load_arm(params, arm: str):
     from thinkmid.engines.factory import pick_device
     from thinkmid.models.load import load_model
 
-    path = arm_model_dir(arm)
+    path = params.arms.gate[arm]
     model, tok = load_model(path, dtype=params.base.dtype, trust_remote_code=params.base.trust_remote_code)
     model.to(pick_device())
     return model, tok, path

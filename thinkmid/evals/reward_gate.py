@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import statistics
 
-from thinkmid import ARMS_GATE as ARMS_GATE  # re-exported: callers and tests read rg.ARMS_GATE
+from thinkmid.config.arms import ARMS_GATE as ARMS_GATE  # re-exported: callers and tests read rg.ARMS_GATE
 from thinkmid.evals.stats import Interval, cluster_mean_interval, paired_delta_interval
 from thinkmid.judges.base import JudgeStats
 from thinkmid.rollouts import Sample, group_stats

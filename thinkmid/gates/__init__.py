@@ -11,7 +11,7 @@ removes entity knowledge while a distillation loss keeps the rest of the model's
   overlap.py  Jaccard overlap of knowledge-neuron sets between arms and per layer
 """
 
-from thinkmid import ARMS_RLMT, ARMS_SFT
+from thinkmid.config.arms import ARMS_RLMT, ARMS_SFT
 
-# The base model, the SFT arms and the RLMT arms (names as rollouts.arm_model_dir understands them).
+# The display order of the default arms (params.yaml's knowledge_gates.arms says which run).
 ARMS = ("base", *ARMS_SFT, *(f"{a}_rlmt" for a in ARMS_RLMT))

@@ -115,9 +115,11 @@ def factbook_facts(seed: int, n_train: int, n_eval: int) -> tuple[list[Fact], li
     return train[:n_train], test[:n_eval]
 
 
-def popqa_facts(dataset: str, seed: int, n_train: int, n_eval: int) -> tuple[list[Fact], list[Fact]]:
+def popqa_facts(
+    dataset: str, seed: int, n_train: int, n_eval: int, revision: str = "main"
+) -> tuple[list[Fact], list[Fact]]:
     """PopQA question -> answer: the answer (obj) is the entity; subjects split in two by a seeded hash."""
-    rows = _hub(dataset, "test", "knowledge_source")
+    rows = _hub(dataset, "test", "knowledge_source", revision=revision)
     train, test = [], []
     order = list(range(len(rows)))
     random.Random(f"{seed}:knowledge_gates:popqa").shuffle(order)
@@ -137,14 +139,14 @@ def popqa_facts(dataset: str, seed: int, n_train: int, n_eval: int) -> tuple[lis
     return train[:n_train], test[:n_eval]
 
 
-def _hub(dataset: str, split: str, key: str, streaming: bool = False):
+def _hub(dataset: str, split: str, key: str, streaming: bool = False, revision: str = "main"):
     try:
         import datasets
 
-        return datasets.load_dataset(dataset, split=split, streaming=streaming)
+        return datasets.load_dataset(dataset, split=split, streaming=streaming, revision=revision)
     except Exception as e:  # noqa: BLE001 - offline/missing surfaces as many exception types
         raise InputError(
-            f"knowledge_gates.{key}: could not load {dataset} split {split} from the Hugging Face Hub "
+            f"knowledge_gates.{key}: could not load {dataset}@{revision} split {split} from the Hugging Face Hub "
             f"({type(e).__name__}: {str(e)[:200]}); connect to the Hub or use the embedded sources "
             f"(knowledge_source: factbook, reasoning_source: gsm8k)"
         ) from None
@@ -182,11 +184,11 @@ def gsm8k_retain_texts(eval_cfg, seed: int, n: int) -> list[str]:
     return [f"Question: {rows[i]['question'].strip()}\nAnswer: {clean_solution(rows[i]['answer'])}" for i in pick]
 
 
-def numina_retain_texts(dataset: str, n: int) -> list[str]:
+def numina_retain_texts(dataset: str, n: int, revision: str = "main") -> list[str]:
     """The first `n` NuminaMath-CoT rows whose problem is not a GSM8K test question."""
     banned = {normalise(r["question"]) for r in gsm8k_rows()}
     out = []
-    for r in _hub(dataset, "train", "reasoning_source", streaming=True):
+    for r in _hub(dataset, "train", "reasoning_source", streaming=True, revision=revision):
         if normalise(r["problem"]) in banned:
             continue
         out.append(f"Question: {r['problem'].strip()}\nAnswer: {r['solution'].strip()}")
@@ -217,11 +219,11 @@ def load_sources(cfg, reasoning_eval_cfg, seed: int) -> tuple[list[Fact], list[F
     if cfg.knowledge_source == "factbook":
         train, test = factbook_facts(seed, cfg.train_facts, cfg.eval_facts)
     else:
-        train, test = popqa_facts(cfg.popqa_dataset, seed, cfg.train_facts, cfg.eval_facts)
+        train, test = popqa_facts(cfg.popqa_dataset, seed, cfg.train_facts, cfg.eval_facts, cfg.popqa_revision)
     if cfg.reasoning_source == "gsm8k":
         retain = gsm8k_retain_texts(reasoning_eval_cfg, seed, cfg.reasoning_rows)
     else:
-        retain = numina_retain_texts(cfg.numina_dataset, cfg.reasoning_rows)
+        retain = numina_retain_texts(cfg.numina_dataset, cfg.reasoning_rows, cfg.numina_revision)
     if not retain:
         raise InputError("knowledge_gates: no reasoning text left for the retain loss")
     return train, test, retain

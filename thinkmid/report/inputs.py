@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thinkmid.config.arms import ARMS_GATE, ARMS_RLMT, ARMS_SFT, DEFAULT_ARMS, ArmsParams
 from thinkmid.errors import InputError
 from thinkmid.io import read_json
 from thinkmid.timing import timing_path
 
-SFT_ARMS = ("raw_base", "think_base", "think_phase3")
-RLMT_ARMS = ("think_base", "think_phase3")
-GATE_ARMS = ("think_base", "think_phase3", "think_base_rlmt", "think_phase3_rlmt")
+# The default arms in their display order; which arms the report reads comes from params (Inputs.arms).
+SFT_ARMS, RLMT_ARMS, GATE_ARMS = ARMS_SFT, ARMS_RLMT, ARMS_GATE
 BENCHMARKS = ("gsm8k", "math500", "gpqa_diamond", "olympiadbench")
 PROBE_CONDITIONS = ("normal", "blank", "generic", "swapped", "teacher")
 
@@ -158,10 +158,11 @@ class Inputs:
     reasoning: dict[str, dict] = field(default_factory=dict)
     # arm -> benchmark -> problem id -> `correct` per sample (report/intervals.py), for paired intervals
     reasoning_samples: dict[str, dict] = field(default_factory=dict)
+    arms: ArmsParams = DEFAULT_ARMS  # params.yaml's arms: which sft/rlmt/gate arms the report reads
 
 
-def input_paths(reports: Path) -> dict[str, Path]:
-    """Every input by a stable name (also the DVC deps of the report stage)."""
+def input_paths(reports: Path, arms: ArmsParams = DEFAULT_ARMS) -> dict[str, Path]:
+    """Every input by a stable name (also the DVC deps of the report stage), for params.yaml's arms."""
     paths = {
         "prepare_chunks": reports / "prepare_chunks" / "metrics.json",
         "self_improve": reports / "self_improve" / "metrics.json",
@@ -171,22 +172,26 @@ def input_paths(reports: Path) -> dict[str, Path]:
         "reward_gate": reports / "reward_gate" / "summary.json",
         "thought_probe": reports / "thought_probe" / "summary.json",
     }
-    for arm in SFT_ARMS:
+    for arm in arms.sft:
         paths[f"sft/{arm}"] = reports / "sft" / f"{arm}.json"
         paths[f"sft_timing/{arm}"] = Path(timing_path("sft", arm, reports))
-    for arm in RLMT_ARMS:
+    for arm in arms.rlmt:
         paths[f"rlmt/{arm}"] = reports / "rlmt" / f"{arm}.json"
         paths[f"rlmt_steps/{arm}"] = reports / "rlmt" / f"{arm}_steps.json"
         paths[f"rlmt_timing/{arm}"] = Path(timing_path("rlmt", arm, reports))
-    for arm in GATE_ARMS:
+    for arm in arms.gate:
         paths[f"reasoning/{arm}"] = reports / "reasoning_eval" / f"{arm}.json"
     return paths
 
 
-# The trained results are the point of the report; audits and downstream evals may be skipped in a partial run.
-REQUIRED = frozenset(
-    ["eval_continuations", "reward_gate"] + [f"sft/{a}" for a in SFT_ARMS] + [f"rlmt/{a}" for a in RLMT_ARMS]
-)
+def required(arms: ArmsParams = DEFAULT_ARMS) -> frozenset[str]:
+    """The trained results are the point of the report; audits and downstream evals may be skipped in a partial run."""
+    return frozenset(
+        ["eval_continuations", "reward_gate"] + [f"sft/{a}" for a in arms.sft] + [f"rlmt/{a}" for a in arms.rlmt]
+    )
+
+
+REQUIRED = required()  # of the default arms
 
 
 def _need(path: Path, obj: Any, keys: tuple[str, ...], where: str = "") -> dict:
@@ -246,11 +251,12 @@ def _check_chunks(path: Path, obj: Any) -> dict:
     return obj
 
 
-def load_inputs(reports: str | Path = "reports") -> Inputs:
-    """Read and check every input under `reports`; see REQUIRED for which may be absent."""
+def load_inputs(reports: str | Path = "reports", arms: ArmsParams = DEFAULT_ARMS) -> Inputs:
+    """Read and check every input under `reports` for params.yaml's `arms`; see required() for which
+    may be absent."""
     reports = Path(reports)
-    paths = input_paths(reports)
-    missing = sorted(str(paths[n]) for n in REQUIRED if not paths[n].exists())
+    paths = input_paths(reports, arms)
+    missing = sorted(str(paths[n]) for n in required(arms) if not paths[n].exists())
     if missing:
         # Name every missing required file at once, so one rerun of the pipeline fixes them all.
         raise InputError(
@@ -284,15 +290,16 @@ def load_inputs(reports: str | Path = "reports") -> Inputs:
         reward_gate=load("reward_gate", _check_gate),
         thought_probe=load("thought_probe", _check_probe),
     )
-    for arm in SFT_ARMS:
+    inp.arms = arms
+    for arm in arms.sft:
         if (d := timed("sft", SFT_KEYS, arm)) is not None:
             inp.sft[arm] = d
-    for arm in RLMT_ARMS:
+    for arm in arms.rlmt:
         if (d := timed("rlmt", RLMT_KEYS, arm)) is not None:
             inp.rlmt[arm] = d
         if (s := load(f"rlmt_steps/{arm}", _check_steps)) is not None:
             inp.rlmt_steps[arm] = s
-    for arm in GATE_ARMS:
+    for arm in arms.gate:
         if (d := load(f"reasoning/{arm}", _check_reasoning)) is not None:
             inp.reasoning[arm] = d
     from thinkmid.report.intervals import load_reasoning_samples

@@ -17,8 +17,8 @@ def not_run_sections(inp: Inputs) -> list[str]:
     for name in ("prepare_chunks", "self_improve", "teacher_thoughts", "thought_probe"):
         if getattr(inp, name) is None:
             missing.append(name)
-    missing += [f"rlmt_steps/{a}" for a in RLMT_ARMS if a not in inp.rlmt_steps]
-    missing += [f"reasoning/{a}" for a in GATE_ARMS if a not in inp.reasoning]
+    missing += [f"rlmt_steps/{a}" for a in t.ordered(inp.arms.rlmt, RLMT_ARMS) if a not in inp.rlmt_steps]
+    missing += [f"reasoning/{a}" for a in t.ordered(inp.arms.gate, GATE_ARMS) if a not in inp.reasoning]
     return missing
 
 
@@ -44,7 +44,11 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
         "RLMT",
         t.rlmt_table(inp.rlmt)
         + f"\n\n![RLMT reward per step]({PLOTS['rlmt_reward']})"
-        + ("" if inp.rlmt_steps else "\n\nPer-step reward: " + t.not_run(*[f"rlmt_steps/{a}" for a in RLMT_ARMS])),
+        + (
+            ""
+            if inp.rlmt_steps
+            else "\n\nPer-step reward: " + t.not_run(*[f"rlmt_steps/{a}" for a in t.ordered(inp.arms.rlmt, RLMT_ARMS)])
+        ),
     )
 
     gate = inp.reward_gate
@@ -66,7 +70,7 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
     section("Causal deltas", t.probe_deltas(inp.thought_probe), 3)
 
     if inp.reasoning:
-        missing = [a for a in GATE_ARMS if a not in inp.reasoning]
+        missing = [a for a in t.ordered(inp.arms.gate, GATE_ARMS) if a not in inp.reasoning]
         note = ("\n\n" + t.not_run(*[f"reasoning/{a}" for a in missing])) if missing else ""
         section("Reasoning eval", rt.reasoning_table(inp.reasoning) + note)
         section("Macro averages", rt.macro_table(inp.reasoning), 3)
@@ -98,7 +102,7 @@ def render_results(inp: Inputs, profile: str | None = None) -> str:
                 3,
             )
     else:
-        section("Reasoning eval", t.not_run(*[f"reasoning/{a}" for a in GATE_ARMS]))
+        section("Reasoning eval", t.not_run(*[f"reasoning/{a}" for a in t.ordered(inp.arms.gate, GATE_ARMS)]))
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -24,7 +24,9 @@ _SHOWN = input_paths(Path("reports"))  # relative paths only, so the text never 
 
 
 def not_run(*names: str) -> str:
-    return "Not run: " + ", ".join(f"`{_SHOWN[n]}`" for n in names) + " not found."
+    return (
+        "Not run: " + ", ".join(f"`{_SHOWN.get(n, n)}`" for n in names) + " not found."
+    )  # an arm beyond the defaults: its name
 
 
 def ordered(keys, known) -> list:

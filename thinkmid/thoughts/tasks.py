@@ -76,7 +76,7 @@ def gsm8k_split(task, seed: int) -> tuple[list[Problem], list[Problem]]:
         from thinkmid.evals.reasoning.common import load_hub
 
         try:
-            ds = load_hub("openai/gsm8k", "main", "train", "gsm8k")
+            ds = load_hub("openai/gsm8k", "main", "train", "gsm8k", task.revision)
         except InputError:
             raise InputError(
                 "thoughts.tasks: source: hub needs openai/gsm8k (main/train) from the Hugging Face Hub "

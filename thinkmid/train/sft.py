@@ -8,17 +8,18 @@ from collections import Counter
 import torch
 import torch.nn.functional as F
 
+from thinkmid.config.arms import is_raw
 from thinkmid.data.thoughts import thought_token_mask
 from thinkmid.engines.base import SamplingParams
 from thinkmid.models.tokenizer import think_ids
 from thinkmid.train.loop import sft_batches
 from thinkmid.train.losses import causal_lm_nll_sum
 
-ARM_SOURCES = {  # arm -> (starting model, training text field)
-    "raw_base": ("models/base", "original"),
-    "think_base": ("models/base", "text"),
-    "think_phase3": ("models/phase3", "text"),
-}
+
+def arm_source(arms: dict[str, str], arm: str) -> tuple[str, str]:
+    """(starting model, training text field) of an SFT arm of params.yaml's arms.sft: raw_* arms train
+    on the raw chunks (`original`), the others on the thought-interleaved ones (`text`)."""
+    return arms[arm], "original" if is_raw(arm) else "text"
 
 
 def encode_rows(tokenizer, texts: list[str], seq_len: int, append_eos: bool = True) -> list[list[int]]:

@@ -70,15 +70,16 @@ def first_rows(n: int, params) -> range:
     return range(n if limit is None else min(n, limit))
 
 
-def load_hub(dataset: str, config: str | None, split: str, param: str):
-    """load_dataset, turning any failure (offline, not cached, renamed) into one InputError."""
+def load_hub(dataset: str, config: str | None, split: str, param: str, revision: str = "main"):
+    """load_dataset at a git `revision` (a params value, so a new revision reruns the stage), turning
+    any failure (offline, not cached, renamed) into one InputError."""
     try:
         import datasets
 
         args = (dataset, config) if config and config != "default" else (dataset,)
-        return datasets.load_dataset(*args, split=split)
+        return datasets.load_dataset(*args, split=split, revision=revision)
     except Exception as e:  # noqa: BLE001 - offline/missing surfaces as many exception types
-        name = f"{dataset}" + (f" ({config})" if config else "")
+        name = f"{dataset}@{revision}" + (f" ({config})" if config else "")
         raise InputError(
             f"could not load {name} split {split} from the Hugging Face Hub "
             f"({type(e).__name__}: {str(e)[:200]}); it is needed by reasoning_eval.{param} - connect to the Hub "

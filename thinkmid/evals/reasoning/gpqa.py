@@ -76,7 +76,7 @@ def _load_csv(params: BenchmarkParams, seed: int) -> list[Problem]:
 
 def load(params: BenchmarkParams, seed: int) -> list[Problem]:
     if getattr(params, "source", "package") == "hub":
-        ds = load_hub(DATASET, CONFIG, SPLIT, NAME)
+        ds = load_hub(DATASET, CONFIG, SPLIT, NAME, getattr(params, "revision", "main"))
         rows = [problem_from_hub_row(i, ds[i]) for i in first_rows(len(ds), params)]
     else:
         rows = _load_csv(params, seed)

@@ -56,7 +56,7 @@ def _package_rows() -> list[dict]:
 
 def load(params: BenchmarkParams, seed: int) -> list[Problem]:
     if getattr(params, "source", "package") == "hub":
-        ds = load_hub(DATASET, CONFIG, SPLIT, NAME)
+        ds = load_hub(DATASET, CONFIG, SPLIT, NAME, getattr(params, "revision", "main"))
         raw = [
             {"question": ds[i]["question"], "answer": ds[i]["answer"], "where": f"{DATASET}[{i}]"}
             for i in range(len(ds))

@@ -18,7 +18,7 @@ DATASET, CONFIG, SPLIT = "HuggingFaceH4/MATH-500", None, "test"
 
 
 def load(params: BenchmarkParams, seed: int) -> list[Problem]:
-    ds = load_hub(DATASET, CONFIG, SPLIT, NAME)
+    ds = load_hub(DATASET, CONFIG, SPLIT, NAME, getattr(params, "revision", "main"))
     rows = []
     for i in first_rows(len(ds), params):
         row = ds[i]

@@ -28,7 +28,7 @@ def problem_from_row(i: int, row: dict) -> Problem | None:
 
 
 def load(params: BenchmarkParams, seed: int) -> list[Problem]:
-    ds = load_hub(DATASET, CONFIG, SPLIT, NAME)
+    ds = load_hub(DATASET, CONFIG, SPLIT, NAME, getattr(params, "revision", "main"))
     rows = [p for i in first_rows(len(ds), params) if (p := problem_from_row(i, ds[i])) is not None]
     return [rows[i] for i in subsample(len(rows), params.limit, seed, NAME)]
 
