@@ -8,7 +8,7 @@ Writes one JSON line per eval row (interface, budget, thought tokens, accuracy) 
 with its wall time, all tagged with the device, each flushed as soon as it is known. Order: no
 thought and verbal first, then the arms of --arms in the order given. Abstract: by default the
 embedded path (our additions: z anchored to the verbal reasoning at m = the chain length evenly
-spaced positions, Phase B alone on them, --abs_b_epochs epochs); --abs_seed random --abs_b_z prompt
+spaced positions, Phase B alone on them, --abs_b_epochs epochs); --abs_z1 random --abs_b_z prompt
 --abs_phase_a 1 --rounds 2 is the card's warm-up, with a bottleneck-probe line per round.
 Continuous: K = the chain length unless --K; head warm start --head_fit steps; distillation at
 --distill_lr over --distill_rows problems. --budget_s: past that many seconds of wall time the
@@ -59,7 +59,7 @@ def main() -> None:
         abs_max=4,
         abs_min=-1,
         abs_chain=1,
-        abs_seed="reasoning",
+        abs_z1="reasoning",
         abs_b_z="teacher",
         abs_phase_a=0,
         abs_b_epochs=0,
@@ -84,8 +84,8 @@ def main() -> None:
         args.abs_max = chain
     args.abs_min = args.abs_max if args.abs_min < 0 else args.abs_min  # default: fixed-length abstract sequences
     args.K = args.K or chain
-    if not args.abs_phase_a and (args.abs_seed != "reasoning" or args.abs_b_z != "teacher" or args.rounds != 1):
-        a.error("--abs_phase_a 0 needs --abs_seed reasoning --abs_b_z teacher --rounds 1 (nothing else informs z)")
+    if not args.abs_phase_a and (args.abs_z1 != "reasoning" or args.abs_b_z != "teacher" or args.rounds != 1):
+        a.error("--abs_phase_a 0 needs --abs_z1 reasoning --abs_b_z teacher --rounds 1 (nothing else informs z)")
     arms = [x for x in args.arms.split(",") if x]
     if set(arms) - {"none", "abstract", "continuous"}:
         a.error(f"--arms: expected names from none,abstract,continuous, got {args.arms!r}")
@@ -190,12 +190,12 @@ def abstract_arm(args, task, train, held, fresh, phase, emit, current) -> None:
         current["phase"] = f"abstract_r{r}_z"
         if r > 1:
             zs = ab.sample_sequences(eng, tok, train, 64, hi, 1.0, r, with_reasoning=True, min_tokens=lo)
-        elif args.abs_seed == "reasoning":
+        elif args.abs_z1 == "reasoning":
             zs = ab.anchored_sequences(tok, train, 64, hi)
         else:
             zs = ab.random_sequences(len(train), hi, abs_ids, r)
         if args.abs_phase_a:
-            z_loss = r > 1 or args.abs_seed == "reasoning"
+            z_loss = r > 1 or args.abs_z1 == "reasoning"
             ex = [ab.phase_a_example(tok, p, z, 64, z_loss, task.seq_len) for p, z in zip(train, zs)]
             phase(f"abstract_r{r}_a", model, ex, bottleneck=True)
             current["phase"] = f"abstract_r{r}_a_probe"

@@ -1,6 +1,6 @@
 """Abstract-thought arm (Abstract-CoT warm-up): T rounds of bottleneck SFT (Phase A) and
 self-distillation (Phase B) from the arm's start model with 64 reserved abstract tokens added.
-Our additions (params thoughts.abstract.seed / phase_b_z / phase_a / chain_tokens; the card's path is
+Our additions (params thoughts.abstract.round1_z / phase_b_z / phase_a / chain_tokens; the card's path is
 the default): round-1 z anchored to the verbal reasoning instead of random, Phase B on those z
 instead of the model's own prompt-only samples, Phase A optional, m = the generated chain's length.
 
@@ -65,7 +65,7 @@ def run(params: Params, arm: str | None) -> None:
             "abstract_vocab": n,
             "rounds": ap.rounds,
             "abstract_max_tokens": m,
-            "seed_z": ap.seed,
+            "round1_z": ap.round1_z,
             "phase_b_z": ap.phase_b_z,
         }
         step0 = 0
@@ -75,12 +75,12 @@ def run(params: Params, arm: str | None) -> None:
                 zs = ab.sample_sequences(
                     eng, tok, train, n, m, ap.temperature, seed, with_reasoning=True, min_tokens=lo
                 )
-            elif ap.seed == "reasoning":  # ours: the reasoning's tokens at m evenly spaced positions
+            elif ap.round1_z == "reasoning":  # ours: the reasoning's tokens at m evenly spaced positions
                 zs = ab.anchored_sequences(tok, train, n, m)
             else:  # the card's round 1: random abstract sequences, no loss on them
                 zs = ab.random_sequences(len(train), m, abs_ids, seed)
             if ap.phase_a:
-                z_loss = r > 1 or ap.seed == "reasoning"
+                z_loss = r > 1 or ap.round1_z == "reasoning"
                 ex = [ab.phase_a_example(tok, p, z, n, z_loss, task.seq_len) for p, z in zip(train, zs)]
                 s = run_phase(
                     f"r{r}_phase_a", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id, bottleneck=True

@@ -21,7 +21,7 @@ _THOUGHT_RECIPE = (
     "thoughts.abstract.min_tokens",
     "thoughts.abstract.rounds",  # micro: 1 (the embedded path, abs17)
     "thoughts.abstract.eval_temperature",
-    "thoughts.abstract.seed",
+    "thoughts.abstract.round1_z",
     "thoughts.abstract.phase_b_z",
     "thoughts.abstract.phase_a",
     "thoughts.abstract.phase_b_epochs",

@@ -101,7 +101,7 @@ def test_unknown_arm_exits_2(lab, capsys):
         ("verbal_budgets: [0, 5]", "thoughts.tasks.tiny.verbal_budgets: Value error, must be a non-empty list"),
         ("rounds: 2", "thoughts.abstract.rounds: Input should be greater than or equal to 1"),
         ("max_tokens: 2,", "thoughts.abstract: Value error, thoughts.abstract.min_tokens 3 exceeds max_tokens 2"),
-        ("rounds: 2}", "thoughts.abstract: Value error, thoughts.abstract.phase_a: false needs seed: reasoning"),
+        ("rounds: 2}", "thoughts.abstract: Value error, thoughts.abstract.phase_a: false needs round1_z: reasoning"),
     ],
 )
 def test_bad_params_one_error(edit, message):
