@@ -1,5 +1,8 @@
 """Abstract-thought arm (Abstract-CoT warm-up): T rounds of bottleneck SFT (Phase A) and
 self-distillation (Phase B) from the arm's start model with 64 reserved abstract tokens added.
+Our additions (params thoughts.abstract.round1_z / phase_b_z / phase_a / chain_tokens; the card's path is
+the default): round-1 z anchored to the verbal reasoning instead of random, Phase B on those z
+instead of the model's own prompt-only samples, Phase A optional, m = the generated chain's length.
 
 Scored on the held-out problems at each abstract-token cap of `abstract_budgets` (decoding masked to
 the abstract vocabulary and </abstract>, the end forced at the cap), with the ablations: random
@@ -27,16 +30,29 @@ from thinkmid.track import StageRun
 from thinkmid.train.checkpoint import clear_checkpoints
 
 
+def sequence_length(ap, task) -> tuple[int, int]:
+    """(m, min tokens): the generated task's chain length for both with `chain_tokens`, else the params'."""
+    from thinkmid.thoughts.procedural import chain_length
+
+    if ap.chain_tokens and task.kind != "gsm8k":
+        m = chain_length(task)
+        return m, m
+    return ap.max_tokens, ap.min_tokens
+
+
 def run(params: Params, arm: str | None) -> None:
     t0 = time.time()
     spec, task = arm_spec(params, arm)
     ap = params.thoughts.abstract
+    m, lo = sequence_length(ap, task)
     train, held = task_problems(spec.task)
     ckpt = f"checkpoints/abstract_thought_{arm}"
     model, tok = load_model(spec.model, dtype=params.base.dtype)
     ab.extend_vocab(model, tok, ap.vocab_size, params.seed)
     model.to(pick_device())
     abs_ids, _, _ = ab.ids(tok, ap.vocab_size)
+    n = ap.vocab_size
+    task_b = task.model_copy(update={"epochs": ap.phase_b_epochs}) if ap.phase_b_epochs else task
     with (
         StageRun("abstract_thought", params, arm=arm) as tr,
         engine_for(params.engine, model, tok, None, progress=False) as eng,
@@ -46,37 +62,37 @@ def run(params: Params, arm: str | None) -> None:
             "task": spec.task,
             "split": "eval",
             "train_problems": len(train),
-            "abstract_vocab": ap.vocab_size,
+            "abstract_vocab": n,
             "rounds": ap.rounds,
+            "abstract_max_tokens": m,
+            "round1_z": ap.round1_z,
+            "phase_b_z": ap.phase_b_z,
         }
         step0 = 0
         for r in range(1, ap.rounds + 1):
             seed = params.seed * 1000 + r
-            if r == 1:  # round 1: random abstract sequences, no loss on them
-                zs = ab.random_sequences(len(train), ap.max_tokens, abs_ids, seed)
-            else:  # later rounds: sampled from the previous round's model after the reasoning (the teacher)
+            if r > 1:  # later rounds: sampled from the previous round's model after the reasoning (the teacher)
                 zs = ab.sample_sequences(
-                    eng,
-                    tok,
-                    train,
-                    ap.vocab_size,
-                    ap.max_tokens,
-                    ap.temperature,
-                    seed,
-                    with_reasoning=True,
-                    min_tokens=ap.min_tokens,
+                    eng, tok, train, n, m, ap.temperature, seed, with_reasoning=True, min_tokens=lo
                 )
-            ex = [ab.phase_a_example(tok, p, z, ap.vocab_size, r > 1, task.seq_len) for p, z in zip(train, zs)]
-            s = run_phase(f"r{r}_phase_a", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id, bottleneck=True)
-            step0 += s["steps"]
-            metrics[f"r{r}_phase_a_final_loss"] = s["final_loss"]
-            probe = ab.bottleneck_probe(eng, model, tok, held, ap.vocab_size, ap.min_tokens, ap.max_tokens, seed + 900)
-            metrics.update({f"r{r}_{k}": v for k, v in probe.items()})
-            zs = ab.sample_sequences(
-                eng, tok, train, ap.vocab_size, ap.max_tokens, ap.temperature, seed + 500, min_tokens=ap.min_tokens
-            )
-            ex = [ab.phase_b_example(tok, p, z, ap.vocab_size, task.seq_len) for p, z in zip(train, zs)]
-            s = run_phase(f"r{r}_phase_b", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id)
+            elif ap.round1_z == "reasoning":  # ours: the reasoning's tokens at m evenly spaced positions
+                zs = ab.anchored_sequences(tok, train, n, m)
+            else:  # the card's round 1: random abstract sequences, no loss on them
+                zs = ab.random_sequences(len(train), m, abs_ids, seed)
+            if ap.phase_a:
+                z_loss = r > 1 or ap.round1_z == "reasoning"
+                ex = [ab.phase_a_example(tok, p, z, n, z_loss, task.seq_len) for p, z in zip(train, zs)]
+                s = run_phase(
+                    f"r{r}_phase_a", model, ex, task, seed, ckpt, tr, step0, tok.pad_token_id, bottleneck=True
+                )
+                step0 += s["steps"]
+                metrics[f"r{r}_phase_a_final_loss"] = s["final_loss"]
+                probe = ab.bottleneck_probe(eng, model, tok, held, n, lo, m, seed + 900)
+                metrics.update({f"r{r}_{k}": v for k, v in probe.items()})
+            if ap.phase_b_z == "prompt":  # the card: z sampled from the prompt alone by the Phase A model
+                zs = ab.sample_sequences(eng, tok, train, n, m, ap.temperature, seed + 500, min_tokens=lo)
+            ex = [ab.phase_b_example(tok, p, z, n, task.seq_len) for p, z in zip(train, zs)]
+            s = run_phase(f"r{r}_phase_b", model, ex, task_b, seed, ckpt, tr, step0, tok.pad_token_id)
             step0 += s["steps"]
             metrics[f"r{r}_phase_b_final_loss"] = s["final_loss"]
             metrics[f"r{r}_mean_abstract_tokens"] = sum(map(len, zs)) / max(1, len(zs))
@@ -84,12 +100,12 @@ def run(params: Params, arm: str | None) -> None:
             eng,
             tok,
             held,
-            ap.vocab_size,
+            n,
             task.abstract_budgets,
             task.max_answer_tokens,
             params.seed,
-            temperature=ap.temperature,
-            min_tokens=ap.min_tokens,
+            temperature=ap.eval_temperature or ap.temperature,
+            min_tokens=lo,
         )
         save_model(model, tok, f"models/abstract_{arm}")
         metrics.update(ev.headline(rows, "abstract"))

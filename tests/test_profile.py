@@ -16,16 +16,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # The last commits with each full profile file (before paper and micro became overlays; the paper
 # one after its judges moved in process).
 FULL_PROFILES_COMMIT = {"paper": "72be564", "micro": "cd78198"}
-# keys changed on purpose since then (issue 17's recipe: thought17b), so the proof compares the rest
+# keys changed on purpose since then (issue 17's recipe: thought17b, abs17), so the proof compares the rest
 _THOUGHT_RECIPE = (
     "thoughts.abstract.min_tokens",
+    "thoughts.abstract.rounds",  # micro: 1 (the embedded path, abs17)
+    "thoughts.abstract.eval_temperature",
+    "thoughts.abstract.round1_z",
+    "thoughts.abstract.phase_b_z",
+    "thoughts.abstract.phase_a",
+    "thoughts.abstract.phase_b_epochs",
+    "thoughts.abstract.chain_tokens",
     "thoughts.continuous.chain_steps",
     "thoughts.continuous.mixed_steps",
     "thoughts.continuous.teacher_batch",
     "thoughts.continuous.head_fit_steps",
     "thoughts.continuous.lr",
 )
-CHANGED_SINCE = {"paper": _THOUGHT_RECIPE, "micro": _THOUGHT_RECIPE}
+CHANGED_SINCE = {"paper": _THOUGHT_RECIPE, "micro": _THOUGHT_RECIPE + ("thoughts.tasks.tiny.abstract_budgets",)}
 
 
 @pytest.mark.parametrize("name", profile.names())

@@ -80,6 +80,24 @@ def test_stages_end_to_end_and_report(lab):
     assert "metrics.accuracy" in runs.columns and runs["metrics.accuracy"].notna().sum() == 3
 
 
+def test_abstract_stage_on_the_anchored_path(lab):
+    """The embedded default's path (our additions): Phase B alone on reasoning-anchored sequences of
+    the chain's length, no Phase A probe, and the params it ran with in its metrics."""
+    from stages import abstract_thought, prepare_thought_tasks
+
+    anchored = "abstract: {vocab_size: 8, max_tokens: 2, rounds: 1, round1_z: reasoning, phase_b_z: teacher, "
+    anchored += "phase_a: false, chain_tokens: true, phase_b_epochs: 2}"
+    (lab / "params.yaml").write_text(PARAMS.replace("abstract: {vocab_size: 8, max_tokens: 2, rounds: 2}", anchored))
+    stage_main("prepare_thought_tasks", prepare_thought_tasks.run, argv=["--params", "params.yaml"])
+    stage_main(
+        "abstract_thought", abstract_thought.run, arms=["tiny"], argv=["--params", "params.yaml", "--arm", "tiny"]
+    )
+    m = metrics_of(lab, "abstract")
+    assert m["abstract_max_tokens"] == 5 and m["r1_mean_abstract_tokens"] == 5  # the 6-term chain's 5 steps
+    assert m["round1_z"] == "reasoning" and m["steps"] == 4  # 2 epochs of 16 problems at batch 8
+    assert not any(k.startswith("r1_phase_a") for k in m)
+
+
 def metrics_of(lab, name):
     return json.loads((lab / f"reports/thoughts/{name}_tiny.json").read_text())
 
@@ -101,6 +119,7 @@ def test_unknown_arm_exits_2(lab, capsys):
         ("verbal_budgets: [0, 5]", "thoughts.tasks.tiny.verbal_budgets: Value error, must be a non-empty list"),
         ("rounds: 2", "thoughts.abstract.rounds: Input should be greater than or equal to 1"),
         ("max_tokens: 2,", "thoughts.abstract: Value error, thoughts.abstract.min_tokens 3 exceeds max_tokens 2"),
+        ("rounds: 2}", "thoughts.abstract: Value error, thoughts.abstract.phase_a: false needs round1_z: reasoning"),
     ],
 )
 def test_bad_params_one_error(edit, message):
@@ -109,6 +128,7 @@ def test_bad_params_one_error(edit, message):
         "verbal_budgets: [0, 5]": "verbal_budgets: [0, -1]",
         "rounds: 2": "rounds: 0",
         "max_tokens: 2,": "max_tokens: 2, min_tokens: 3,",
+        "rounds: 2}": "rounds: 1, phase_a: false}",
     }[edit]
     with pytest.raises(InputError) as e:
         parse_params(PARAMS.replace(edit, bad), "params.yaml")

@@ -107,11 +107,29 @@ class AbstractThoughtParams(Section):
     # the card's m: no end marker before this many abstract tokens (in training samples and at eval,
     # where it is min(min_tokens, cap)); 0 lets the end come first, which collapsed rounds to empty thoughts
     min_tokens: int = Field(0, ge=0)
+    eval_temperature: float | None = Field(None, gt=0)  # sampling at eval (None: temperature; the card decodes at 0.7)
+    # Our additions, not the card's (measured on the embedded parity-12 arm, benchmarks/THOUGHT_INTERFACES.md):
+    # round-1 z: `random` (the card) or `reasoning`: z_k names the verbal reasoning's token at the k-th of m
+    # evenly spaced positions (the card's random z left the token identities carrying nothing: chance)
+    round1_z: Literal["random", "reasoning"] = "random"
+    # Phase B's z: `prompt` (the card: sampled from the prompt alone by the Phase A model) or `teacher`
+    # (the round's z: round1_z in round 1, the after-reasoning samples later), so the prompt-only model
+    # learns to produce informative sequences instead of its own uninformative ones
+    phase_b_z: Literal["prompt", "teacher"] = "prompt"
+    phase_a: bool = True  # false: Phase B alone (on parity-12, 150 Phase A steps first left Phase B at chance)
+    phase_b_epochs: int | None = Field(None, ge=1)  # Phase B's epochs (None: the task's)
+    chain_tokens: bool = False  # generated tasks: m = min_tokens = the task's chain length (one token per step)
 
     @model_validator(mode="after")
     def _min_le_max(self):
         if self.min_tokens > self.max_tokens:
             raise ValueError(f"thoughts.abstract.min_tokens {self.min_tokens} exceeds max_tokens {self.max_tokens}")
+        if not self.phase_a and (self.round1_z != "reasoning" or self.phase_b_z != "teacher" or self.rounds != 1):
+            raise ValueError(
+                "thoughts.abstract.phase_a: false needs round1_z: reasoning, phase_b_z: teacher and rounds: 1 "
+                f"(got round1_z: {self.round1_z}, phase_b_z: {self.phase_b_z}, rounds: {self.rounds}); without Phase A "
+                "nothing else would inform the abstract tokens"
+            )
         return self
 
 

@@ -66,6 +66,27 @@ def random_sequences(count: int, length: int, abs_ids: list[int], seed: int) -> 
     return [[rng.choice(abs_ids) for _ in range(length)] for _ in range(count)]
 
 
+def anchored_sequences(tok, problems, n: int, m: int) -> list[list[int]]:
+    """Reasoning-anchored abstract sequences (our addition, not the card's): z_k names the verbal
+    reasoning's token at the k-th of m evenly spaced positions (those the continuous arm distils; the
+    last is the reasoning's last token). Each reasoning token id maps to an abstract token by its
+    frequency rank at those positions over `problems` (ties by id; ranks past n wrap), so for a
+    generated chain z is the running state every ~L/m steps, relabelled. An empty reasoning gives
+    the most frequent token throughout."""
+    from collections import Counter
+
+    from thinkmid.thoughts.continuous import spaced_positions
+
+    abs_ids, _, _ = ids(tok, n)
+    anchors = []
+    for p in problems:
+        r = enc(tok, p.steps)
+        anchors.append([r[i] for i in spaced_positions(len(r), m)] if r else [])
+    counts = Counter(t for a in anchors for t in a)
+    rank = {t: i for i, (t, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
+    return [[abs_ids[rank[t] % n] for t in a] if a else [abs_ids[0]] * m for a in anchors]
+
+
 def phase_a_example(tok, p, z: list[int], n: int, z_loss: bool, seq_len: int | None) -> dict:
     t_open, t_close = think_ids_of(tok)
     _, a_open, a_close = ids(tok, n)

@@ -85,7 +85,8 @@ def abstract(
     """Abstract thoughts capped at each budget (at least min(min_tokens, budget) tokens before the end
     marker may come), sampled at `temperature` as the Abstract-CoT card decodes them (greedy picks
     the end marker whenever the sequences carry no information yet), then a greedy answer; plus the
-    ablations at the largest budget: random abstract tokens of the same lengths, and none at all."""
+    ablations at the largest budget: random abstract tokens of the same lengths (from the tokens the
+    model emitted there), and none at all."""
     abs_ids, a_open, a_close = ab.ids(tok, n_vocab)
     prompts = [prompt_ids(tok, p) + [a_open] for p in problems]
     rows, samples, last = [], [], []
@@ -108,7 +109,10 @@ def abstract(
                 }
                 for p, t, z, ok in zip(problems, texts, zs, oks)
             ]
-    rand = [ab.random_sequences(1, len(z), abs_ids, seed + i)[0] for i, z in enumerate(last)]  # same lengths
+    # same lengths, drawn from the tokens the model itself emitted at that cap: the whole vocabulary would
+    # bring in rows it never trained, which broke the answers' form (parity-12: 19%, under chance)
+    pool = sorted({t for z in last for t in z}) or abs_ids
+    rand = [ab.random_sequences(1, len(z), pool, seed + i)[0] for i, z in enumerate(last)]
     b = max(budgets)
     for name, zs in (("abstract_random", rand), ("abstract_none", [[] for _ in problems])):
         texts = _answers(engine, tok, [q + z + [a_close] for q, z in zip(prompts, zs)], max_answer)
