@@ -74,6 +74,8 @@ print(json.dumps(times, indent=1))
 EOF
 cp params.yaml "$out/" 2>/dev/null; cp dvc.lock "$out/" 2>/dev/null
 cp mlflow.db "$out/" 2>/dev/null  # per-step timestamps: lifecycle_extra reads step times of the stages without step files
-tar czf "$out/reports.tgz" --exclude="*.safetensors" reports 2>/dev/null  # one file: nested dirs do not travel back
+# one file (nested dirs do not travel back); per-sample JSONL left out: the metrics and timings are what the
+# projection reads, and the samples of random stand-ins are large and say nothing
+tar czf "$out/reports.tgz" --exclude="*.safetensors" --exclude="*.jsonl" --exclude="reports/reward_gate/samples" reports 2>/dev/null
 echo "dvc repro exit $rc; outputs in $out"
 exit "$rc"

@@ -125,7 +125,6 @@ def main() -> None:
         emit({"phase": "budget_exhausted", "cut": current["phase"], "elapsed_s": round(time.time() - t_start, 1)})
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        out.close()
         shutil.rmtree(ckpt, ignore_errors=True)
 
 
