@@ -47,29 +47,31 @@ rc=${PIPESTATUS[0]}
 [ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
 python3 - "$out/repro.log" >"$out/stage_times.json" <<'EOF'
 import json, re, sys
-starts, end = [], None
-for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+# Each run of a stage is the log from its "Running stage" line to the next one (or a new call's marker).
+# Its wall time is that span; null when the run failed, or was cut by the call's end (no lock update).
+# A later run of the same stage (a resumed call) replaces an earlier one.
+marks = []  # (name or None for a call marker, time, line index)
+lines = open(sys.argv[1], encoding="utf-8", errors="replace").read().splitlines()
+for i, line in enumerate(lines):
     t, _, rest = line.partition(" ")
     try:
         t = float(t)
     except ValueError:
         continue
     m = re.match(r"Running stage '([^']+)'", rest)
-    if m:
-        starts.append((m.group(1), t))
-    elif rest.startswith("=== "):  # a new call: the stage running when the last call was cut has no time
-        starts.append((None, t))
-    end = t
-times = {s: round((starts[i + 1][1] if i + 1 < len(starts) else end) - t, 1) for i, (s, t) in enumerate(starts) if s}
-for i, (s, t) in enumerate(starts[:-1]):
-    if s and starts[i + 1][0] is None and s not in [n for n, _ in starts[i + 1:]]:
-        times[s] = None  # cut by the call's end and not run again
-# a stage that failed, or was still running when the repro stopped, has no wall time (null)
-text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
-for m in re.finditer(r"failed to run: python -m stages\.(\w+)(?: --arm (\w+))?", text):
-    times[m.group(1) + (f"@{m.group(2)}" if m.group(2) else "")] = None
-if starts and not re.search(r"Updating lock file|didn't change", text.rsplit("Running stage", 1)[-1]):
-    times[starts[-1][0]] = None
+    if m or rest.startswith("=== "):
+        marks.append((m.group(1) if m else None, t, i))
+end = next((float(x.partition(" ")[0]) for x in reversed(lines) if x.partition(" ")[0].replace(".", "").isdigit()), 0.0)
+times = {}
+for k, (name, t, i) in enumerate(marks):
+    if name is None:
+        continue
+    nxt = marks[k + 1] if k + 1 < len(marks) else (None, end, len(lines))
+    seg = "\n".join(lines[i : nxt[2]])
+    stage, _, arm = name.partition("@")
+    failed = re.search(rf"failed to run: python -m stages\.{stage}{' --arm ' + arm if arm else ''}(?!\w)", seg)
+    finished = re.search(r"Updating lock file|didn't change", seg)
+    times[name] = None if failed or not finished else round(nxt[1] - t, 1)
 print(json.dumps(times, indent=1))
 EOF
 cp params.yaml "$out/" 2>/dev/null; cp dvc.lock "$out/" 2>/dev/null

@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 
 GEN_TOK_S = 42_500  # 0.6B generation, batch 256, one H200 (benchmarks/RESULTS.md)
-STEP_KEYS = {"knowledge_gates": "loss"}  # the metric each training step logs; default train_loss
+STEP_KEYS = {"knowledge_gates": "loss", "rlmt": "loss", "self_improve": "dpo_loss"}  # else train_loss
 EXTRA_UNITS = {
     "knowledge_gates": "step",
     "verbal_thought": "step",
@@ -106,7 +106,8 @@ def rows(params) -> list[dict]:
 
 
 def step_time(db: Path, stage: str, arm: str) -> float | None:
-    """Median seconds between consecutive training steps of MLflow run `<stage>/<arm>`."""
+    """Median seconds between consecutive training steps of MLflow run `<stage>/<arm>` (`<stage>`
+    when arm is empty)."""
     if not db.exists():
         return None
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -116,7 +117,7 @@ def step_time(db: Path, stage: str, arm: str) -> float | None:
             for (t,) in con.execute(
                 "SELECT m.timestamp FROM metrics m JOIN runs r ON m.run_uuid = r.run_uuid "
                 "WHERE r.name = ? AND m.key = ? ORDER BY m.timestamp",
-                (f"{stage}/{arm}", STEP_KEYS.get(stage, "train_loss")),
+                (f"{stage}/{arm}" if arm else stage, STEP_KEYS.get(stage, "train_loss")),
             )
         ]
     finally:

@@ -209,6 +209,7 @@ def step_times(reports: Path, stage: str) -> list[float]:
         except (OSError, ValueError):
             continue
         recs = data if isinstance(data, list) else data.get("steps", []) if isinstance(data, dict) else []
+        recs = recs if isinstance(recs, list) else []  # a timing file's "steps" may be a count
         out += [float(r["step_time_s"]) for r in recs if isinstance(r, dict) and "step_time_s" in r]
     return out
 
@@ -229,14 +230,32 @@ def projections(paper_rows: list[dict], run_dir: Path, load_params) -> tuple[dic
         if s not in UNITS or s not in walls or s not in stand:  # lifecycle_extra projects the others
             continue
         steps = step_times(run_dir / "reports", s)
-        if steps and UNITS[s] == "step":
-            per = sum(steps) / len(steps)
-            fixed = max(0.0, walls[s] - sum(steps))  # loading, evaluation, saving: paid once per run
-            rates[s], proj[s] = per, fixed + per * r["units"] * r["runs"]
+        if UNITS[s] == "step" and (len(steps) > 1 or mlflow_gap(run_dir, s)):
+            # steady state: the first step carries compilation and warm-up, so it counts as fixed cost
+            per = sum(steps[1:]) / len(steps[1:]) if len(steps) > 1 else mlflow_gap(run_dir, s)
+            fixed = max(0.0, walls[s] - per * stand[s]["units"] * arms[s]) / arms[s]  # per run: load, eval, save
+            rates[s], proj[s] = per, r["runs"] * (fixed + per * r["units"])
         else:
             per = walls[s] / (stand[s]["units"] * arms[s])
             rates[s], proj[s] = per, per * r["units"] * r["runs"]
     return rates, proj
+
+
+def mlflow_gap(run_dir: Path, stage: str) -> float | None:
+    """Median seconds between the logged steps of a stage's MLflow runs (stages whose steps carry no
+    step_time_s), over the arms that logged steps."""
+    import sqlite3
+
+    from lifecycle_extra import step_time
+
+    db = run_dir / "mlflow.db"
+    if not db.exists():
+        return None
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    names = [n for (n,) in con.execute("SELECT name FROM runs WHERE name = ? OR name LIKE ?", (stage, f"{stage}/%"))]
+    con.close()
+    gaps = [g for g in (step_time(db, stage, n.partition("/")[2]) for n in names) if g]
+    return sorted(gaps)[len(gaps) // 2] if gaps else None
 
 
 def fmt_int(x) -> str:

@@ -148,6 +148,7 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
     # random judges answer garbage: a top_p 0.6 nucleus rarely holds a verdict token, so count, do not stop
     out["judge.max_invalid_rate"] = 1.0
     out["reference_judge.max_invalid_rate"] = 1.0
+    out["teacher_thoughts.max_invalid_rate"] = 1.0  # a random teacher's thoughts fail the audit (57% on the H200)
     for role in ("judge", "reference_judge"):  # in process, as the paper's, from the stand-in dir (no hub)
         out[f"{role}.model"] = "path"
         out[f"{role}.model_path"] = judge

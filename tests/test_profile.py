@@ -32,7 +32,10 @@ _THOUGHT_RECIPE = (
     "thoughts.continuous.head_fit_steps",
     "thoughts.continuous.lr",
 )
-CHANGED_SINCE = {"paper": _THOUGHT_RECIPE, "micro": _THOUGHT_RECIPE + ("thoughts.tasks.tiny.abstract_budgets",)}
+CHANGED_SINCE = {
+    "paper": _THOUGHT_RECIPE + ("thoughts.tasks.gsm8k.micro_batch_size",),
+    "micro": _THOUGHT_RECIPE + ("thoughts.tasks.tiny.abstract_budgets",),
+}
 
 
 @pytest.mark.parametrize("name", profile.names())

@@ -92,17 +92,20 @@ def test_measured_run_projects_only_what_finished(tmp_path):
     stand["chunks"].update(sft_train=64, sft_val=64)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(stand))
     (tmp_path / "stage_times.json").write_text(
-        json.dumps({"sft@raw_base": 40.0, "sft@think_base": None, "self_improve": 30.0, "rlmt@think_base": None})
+        json.dumps({"sft@raw_base": 40.0, "sft@think_base": None, "self_improve": 45.0, "rlmt@think_base": None})
     )
     steps = tmp_path / "reports" / "self_improve"
     steps.mkdir(parents=True)
-    (steps / "steps.json").write_text(json.dumps([{"step": i, "step_time_s": 5.0} for i in range(4)]))
+    (steps / "steps.json").write_text(
+        json.dumps([{"step": i, "step_time_s": 20.0 if i == 0 else 5.0} for i in range(4)])
+    )
     paper = lw.work(load_profile("paper"))
     rates, proj = lw.projections(paper, tmp_path, load_params)
     assert set(rates) == {"sft", "self_improve"}  # rlmt failed: no rate from it
     assert rates["sft"] == 40.0 / 4  # one arm of 4 steps (64 rows / 16) finished
     assert proj["sft"] == 10.0 * 512 * 3
-    assert rates["self_improve"] == 5.0 and proj["self_improve"] == (30.0 - 20.0) + 5.0 * 2000
+    # the first step (compilation, warm-up) is fixed cost: steady 5 s a step, fixed 45 - 4 x 5
+    assert rates["self_improve"] == 5.0 and proj["self_improve"] == (45.0 - 20.0) + 5.0 * 2000
 
 
 def test_extra_stages_count_their_arms_and_project_from_mlflow_step_gaps(tmp_path):

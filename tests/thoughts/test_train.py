@@ -106,3 +106,20 @@ def test_phase_resumes_to_the_same_weights(tmp_path):
         loss_fn=lambda *a: (_ for _ in ()).throw(AssertionError("trained again")),
     )
     torch.testing.assert_close(again.state_dict()["lm_head.weight"], straight.state_dict()["lm_head.weight"])
+
+
+def test_micro_batches_give_the_whole_batch_step(tmp_path):
+    """micro_batch_size splits a step's forward/backward (the paper's GSM8K batch of 128 does not fit
+    one H200 at once); the weights after the phase are the whole-batch ones, up to fp32 rounding."""
+    train, _ = pr.generate(TASK, 0)
+    whole, tok = _model()
+    ex = [verbal_example(tok, p, True, 40) for p in train]
+    ex[0] = {**ex[0], "labels": [-100] * 5 + ex[0]["labels"][5:]}  # unequal target counts per row
+    s1 = run_phase("p", whole, ex, TASK, 0, tmp_path / "a", None, 0, tok.pad_token_id)
+    split, _ = _model()
+    s2 = run_phase(
+        "p", split, ex, TASK.model_copy(update={"micro_batch_size": 3}), 0, tmp_path / "b", None, 0, tok.pad_token_id
+    )
+    for (n, a), (_, b) in zip(whole.state_dict().items(), split.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=n)
+    assert s2["final_loss"] == pytest.approx(s1["final_loss"], rel=1e-4)

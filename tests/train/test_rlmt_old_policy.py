@@ -117,3 +117,18 @@ def test_stale_samples_without_server_logprobs_are_refused(tiny_model, qwen_tok)
         RlmtTrainer(
             policy, copy.deepcopy(tiny_model), qwen_tok, None, Judge(), rows, RP, lr=1e-4, seed=0, old_logprobs="server"
         )
+
+
+def test_a_step_without_valid_verdicts_skips_the_update(tiny_model, groups):
+    """Only a run allowing 100% invalid verdicts reaches this (the invalid-rate stop raises first):
+    no update, the same metric keys, no NaN."""
+    for g in groups:
+        for s in g:
+            s.reward = None
+    policy = copy.deepcopy(tiny_model).train()
+    before = [p.detach().clone() for p in policy.parameters()]
+    opt = make_optimizer(policy, 1e-3)
+    m = policy_update(policy, copy.deepcopy(tiny_model), opt, None, groups, CLOSE, 151643, RP, step=0, micro_batch=8)
+    assert m["valid_samples"] == 0.0 and m["loss"] == 0.0 and m["grad_norm"] == 0.0
+    assert set(m) >= {"loss", "pg_loss", "kl", "clip_frac", "grad_norm", "lr", "logprob_mismatch"}
+    assert all(bool((a == b).all()) for a, b in zip(before, policy.parameters()))

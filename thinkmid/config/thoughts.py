@@ -73,6 +73,9 @@ class ThoughtTaskParams(OptimParams):
     eval: int = Field(200, ge=1)  # held-out problems (disjoint from train)
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
+    # rows per forward/backward inside a step (gradients accumulate to the batch_size step); None = all.
+    # A 0.6B at batch 128 x 512 tokens needs 40 GB for its fp32 logits alone: the paper profile sets 16
+    micro_batch_size: int | None = Field(None, ge=1)
     seq_len: int = Field(128, ge=16)
     lr: LearningRate = 1e-3
     warmup_steps: WarmupSteps = 5

@@ -57,6 +57,30 @@ def lm_loss(model, batch: dict, device) -> tuple[torch.Tensor, int]:
     return causal_lm_loss(logits, labels), int((labels[:, 1:] != -100).sum())
 
 
+def accumulate(model, examples, idx, task, device, pad_id: int, bottleneck: bool, loss_fn=None):
+    """Backward of one step's batch in micro-batches of task.micro_batch_size rows; the gradient is the
+    whole batch's (LM loss: the token mean over the batch; loss_fn: the mean of the micro-batch losses
+    weighted by rows). Returns (the batch loss, detached; target tokens)."""
+    mb = getattr(task, "micro_batch_size", None) or len(idx)
+    parts = [idx[s : s + mb] for s in range(0, len(idx), mb)]
+    if loss_fn is not None:
+        total, ntok = 0.0, 0
+        for part in parts:
+            loss, n = loss_fn(model, part, device)
+            (loss * (len(part) / len(idx))).backward()
+            total, ntok = total + loss.detach() * (len(part) / len(idx)), ntok + n
+        return total, ntok
+    dtype = next(model.parameters()).dtype
+    # target tokens as lm_loss counts them (labels shifted by one), to weigh each micro-batch's mean
+    want = sum(sum(1 for x in examples[i]["labels"][1:] if x != -100) for i in idx) or 1
+    total, ntok = 0.0, 0
+    for part in parts:
+        loss, n = lm_loss(model, collate([examples[i] for i in part], pad_id, bottleneck, dtype), device)
+        (loss * (n / want)).backward()
+        total, ntok = total + loss.detach() * (n / want), ntok + n
+    return total, ntok
+
+
 def batches(n: int, batch_size: int, seed: int, epoch: int, start: int = 0):
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
     order = torch.randperm(n, generator=gen).tolist()
@@ -100,13 +124,7 @@ def run_phase(
     while step < total:
         epoch, start = divmod(step, per_epoch)
         for idx in batches(len(examples), task.batch_size, seed, epoch, start):
-            if loss_fn is not None:
-                loss, ntok = loss_fn(model, idx, device)
-            else:
-                dtype = next(model.parameters()).dtype
-                batch = collate([examples[i] for i in idx], pad_id, bottleneck, dtype)
-                loss, ntok = lm_loss(model, batch, device)
-            loss.backward()
+            loss, ntok = accumulate(model, examples, idx, task, device, pad_id, bottleneck, loss_fn)
             lr = scheduler.get_last_lr()[0]
             gnorm = clip_and_step(model, optimizer, scheduler, task.max_grad_norm, loss=loss.detach(), step=step)
             meter.add(ntok)

@@ -118,9 +118,16 @@ def policy_update(
 
     policy.train()
     n = int(dist.sum(torch.tensor([float(len(samples))]))[0]) if world > 1 else len(samples)
-    if n == 0:  # every verdict of the step was invalid: nothing to learn from (the seed stops here)
-        raise RuntimeError(f"step {step}: no valid judge verdict in the step")
     lr = float(scheduler.get_last_lr()[0]) if scheduler is not None else float(optimizer.param_groups[0]["lr"])
+    if n == 0:
+        # Every verdict of the step was invalid. The judges' max_invalid_rate stop raises on that first
+        # (the seed stops too); only a run that allows 100% invalid verdicts (stand-in judges) gets here:
+        # nothing to learn from, so no update, and the schedule moves on so step s keeps its lr.
+        log.warning("step %d: no valid judge verdict; update skipped", step)
+        if scheduler is not None:
+            scheduler.step()
+        zero = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0, "grad_norm": 0.0}
+        return {**zero, "lr": lr, "logprob_mismatch": mismatch, "valid_samples": 0.0}
     total, acc, n_tok, clipped = 0.0, {"pg_loss": 0.0, "kl": 0.0}, 0.0, 0.0
     for i, p in enumerate(parts):
         # Under DDP only the last micro-batch all-reduces, so ranks with different counts stay in step.
