@@ -126,6 +126,21 @@ def step_time(db: Path, stage: str, arm: str) -> float | None:
     return statistics.median(gaps) if gaps else None
 
 
+def stage_step_time(db: Path, stage: str) -> float | None:
+    """The median over a stage's MLflow runs (`<stage>` or `<stage>/<arm>`) of their step times."""
+    if not db.exists():
+        return None
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        names = [
+            n for (n,) in con.execute("SELECT name FROM runs WHERE name = ? OR name LIKE ?", (stage, f"{stage}/%"))
+        ]
+    finally:
+        con.close()
+    times = [t for t in (step_time(db, stage, n.partition("/")[2]) for n in names) if t]
+    return statistics.median(times) if times else None
+
+
 def projections(paper, stand, stage_times: dict, db: Path) -> tuple[dict[str, float], dict[str, float]]:
     """(row name -> median step seconds, row name -> projected seconds) for rows whose every arm ran."""
     paper_w, stand_w = arm_work(paper), arm_work(stand)

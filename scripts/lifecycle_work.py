@@ -27,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))  # lifecycle_extra, beside this file
+from lifecycle_extra import EXTRA_UNITS, stage_step_time  # noqa: E402
+from lifecycle_extra import rows as extra_rows  # noqa: E402  the stages beyond the record: gates, thought arms
+
 # Full sizes of the reasoning benchmarks (a `limit` takes fewer): GSM8K test, MATH-500, GPQA-Diamond,
 # OlympiadBench as the seed selected it (zwhe99/simplerl-OlympiadBench, first 300 rows filtered: the record's 220).
 BENCH_SIZES = {"gsm8k": 1319, "math500": 500, "gpqa_diamond": 198, "olympiadbench": 220}
@@ -187,15 +190,11 @@ def work(params) -> list[dict]:
         0,
         " + ".join(f"{b} {n}" for b, n in problems.items()) + f", k={re.k}",
     )
-    from lifecycle_extra import rows as extra_rows  # the stages beyond the record: gates, thought interfaces
-
     return rows + extra_rows(params)
 
 
 def unit(stage: str) -> str:
     """A row's unit; rows of lifecycle_extra are named `<stage> (<task>)`."""
-    from lifecycle_extra import EXTRA_UNITS
-
     base = stage.split(" (")[0]
     return UNITS.get(base) or EXTRA_UNITS[base]
 
@@ -230,32 +229,15 @@ def projections(paper_rows: list[dict], run_dir: Path, load_params) -> tuple[dic
         if s not in UNITS or s not in walls or s not in stand:  # lifecycle_extra projects the others
             continue
         steps = step_times(run_dir / "reports", s)
-        if UNITS[s] == "step" and (len(steps) > 1 or mlflow_gap(run_dir, s)):
-            # steady state: the first step carries compilation and warm-up, so it counts as fixed cost
-            per = sum(steps[1:]) / len(steps[1:]) if len(steps) > 1 else mlflow_gap(run_dir, s)
+        # steady state: the first step carries compilation and warm-up, so it counts as fixed cost
+        per = sum(steps[1:]) / len(steps[1:]) if len(steps) > 1 else stage_step_time(run_dir / "mlflow.db", s)
+        if UNITS[s] == "step" and per:
             fixed = max(0.0, walls[s] - per * stand[s]["units"] * arms[s]) / arms[s]  # per run: load, eval, save
             rates[s], proj[s] = per, r["runs"] * (fixed + per * r["units"])
         else:
             per = walls[s] / (stand[s]["units"] * arms[s])
             rates[s], proj[s] = per, per * r["units"] * r["runs"]
     return rates, proj
-
-
-def mlflow_gap(run_dir: Path, stage: str) -> float | None:
-    """Median seconds between the logged steps of a stage's MLflow runs (stages whose steps carry no
-    step_time_s), over the arms that logged steps."""
-    import sqlite3
-
-    from lifecycle_extra import step_time
-
-    db = run_dir / "mlflow.db"
-    if not db.exists():
-        return None
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    names = [n for (n,) in con.execute("SELECT name FROM runs WHERE name = ? OR name LIKE ?", (stage, f"{stage}/%"))]
-    con.close()
-    gaps = [g for g in (step_time(db, stage, n.partition("/")[2]) for n in names) if g]
-    return sorted(gaps)[len(gaps) // 2] if gaps else None
 
 
 def fmt_int(x) -> str:

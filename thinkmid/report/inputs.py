@@ -13,6 +13,9 @@ from typing import Any
 
 from thinkmid.config.arms import ARMS_GATE, ARMS_RLMT, ARMS_SFT, DEFAULT_ARMS, ArmsParams
 from thinkmid.errors import InputError
+from thinkmid.evals.reward_gate import ARM_KEYS as GATE_ARM_KEYS  # what the gate writes is what is read
+from thinkmid.evals.reward_gate import CMP_KEYS as GATE_CMP_KEYS
+from thinkmid.evals.reward_gate import GO_NO_GO_KEYS
 from thinkmid.io import read_json
 from thinkmid.timing import timing_path
 
@@ -89,31 +92,6 @@ TIMING_KEYS = {
     "sft": ("throughput_tok_s", "min_available_mem_gib", "wall_time_s"),
     "rlmt": ("wall_time_s",),
 }
-GATE_ARM_KEYS = (
-    "reward_mean",
-    "reward_std",
-    "invalid_rate",
-    "mixed_groups",
-    "near_zero_groups",
-    "any_success_groups",
-    "all_success_groups",
-    "avg_total_new_tokens",
-    "avg_predicted_suffix_words",
-    "closed_think_rate",
-)
-GATE_CMP_KEYS = (
-    "mean_reward_delta",
-    "right_better_prefix_rate",
-    "left_better_prefix_rate",
-    "tie_prefix_rate",
-    "shared_prefixes",
-)
-GO_NO_GO_KEYS = (
-    "reward_validity_ok",
-    "variance_ok",
-    "phase3_more_reward_separable",
-    "phase3_higher_mean_reward",
-)
 BENCH_KEYS = (
     "mean_at_k",
     "pass_at_k",
