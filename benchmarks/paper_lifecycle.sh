@@ -4,12 +4,15 @@
 #   bash benchmarks/paper_lifecycle.sh /tmp/paper-run out/ [--servers inprocess] [--rehearsal]
 #
 # Copies this checkout to WORKDIR (once; a second call in the same WORKDIR resumes the DAG where DVC
-# left it), writes the stand-in models and params (scripts/paper_standins.py), runs `dvc repro` with a
-# timestamp on every line of its log, samples GPU memory, and leaves in OUTDIR: repro.log, gpu_mem.csv,
-# stage_times.json (wall seconds per stage, from the log), params.yaml, dvc.lock, mlflow.db and reports.tgz.
+# left it), writes the stand-in models and params (scripts/paper_standins.py), runs the DAG under
+# `dvc repro` a stage at a time (benchmarks/repro_budget.py) with a timestamp on every line of its log,
+# samples GPU memory and each stage's stack, and leaves in OUTDIR: repro.log, gpu_mem.csv,
+# stage_times.json (wall seconds per stage, from the log), params.yaml, dvc.lock, mlflow.db, reports.tgz
+# and stacks.tgz (`python scripts/stack_summary.py` reads it, unpacked).
 # `python scripts/lifecycle_work.py --measured OUTDIR ...` turns that into benchmarks/LIFECYCLE.md.
-# Extra arguments go to `paper_standins.py params`. REPRO_TIMEOUT (seconds) stops the repro early and
-# still collects what finished.
+# Extra arguments go to `paper_standins.py params`. REPRO_TIMEOUT (seconds) is the call's budget: no
+# stage starts that its time in ESTIMATES (a stage_times.json) cannot fit; FIRST names the stages to
+# run as early as the DAG allows.
 set -uo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 work=$1 out=$2
@@ -38,12 +41,14 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 2 >>"$out/gpu_mem.csv" &
   smi=$!
 fi
-# one timestamp (unix seconds) per log line: stage wall times come from the "Running stage" lines
-stamp='import sys, time
-for line in sys.stdin:
-    sys.stdout.write(f"{time.time():.1f} {line}"); sys.stdout.flush()'
-PYTHONUNBUFFERED=1 timeout "${REPRO_TIMEOUT:-0}" dvc repro --keep-going 2>&1 | python3 -u -c "$stamp" | tee -a "$out/repro.log"
-rc=${PIPESTATUS[0]}
+# one stage at a time inside the call's budget (no stage cut half-way), the stages never measured before
+# first; every stage process samples its own stack (benchmarks/stack_sampler) into $out/stacks
+export THINKMID_STACKS="$out/stacks" PYTHONPATH="$PWD/benchmarks/stack_sampler${PYTHONPATH:+:$PYTHONPATH}"
+python3 benchmarks/repro_budget.py --log "$out/repro.log" --budget "${REPRO_TIMEOUT:-0}" \
+  --estimates "${ESTIMATES:-benchmarks/runs/2026-12-02-h200-paper-standins-run2/stage_times.json}" \
+  --first ${FIRST:-prepare_thought_tasks verbal_thought abstract_thought continuous_thought reward_gate thought_probe \
+    reasoning_eval@think_base_rlmt reasoning_eval@think_phase3_rlmt knowledge_gates@think_base_rlmt}
+rc=$?
 [ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
 python3 - "$out/repro.log" >"$out/stage_times.json" <<'EOF'
 import json, re, sys
@@ -78,6 +83,7 @@ cp params.yaml "$out/" 2>/dev/null; cp dvc.lock "$out/" 2>/dev/null
 cp mlflow.db "$out/" 2>/dev/null  # per-step timestamps: lifecycle_extra reads step times of the stages without step files
 # one file (nested dirs do not travel back); per-sample JSONL left out: the metrics and timings are what the
 # projection reads, and the samples of random stand-ins are large and say nothing
+(cd "$out" && tar czf stacks.tgz stacks 2>/dev/null)
 tar czf "$out/reports.tgz" --exclude="*.safetensors" --exclude="*.jsonl" --exclude="reports/reward_gate/samples" reports 2>/dev/null
 echo "dvc repro exit $rc; outputs in $out"
 exit "$rc"

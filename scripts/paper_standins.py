@@ -129,21 +129,24 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
         "knowledge_gates.arms": {"base": "models/base", "think_base_rlmt": "models/think_base_rlmt"},  # paper: 6
         "knowledge_gates.knowledge_source": "factbook",  # PopQA is hub-only
         "knowledge_gates.reasoning_source": "gsm8k",  # NuminaMath-CoT is hub-only
-        "knowledge_gates.train_facts": 256,  # paper 1000
-        "knowledge_gates.eval_facts": 128,  # paper 500
-        "knowledge_gates.reasoning_rows": 512,  # paper 10000
-        "knowledge_gates.eval_problems": 64,  # paper: the eval's whole GSM8K subset
+        "knowledge_gates.train_facts": 128,  # paper 1000
+        "knowledge_gates.eval_facts": 64,  # paper 500
+        "knowledge_gates.reasoning_rows": 256,  # paper 10000
+        "knowledge_gates.eval_problems": 32,  # paper: the eval's whole GSM8K subset
         "thoughts.arms": {
             "base": {"model": "models/base", "task": "gsm8k"},
             "modsum": {"model": "models/thought_init/modsum", "task": "modsum"},
         },  # paper + phase3
         "thoughts.tasks.gsm8k.source": "wheel",  # paper: the hub's GSM8K train
         "thoughts.tasks.gsm8k.train": 128,  # paper 7473
-        "thoughts.tasks.gsm8k.eval": 64,  # paper 1319
+        "thoughts.tasks.gsm8k.eval": 32,  # paper 1319
         "thoughts.tasks.gsm8k.epochs": 1,  # paper 3
         "thoughts.tasks.modsum.train": 8192,  # paper 50000
         "thoughts.tasks.modsum.eval": 256,  # paper 1000
         "thoughts.tasks.modsum.epochs": 1,  # paper 3
+        "thoughts.continuous.head_fit_steps": 300,  # paper 1500
+        "thoughts.continuous.rollouts": 4,  # paper 16
+        "eval_continuations.prefixes": 64,  # paper 128
     }
     # random judges answer garbage: a top_p 0.6 nucleus rarely holds a verdict token, so count, do not stop
     out["judge.max_invalid_rate"] = 1.0
