@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                 blocked[stage] = "failed"
         left_out = sorted(s for s, w in blocked.items() if w != "failed")
         failed = sorted(s for s, w in blocked.items() if w == "failed")
-        log.write(f"{time.time():.1f} === call done: failed {failed or '-'}; left for the next call {left_out or '-'}\n")
+        log.write(
+            f"{time.time():.1f} === call done: failed {failed or '-'}; left for the next call {left_out or '-'}\n"
+        )
     return 1 if failed else 0
 
 

@@ -79,7 +79,11 @@ def markdown(summary: dict[str, dict], top: int = 3) -> str:
         own = [(c, v) for c, v in secs.items() if c not in cols][:top]
         cells = [f"{secs.get(c, 0):.0f}" for c in cols]
         rows.append(
-            f"| {stage} | {s['wall_s']:.0f} | " + " | ".join(cells) + " | " + ", ".join(f"{c} {v:.0f}" for c, v in own) + " |"
+            f"| {stage} | {s['wall_s']:.0f} | "
+            + " | ".join(cells)
+            + " | "
+            + ", ".join(f"{c} {v:.0f}" for c, v in own)
+            + " |"
         )
     return "\n".join(rows)
 

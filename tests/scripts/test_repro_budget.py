@@ -38,7 +38,11 @@ def project(tmp_path, monkeypatch):
         run = cmd if cmd.startswith("exit") else f"{cmd} && echo {name} > {outs[0]}"
         stages[name] = {"cmd": run, "outs": outs, **({"deps": deps} if deps else {})}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
-    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], [sys.executable, "-m", "dvc", "config", "core.analytics", "false"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        [sys.executable, "-m", "dvc", "config", "core.analytics", "false"],
+    ):
         subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -76,12 +80,7 @@ def test_stack_sampler_and_summary(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "busy.py").write_text(
-        "import time\n"
-        "def spin(s):\n"
-        "    end = time.time() + s\n"
-        "    while time.time() < end:\n"
-        "        pass\n"
-        "spin(0.6)\n"
+        "import time\ndef spin(s):\n    end = time.time() + s\n    while time.time() < end:\n        pass\nspin(0.6)\n"
     )
     stacks = tmp_path / "stacks"
     env = {
@@ -104,4 +103,7 @@ def test_stack_sampler_and_summary(tmp_path):
 def test_classify_takes_the_first_category():
     stack = "<module> (/w/stages/x.py:1);run (/w/thinkmid/a.py:2);_find_and_load (<frozen>:1);compile_fx (torch/_inductor/x.py:3)"
     assert stack_summary.classify(stack) == "imports"
-    assert stack_summary.classify("<module> (/w/stages/x.py:1);step (/w/thinkmid/train/b.py:9);mm (torch/x.py:1)") == "step (b.py)"
+    assert (
+        stack_summary.classify("<module> (/w/stages/x.py:1);step (/w/thinkmid/train/b.py:9);mm (torch/x.py:1)")
+        == "step (b.py)"
+    )
