@@ -34,6 +34,22 @@ def test_extend_vocab_adds_trainable_distinct_rows(qwen_tok):
     assert len(tok.encode("<abs_07><abstract>", add_special_tokens=False)) == 2
 
 
+def test_extend_vocab_uses_the_rows_of_a_padded_embedding(qwen_tok):
+    """Qwen3 checkpoints pad the embedding past the tokenizer (151,936 rows): the new tokens take rows
+    inside it, the matrix keeps its size, and the rows are set (on the H200 this raised)."""
+    tok = copy.deepcopy(qwen_tok)
+    model = make_tiny_qwen3(vocab_size=151936)
+    emb = model.get_input_embeddings().weight
+    filler = emb[151800].detach().clone()
+    ab.extend_vocab(model, tok, 64, seed=0)
+    abs_ids, a_open, a_close = ab.ids(tok, 64)
+    assert model.get_input_embeddings().weight.shape[0] == 151936 and max(abs_ids + [a_open, a_close]) < 151936
+    mean = emb[: len(qwen_tok)].mean(0)
+    for i in (abs_ids[0], a_close):
+        assert (emb[i] - mean).norm() < (emb[151800] - mean).norm()  # near the mean, not the filler row
+    assert torch.equal(emb[151800], filler)  # untouched padding
+
+
 def test_layouts(qwen_tok):
     _, tok = _extended(qwen_tok)
     abs_ids, a_open, a_close = ab.ids(tok, 8)

@@ -33,23 +33,25 @@ def abstract_tokens(n: int) -> list[str]:
 
 def extend_vocab(model, tok, n: int, seed: int = 0) -> None:
     """Add the abstract tokens and markers (idempotent). New embedding rows start at the mean row plus
-    small noise, so they are distinct from each other yet in the range the model reads."""
+    small noise, so they are distinct from each other yet in the range the model reads. A padded
+    embedding (Qwen3's 151,936 rows for 151,669 ids) already has rows for them and keeps its size."""
     new = [t for t in abstract_tokens(n) + [ABS_OPEN, ABS_CLOSE] if t not in tok.get_vocab()]
     if not new:
         return
+    known = len(tok)  # rows [0, known) belong to real tokens; past them a padded matrix holds filler
     tok.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
-    old = model.get_input_embeddings().weight.shape[0]
-    model.resize_token_embeddings(len(tok), mean_resizing=False)
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tok), mean_resizing=False)
     emb = model.get_input_embeddings().weight
+    idx = torch.tensor(tok.convert_tokens_to_ids(new), device=emb.device)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        mean, std = emb[:old].mean(0), emb[:old].std(0).mean()
-        rows = emb.shape[0] - old
-        noise = torch.randn(rows, emb.shape[1], generator=g).to(emb.device, emb.dtype) * std * 0.5
-        emb[old:] = mean + noise
+        mean, std = emb[:known].mean(0), emb[:known].std(0).mean()
+        noise = torch.randn(len(new), emb.shape[1], generator=g).to(emb.device, emb.dtype) * std * 0.5
+        emb[idx] = mean + noise
         out = model.get_output_embeddings()
         if out is not None and out.weight.data_ptr() != emb.data_ptr():
-            out.weight[old:] = out.weight[:old].mean(0) + noise.to(out.weight.device)
+            out.weight[idx.to(out.weight.device)] = out.weight[:known].mean(0) + noise.to(out.weight.device)
 
 
 def ids(tok, n: int) -> tuple[list[int], int, int]:
