@@ -107,7 +107,7 @@ def rows(params) -> list[dict]:
 
 def step_time(db: Path, stage: str, arm: str) -> float | None:
     """Median seconds between consecutive training steps of MLflow run `<stage>/<arm>` (`<stage>`
-    when arm is empty)."""
+    when arm is empty); None with fewer than three steps."""
     if not db.exists():
         return None
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -123,7 +123,9 @@ def step_time(db: Path, stage: str, arm: str) -> float | None:
     finally:
         con.close()
     gaps = [(b - a) / 1000 for a, b in zip(ts, ts[1:])]
-    return statistics.median(gaps) if gaps else None
+    # one gap is no step time: two steps of two phases (a GSM8K thought arm with one step a phase) have
+    # an evaluation between them (16 s on the H200 against a ~1 s step)
+    return statistics.median(gaps) if len(gaps) >= 2 else None
 
 
 def stage_step_time(db: Path, stage: str) -> float | None:

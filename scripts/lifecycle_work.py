@@ -45,6 +45,8 @@ UNITS = {  # what one measured second is per, for each stage
     "thought_probe": "suffix sample",
     "reasoning_eval": "generated token",
 }
+# Stages without `foreach`: one DVC run does the work of all their arms (`runs` in work())
+ALL_ARMS_IN_ONE_RUN = {"reward_gate", "thought_probe"}
 # The seed's record (reference/rlmt-results.txt): wall times where it gives them or they follow from it.
 RECORDED = {
     "sft": "1,479 / 1,229 / 1,224 s (tokens seen / tok/s of raw_base, think_base, think_phase3)",
@@ -200,7 +202,8 @@ def unit(stage: str) -> str:
 
 
 def step_times(reports: Path, stage: str) -> list[float]:
-    """`step_time_s` of every step record under reports/<stage>/ (the steps files; all arms)."""
+    """`step_time_s` of the steady steps under reports/<stage>/, all arms: each file's first step
+    (compilation and warm-up) left out, so it counts as fixed cost."""
     out = []
     for f in sorted((reports / stage).glob("*.json")) if (reports / stage).is_dir() else []:
         try:
@@ -209,7 +212,7 @@ def step_times(reports: Path, stage: str) -> list[float]:
             continue
         recs = data if isinstance(data, list) else data.get("steps", []) if isinstance(data, dict) else []
         recs = recs if isinstance(recs, list) else []  # a timing file's "steps" may be a count
-        out += [float(r["step_time_s"]) for r in recs if isinstance(r, dict) and "step_time_s" in r]
+        out += [float(r["step_time_s"]) for r in recs if isinstance(r, dict) and "step_time_s" in r][1:]
     return out
 
 
@@ -223,14 +226,15 @@ def projections(paper_rows: list[dict], run_dir: Path, load_params) -> tuple[dic
         s = name.split("@")[0]
         walls[s], arms[s] = walls.get(s, 0.0) + float(secs), arms.get(s, 0) + 1
     stand = {r["stage"]: r for r in work(load_params(run_dir / "params.yaml"))}
+    for s in ALL_ARMS_IN_ONE_RUN & set(arms) & set(stand):  # one DVC run of these covers every arm
+        arms[s] *= stand[s]["runs"]
     rates, proj = {}, {}
     for r in paper_rows:
         s = r["stage"]
         if s not in UNITS or s not in walls or s not in stand:  # lifecycle_extra projects the others
             continue
         steps = step_times(run_dir / "reports", s)
-        # steady state: the first step carries compilation and warm-up, so it counts as fixed cost
-        per = sum(steps[1:]) / len(steps[1:]) if len(steps) > 1 else stage_step_time(run_dir / "mlflow.db", s)
+        per = sum(steps) / len(steps) if steps else stage_step_time(run_dir / "mlflow.db", s)
         if UNITS[s] == "step" and per:
             fixed = max(0.0, walls[s] - per * stand[s]["units"] * arms[s]) / arms[s]  # per run: load, eval, save
             rates[s], proj[s] = per, r["runs"] * (fixed + per * r["units"])

@@ -138,7 +138,7 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
             "modsum": {"model": "models/thought_init/modsum", "task": "modsum"},
         },  # paper + phase3
         "thoughts.tasks.gsm8k.source": "wheel",  # paper: the hub's GSM8K train
-        "thoughts.tasks.gsm8k.train": 128,  # paper 7473
+        "thoughts.tasks.gsm8k.train": 384,  # paper 7473; 3 steps a phase, so the step time is a steady one
         "thoughts.tasks.gsm8k.eval": 32,  # paper 1319
         "thoughts.tasks.gsm8k.epochs": 1,  # paper 3
         "thoughts.tasks.modsum.train": 8192,  # paper 50000

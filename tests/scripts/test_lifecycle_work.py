@@ -92,7 +92,15 @@ def test_measured_run_projects_only_what_finished(tmp_path):
     stand["chunks"].update(sft_train=64, sft_val=64)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(stand))
     (tmp_path / "stage_times.json").write_text(
-        json.dumps({"sft@raw_base": 40.0, "sft@think_base": None, "self_improve": 45.0, "rlmt@think_base": None})
+        json.dumps(
+            {
+                "sft@raw_base": 40.0,
+                "sft@think_base": None,
+                "self_improve": 45.0,
+                "rlmt@think_base": None,
+                "reward_gate": 96.0,
+            }
+        )
     )
     steps = tmp_path / "reports" / "self_improve"
     steps.mkdir(parents=True)
@@ -101,11 +109,19 @@ def test_measured_run_projects_only_what_finished(tmp_path):
     )
     paper = lw.work(load_profile("paper"))
     rates, proj = lw.projections(paper, tmp_path, load_params)
-    assert set(rates) == {"sft", "self_improve"}  # rlmt failed: no rate from it
+    assert set(rates) == {"sft", "self_improve", "reward_gate"}  # rlmt failed: no rate from it
+    # the gate is one DVC run over its four arms: 96 s for 4 x 64 prefixes x K=16, the paper's own work
+    assert rates["reward_gate"] == pytest.approx(96.0 / 4096) and proj["reward_gate"] == pytest.approx(96.0)
     assert rates["sft"] == 40.0 / 4  # one arm of 4 steps (64 rows / 16) finished
     assert proj["sft"] == 10.0 * 512 * 3
     # the first step (compilation, warm-up) is fixed cost: steady 5 s a step, fixed 45 - 4 x 5
     assert rates["self_improve"] == 5.0 and proj["self_improve"] == (45.0 - 20.0) + 5.0 * 2000
+    # each arm's first step is its own warm-up (RLMT on the H200: 21.6, 3.7, 1.3 s and 8.0, 1.4, 0.9 s)
+    rl = tmp_path / "reports" / "rlmt"
+    rl.mkdir()
+    for arm, ts in (("think_base", [21.0, 3.0, 1.0]), ("think_phase3", [8.0, 2.0, 2.0])):
+        (rl / f"{arm}_timing.json").write_text(json.dumps({"steps": [{"step_time_s": t} for t in ts]}))
+    assert lw.step_times(tmp_path / "reports", "rlmt") == [3.0, 1.0, 2.0, 2.0]
 
 
 def test_extra_stages_count_their_arms_and_project_from_mlflow_step_gaps(tmp_path):
@@ -139,6 +155,13 @@ def test_extra_stages_count_their_arms_and_project_from_mlflow_step_gaps(tmp_pat
     con.commit()
     con.close()
     assert lx.step_time(db, "verbal_thought", "base") == 2.0
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO runs VALUES ('r2', 'verbal_thought/phase3')")
+    for t in (0, 16000):  # one step in each of two phases: the gap holds an evaluation, not a step
+        con.execute("INSERT INTO metrics VALUES ('r2', 'train_loss', ?)", (t,))
+    con.commit()
+    con.close()
+    assert lx.step_time(db, "verbal_thought", "phase3") is None
     times = {"verbal_thought@base": 70.0}
     rates, proj = lx.projections(paper, load_params(tmp_path / "params.yaml"), times, db)
     assert set(rates) == {"verbal_thought (gsm8k)"} and rates["verbal_thought (gsm8k)"] == 2.0
