@@ -41,13 +41,13 @@ if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 2 >>"$out/gpu_mem.csv" &
   smi=$!
 fi
-# one stage at a time inside the call's budget (no stage cut half-way), the stages never measured before
-# first; every stage process samples its own stack (benchmarks/stack_sampler) into $out/stacks
+# one stage at a time inside the call's budget (no stage cut half-way), FIRST's stages first (default: the
+# one the third run did not finish, then the report's upstream); every stage process samples its own stack
+# (benchmarks/stack_sampler) into $out/stacks
 export THINKMID_STACKS="$out/stacks" PYTHONPATH="$PWD/benchmarks/stack_sampler${PYTHONPATH:+:$PYTHONPATH}"
 python3 benchmarks/repro_budget.py --log "$out/repro.log" --budget "${REPRO_TIMEOUT:-0}" \
-  --estimates "${ESTIMATES:-benchmarks/runs/2026-12-02-h200-paper-standins-run2/stage_times.json}" \
-  --first ${FIRST:-prepare_thought_tasks verbal_thought abstract_thought continuous_thought reward_gate thought_probe \
-    reasoning_eval@think_base_rlmt reasoning_eval@think_phase3_rlmt knowledge_gates@think_base_rlmt}
+  --estimates "${ESTIMATES:-benchmarks/runs/2026-12-02-h200-paper-standins-run3/stage_times.json}" \
+  --first ${FIRST:-abstract_thought report}
 rc=$?
 [ -n "${smi:-}" ] && kill "$smi" 2>/dev/null
 python3 - "$out/repro.log" >"$out/stage_times.json" <<'EOF'

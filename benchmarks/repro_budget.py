@@ -5,7 +5,8 @@
 
 `timeout N dvc repro` kills the stage it is in when time runs out, and the next call reruns it from the
 start. This runs `dvc repro --single-item <stage>` for each stage that DVC says has changed, in
-topological order (stages named by --first, and what they need, as early as the order allows), and
+topological order (stages named by --first, and what they need, as early as the order allows, in
+the order named), and
 does not start a stage whose estimate (the last run's wall time from --estimates, else
 --default-estimate) is more than the time left; it tries the smaller ones after it. A stage downstream
 of a failed or unstarted one is skipped. Every log line gets a unix timestamp in front, which
@@ -34,10 +35,15 @@ def plan(first: list[str]) -> tuple[list[str], dict[str, set[str]]]:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         position = {s.addressing: i for i, s in enumerate(repo.index.stages)}
         changed = set(repo.status())
-        wanted = {s for s in graph if s.addressing.partition("@")[0] in first or s.addressing in first}
-        early = wanted | {u for s in wanted for u in nx.descendants(graph, s)}
+        # each stage takes the rank of the first --first entry it is (or feeds); the rest come after
+        rank: dict = {}
+        for r, name in enumerate(first):
+            for s in graph:
+                if name in (s.addressing, s.addressing.partition("@")[0]):
+                    for u in (s, *nx.descendants(graph, s)):
+                        rank.setdefault(u, r)
         order = nx.lexicographical_topological_sort(
-            graph.reverse(), key=lambda s: (s not in early, position.get(s.addressing, 0))
+            graph.reverse(), key=lambda s: (rank.get(s, len(first)), position.get(s.addressing, 0))
         )
         upstream = {s.addressing: {u.addressing for u in nx.descendants(graph, s)} for s in graph}
         return [s.addressing for s in order if s.addressing in changed], upstream

@@ -55,10 +55,10 @@ def ran(log: Path) -> list[str]:
 def test_order_budget_and_failures(project):
     (project / "est.json").write_text(json.dumps({"slow": 10_000, "a": 1, "b": 1, "c": 1, "x": 1, "y": 1, "bad": 1}))
     log = project / "repro.log"
-    rc = repro_budget.main(["--log", str(log), "--budget", "300", "--estimates", "est.json", "--first", "y"])
+    rc = repro_budget.main(["--log", str(log), "--budget", "300", "--estimates", "est.json", "--first", "y", "bad"])
     assert rc == 1  # `bad` failed
     order = ran(log)
-    assert order.index("x") < order.index("y") < order.index("a")  # --first (and its upstream) early
+    assert order[:4] == ["x", "y", "a", "bad"]  # --first (and its upstream) early, in the order named
     assert order.index("a") < order.index("b") < order.index("c")  # topological
     assert "slow" not in order and "after_bad" not in order  # over the budget; downstream of a failure
     text = log.read_text()
