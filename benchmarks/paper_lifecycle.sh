@@ -44,6 +44,10 @@ fi
 # one stage at a time inside the call's budget (no stage cut half-way), FIRST's stages first (default: the
 # one the third run did not finish, then the report's upstream); every stage process samples its own stack
 # (benchmarks/stack_sampler) into $out/stacks
+# The third run's stacks show every stage process compiling torch's and the wheels' sources again (~5 s
+# each: no bytecode is written on that box); one bytecode cache in WORKDIR serves all stage processes
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$PWD/.pycache}"
 export THINKMID_STACKS="$out/stacks" PYTHONPATH="$PWD/benchmarks/stack_sampler${PYTHONPATH:+:$PYTHONPATH}"
 python3 benchmarks/repro_budget.py --log "$out/repro.log" --budget "${REPRO_TIMEOUT:-0}" \
   --estimates "${ESTIMATES:-benchmarks/runs/2026-12-02-h200-paper-standins-run3/stage_times.json}" \

@@ -141,7 +141,7 @@ def overrides(root: str = "standins", servers: str = "transformers", rehearsal: 
         "thoughts.tasks.gsm8k.train": 384,  # paper 7473; 3 steps a phase, so the step time is a steady one
         "thoughts.tasks.gsm8k.eval": 32,  # paper 1319
         "thoughts.tasks.gsm8k.epochs": 1,  # paper 3
-        "thoughts.tasks.modsum.train": 8192,  # paper 50000
+        "thoughts.tasks.modsum.train": 4096,  # paper 50000
         "thoughts.tasks.modsum.eval": 256,  # paper 1000
         "thoughts.tasks.modsum.epochs": 1,  # paper 3
         "thoughts.continuous.head_fit_steps": 300,  # paper 1500
