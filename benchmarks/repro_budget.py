@@ -9,7 +9,8 @@ topological order (stages named by --first, and what they need, as early as the 
 the order named), and
 does not start a stage whose estimate (the last run's wall time from --estimates, else
 --default-estimate) is more than the time left; it tries the smaller ones after it. A stage downstream
-of a failed or unstarted one is skipped. Every log line gets a unix timestamp in front, which
+of a failed or unstarted one is skipped, and so is one that failed in an earlier call of the same log
+(the work dir keeps the first call's code; --retry-failed runs it again). Every log line gets a unix timestamp in front, which
 paper_lifecycle.sh's stage_times parser reads. Exit status: 1 if a stage failed, else 0.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +89,22 @@ def run_stage(stage: str, log, seconds_left: float | None) -> bool:
     return ok
 
 
+def failed_before(log: Path) -> set[str]:
+    """Stages whose last run in an earlier call's log failed: the work dir's code is the first call's,
+    so the same stage would fail the same way again."""
+    failed, current = set(), None
+    if not log.is_file():
+        return failed
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = re.search(r"Running stage '([^']+)'", line)
+        if m:
+            current = m.group(1)
+            failed.discard(current)
+        elif current and f"failed to reproduce '{current}'" in line:
+            failed.add(current)
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--log", required=True, help="repro log to append to")
@@ -94,14 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--estimates", help="JSON stage -> seconds (a previous run's stage_times.json)")
     ap.add_argument("--default-estimate", type=float, default=120.0)
     ap.add_argument("--first", nargs="*", default=[], help="stages (or foreach groups) to run as early as possible")
+    ap.add_argument("--retry-failed", action="store_true", help="run again the stages an earlier call saw fail")
     args = ap.parse_args(argv)
     start = time.time()
     table = json.loads(Path(args.estimates).read_text()) if args.estimates and Path(args.estimates).is_file() else {}
     order, upstream = plan(args.first)
     blocked: dict[str, str] = {}  # stage -> why it did not run
+    before = set() if args.retry_failed else failed_before(Path(args.log))
     with open(args.log, "a", encoding="utf-8") as log:
         for stage in order:
             why = next((f"upstream {u} {blocked[u]}" for u in upstream[stage] if u in blocked), None)
+            if why is None and stage in before:
+                why, blocked[stage] = "failed in an earlier call (--retry-failed runs it again)", "failed"
+                log.write(f"{time.time():.1f} === skip {stage}: {why}\n")
+                continue
             left = args.budget - (time.time() - start) if args.budget else None
             if why is None and left is not None and estimate(stage, table, args.default_estimate) > left:
                 why = f"not started: estimate {estimate(stage, table, args.default_estimate):.0f} s > {left:.0f} s left"

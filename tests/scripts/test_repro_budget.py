@@ -66,12 +66,13 @@ def test_order_budget_and_failures(project):
     assert "=== skip after_bad: upstream bad failed" in text
     assert all(line.split(" ", 1)[0].replace(".", "").isdigit() for line in text.splitlines())  # stamped
 
-    # the next call runs only what is left: the budget stage, and the failure again
+    # the next call runs only what is left: the budget stage; the failure only when asked to
     (project / "est.json").write_text(json.dumps({"slow": 1}))
     rc = repro_budget.main(["--log", str(log), "--estimates", "est.json"])
-    assert rc == 1
-    second = ran(log)[len(order) :]
-    assert sorted(second) == ["bad", "slow"]
+    assert rc == 1 and ran(log)[len(order) :] == ["slow"]
+    assert "=== skip bad: failed in an earlier call" in log.read_text()
+    rc = repro_budget.main(["--log", str(log), "--retry-failed"])
+    assert rc == 1 and ran(log)[len(order) + 1 :] == ["bad"]
 
 
 def test_stack_sampler_and_summary(tmp_path):
