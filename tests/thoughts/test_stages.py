@@ -87,7 +87,10 @@ def test_abstract_stage_on_the_anchored_path(lab):
 
     anchored = "abstract: {vocab_size: 8, max_tokens: 2, rounds: 1, round1_z: reasoning, phase_b_z: teacher, "
     anchored += "phase_a: false, chain_tokens: true, phase_b_epochs: 2}"
-    (lab / "params.yaml").write_text(PARAMS.replace("abstract: {vocab_size: 8, max_tokens: 2, rounds: 2}", anchored))
+    text = PARAMS.replace("abstract: {vocab_size: 8, max_tokens: 2, rounds: 2}", anchored)
+    (lab / "params.yaml").write_text(
+        text.replace("abstract_budgets: [1, 2]", "abstract_budgets: [2, 5]")
+    )  # up to the chain
     stage_main("prepare_thought_tasks", prepare_thought_tasks.run, argv=["--params", "params.yaml"])
     stage_main(
         "abstract_thought", abstract_thought.run, arms=["tiny"], argv=["--params", "params.yaml", "--arm", "tiny"]
@@ -120,6 +123,9 @@ def test_unknown_arm_exits_2(lab, capsys):
         ("rounds: 2", "thoughts.abstract.rounds: Input should be greater than or equal to 1"),
         ("max_tokens: 2,", "thoughts.abstract: Value error, thoughts.abstract.min_tokens 3 exceeds max_tokens 2"),
         ("rounds: 2}", "thoughts.abstract: Value error, thoughts.abstract.phase_a: false needs round1_z: reasoning"),
+        # every eval cap below the trained length: only cut thoughts scored (0% on the H200 stand-in run)
+        ("max_tokens: 2, rounds", "thoughts: Value error, thoughts.tasks.tiny.abstract_budgets: [1, 2] are all below"),
+        ("abstract: {vocab_size", "thoughts: Value error, thoughts.tasks.tiny.abstract_budgets: [1, 2] are all below"),
     ],
 )
 def test_bad_params_one_error(edit, message):
@@ -129,7 +135,10 @@ def test_bad_params_one_error(edit, message):
         "rounds: 2": "rounds: 0",
         "max_tokens: 2,": "max_tokens: 2, min_tokens: 3,",
         "rounds: 2}": "rounds: 1, phase_a: false}",
+        "max_tokens: 2, rounds": "max_tokens: 4, min_tokens: 3, rounds",
+        "abstract: {vocab_size": "abstract: {chain_tokens: true, vocab_size",  # m = the chain length, 5
     }[edit]
     with pytest.raises(InputError) as e:
         parse_params(PARAMS.replace(edit, bad), "params.yaml")
     assert message.split(":")[0] in str(e.value) and str(e.value).startswith("params.yaml:")
+    assert message.rpartition("Value error, ")[2] in str(e.value)

@@ -153,6 +153,19 @@ class ContinuousThoughtParams(Section):
     distill_weight: float = Field(1.0, ge=0)
 
 
+def chain_length(task) -> int:
+    """Reasoning steps in one problem's worked chain: running sums, visited letters, or partial
+    products plus their sum (the continuous arm's K where the task is procedural). It lives with the params, which check
+    the abstract caps against it before any work."""
+    if task.kind == "modsum":
+        return task.terms - 1
+    if task.kind == "hops":
+        return max(1, task.terms - 1)
+    if task.kind == "mult":
+        return task.digits + (1 if task.digits > 1 else 0)
+    raise ValueError(f"task kind {task.kind!r} has no fixed chain length")
+
+
 class ThoughtsParams(Section):
     """Thought interfaces beyond words (issue 17): verbal, abstract-token and continuous arms."""
 
@@ -167,5 +180,26 @@ class ThoughtsParams(Section):
             if arm.task not in self.tasks:
                 raise ValueError(
                     f"thoughts.arms.{name}.task: {arm.task!r} is not one of thoughts.tasks {sorted(self.tasks)}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _abstract_caps_reach_the_trained_length(self):
+        # The abstract arm trains on sequences of at least `lo` tokens; an eval whose every cap is below
+        # that scores only thoughts cut short of anything it learned (the H200 stand-in run's mod-10 arm:
+        # caps 1-4 against min_tokens 16, 0% at every cap, below chance)
+        ab = self.abstract
+        for name in sorted({arm.task for arm in self.arms.values()}):
+            task = self.tasks[name]
+            lo = chain_length(task) if ab.chain_tokens and task.kind != "gsm8k" else min(ab.min_tokens, ab.max_tokens)
+            if max(task.abstract_budgets) < lo:
+                how = (
+                    f"the chain length {lo} (chain_tokens)"
+                    if ab.chain_tokens and task.kind != "gsm8k"
+                    else (f"thoughts.abstract.min_tokens {lo}")
+                )
+                raise ValueError(
+                    f"thoughts.tasks.{name}.abstract_budgets: {task.abstract_budgets} are all below {how}, the "
+                    f"shortest abstract thought the arm trains on; add a cap of at least {lo}"
                 )
         return self

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 
 from thinkmid import THINK_CLOSE, THINK_OPEN
+from thinkmid.config.thoughts import chain_length  # noqa: F401  (its home is the params: check_params needs it)
 from thinkmid.thoughts.tasks import Problem
 
 EOS = "<|endoftext|>"
@@ -66,18 +67,6 @@ def mult_problem(rng: random.Random, digits: int) -> Problem:
     if len(parts) > 1:
         steps.append("+".join(map(str, parts)) + f"={total}")
     return Problem(question=f"{a}*{b}", steps=",".join(steps), answer=str(a * b))
-
-
-def chain_length(task) -> int:
-    """Reasoning steps in one problem's worked chain: running sums, visited letters, or partial
-    products plus their sum (the continuous arm's K where the task is procedural)."""
-    if task.kind == "modsum":
-        return task.terms - 1
-    if task.kind == "hops":
-        return max(1, task.terms - 1)
-    if task.kind == "mult":
-        return task.digits + (1 if task.digits > 1 else 0)
-    raise ValueError(f"task kind {task.kind!r} has no fixed chain length")
 
 
 def generate(task, seed: int) -> tuple[list[Problem], list[Problem]]:
