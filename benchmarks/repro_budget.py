@@ -37,6 +37,10 @@ def plan(first: list[str]) -> tuple[list[str], dict[str, set[str]]]:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         position = {s.addressing: i for i, s in enumerate(repo.index.stages)}
         changed = set(repo.status())
+        names = {s.addressing for s in graph} | {s.addressing.partition("@")[0] for s in graph}
+        unknown = [n for n in first if n not in names]
+        if unknown:
+            raise SystemExit(f"--first: no stage or foreach group {unknown} in dvc.yaml; stages: {sorted(names)}")
         # each stage takes the rank of the first --first entry it is (or feeds); the rest come after
         rank: dict = {}
         for r, name in enumerate(first):

@@ -87,6 +87,12 @@ def test_order_budget_and_failures(project):
     assert rc == 1 and ran(log)[len(order) + 1 :] == ["bad"]
 
 
+def test_unknown_first_stage_is_one_error(project):
+    with pytest.raises(SystemExit, match=r"--first: no stage or foreach group \['nope'\]"):
+        repro_budget.main(["--log", str(project / "repro.log"), "--first", "nope"])
+    assert not (project / "repro.log").exists()  # nothing ran, nothing written
+
+
 def test_stack_sampler_and_summary(tmp_path):
     """A `-m stages.<name>` process under the sampler leaves a collapsed-stack file the summary reads."""
     pkg = tmp_path / "stages"
