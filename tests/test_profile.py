@@ -33,7 +33,12 @@ _THOUGHT_RECIPE = (
     "thoughts.continuous.lr",
 )
 CHANGED_SINCE = {
-    "paper": _THOUGHT_RECIPE + ("thoughts.tasks.gsm8k.micro_batch_size", "thoughts.tasks.modsum.abstract_budgets"),
+    "paper": _THOUGHT_RECIPE
+    + (
+        "thoughts.tasks.gsm8k.micro_batch_size",
+        "thoughts.tasks.modsum.abstract_budgets",
+        "knowledge_gates.micro_batch_size",
+    ),
     "micro": _THOUGHT_RECIPE + ("thoughts.tasks.tiny.abstract_budgets",),
 }
 

@@ -123,3 +123,27 @@ def test_a_killed_run_resumes_to_the_same_gates(tmp_path, qwen_tok):
     changed = KnowledgeGatesParams(**{**CFG, "lr": 0.01})
     with pytest.raises(InputError, match="other params"):
         _train(make_tiny_qwen3(), tmp_path, changed, name="b")
+
+
+def test_micro_batches_give_the_whole_batchs_gradient_and_metrics(tiny_model):
+    from thinkmid.gates.train import gate_loss_backward, pad
+
+    for layer in tiny_model.model.layers:  # MLPs that matter, so every term has a gradient
+        layer.mlp.down_proj.weight.data *= 30
+    for p in tiny_model.parameters():
+        p.requires_grad_(False)
+    facts, retain = _data(n_facts=5, n_retain=7)
+    fb = pad([f["ids"] for f in facts], PAD, [f["entity_mask"] for f in facts])
+    rb = pad(retain, PAD)  # rows of different lengths: the KL's share is by each micro-batch's positions
+    gates = GateSet.for_model(tiny_model, init_std=1.0, seed=4).attach(tiny_model)
+    runs = []
+    for micro in (None, 2, 3):  # 3 leaves a short last micro-batch in both batches
+        cfg = KnowledgeGatesParams(**CFG, unmasked_retain_weight=0.3, micro_batch_size=micro)
+        gates.logits.grad = None
+        m = gate_loss_backward(tiny_model, gates, fb, rb, cfg)
+        runs.append((gates.logits.grad.clone(), m))
+    whole, m0 = runs[0]
+    assert whole.abs().sum() > 0 and min(m0["forget_loss"], m0["retain_kl"], m0["nke_kl"]) > 0
+    for grad, m in runs[1:]:
+        torch.testing.assert_close(grad, whole, rtol=1e-4, atol=1e-7)
+        assert m == pytest.approx(m0, rel=1e-4)

@@ -39,6 +39,8 @@ class KnowledgeGatesParams(OptimParams):
     distill_temperature: float = Field(2.0, gt=0)
     forget_batch_size: int = Field(4, ge=1)
     retain_per_forget: int = Field(2, ge=1)
+    # rows per forward in a training step (the loss is accumulated exactly); None: a whole batch at once
+    micro_batch_size: int | None = Field(None, ge=1)
     epochs: int = Field(3, ge=1)
     lr: LearningRate = 1e-2
     warmup_steps: WarmupSteps = 0

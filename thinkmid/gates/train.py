@@ -91,39 +91,63 @@ def distill_kl(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
     return (kl * m).sum() / m.sum().clamp_min(1) * temperature**2
 
 
-def gate_loss(model, gates, fb: dict, rb: dict, cfg) -> tuple[torch.Tensor, dict]:
-    """The step's loss on a knowledge batch `fb` (mask = entity tokens) and a reasoning batch `rb`."""
+def _rows(batch: dict, size: int) -> list[dict]:
+    n = batch["input_ids"].shape[0]
+    return [{k: v[i : i + size] for k, v in batch.items()} for i in range(0, n, size)]
+
+
+def gate_loss_backward(model, gates, fb: dict, rb: dict, cfg) -> dict:
+    """Backward of the step's loss on a knowledge batch `fb` (mask = entity tokens) and a reasoning
+    batch `rb`, `cfg.micro_batch_size` rows per forward (None: each batch at once); returns the metrics.
+
+    Every term is a sum over rows or positions divided by a count over the whole batch, so each
+    micro-batch's share is exact and its full-vocab logits are freed before the next (the paper's 48
+    rows x 512 tokens x 152k vocab held ~110 GiB at once on an H200)."""
     dev = gates.logits.device
     fb = {k: v.to(dev) for k, v in fb.items()}
     rb = {k: v.to(dev) for k, v in rb.items()}
     nke_on = cfg.unmasked_retain_weight > 0
-    with torch.no_grad(), gates.ungated():
-        teacher_r = model(input_ids=rb["input_ids"], attention_mask=rb["attention_mask"]).logits[:, :-1]
-        teacher_f = (
-            model(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits[:, :-1] if nke_on else None
-        )
-    logits_f = model(input_ids=fb["input_ids"], attention_mask=fb["attention_mask"]).logits
-    ce = entity_ce(logits_f, fb["input_ids"], fb["mask"])
-    forget = forget_loss(ce, cfg.beta)
-    logits_r = model(input_ids=rb["input_ids"], attention_mask=rb["attention_mask"]).logits[:, :-1]
-    retain = distill_kl(logits_r, teacher_r, rb["attention_mask"][:, 1:], cfg.distill_temperature)
-    loss = cfg.lambda_f * forget + cfg.lambda_r * retain
-    nke = torch.zeros(())
-    if nke_on:
-        other = fb["attention_mask"][:, 1:] * (1 - fb["mask"][:, 1:])
-        nke = distill_kl(logits_f[:, :-1], teacher_f, other, cfg.distill_temperature)
-        loss = loss + cfg.unmasked_retain_weight * nke
+    n_forget = fb["input_ids"].shape[0]
+    retain_n = rb["attention_mask"][:, 1:].sum().clamp_min(1)
+    nke_n = (fb["attention_mask"][:, 1:] * (1 - fb["mask"][:, 1:])).sum().clamp_min(1)
+    sums = dict.fromkeys(("forget_loss", "retain_kl", "nke_kl", "entity_ce"), 0.0)
+
+    def logits(b: dict) -> torch.Tensor:
+        return model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+
+    for part in _rows(fb, cfg.micro_batch_size or n_forget):
+        logits_f = logits(part)
+        ce = entity_ce(logits_f, part["input_ids"], part["mask"])
+        forget = forget_loss(ce, cfg.beta) * len(ce) / n_forget  # this share of the mean over the batch
+        loss = cfg.lambda_f * forget
+        if nke_on:
+            with torch.no_grad(), gates.ungated():
+                teacher_f = logits(part)[:, :-1]
+            other = part["attention_mask"][:, 1:] * (1 - part["mask"][:, 1:])
+            nke = distill_kl(logits_f[:, :-1], teacher_f, other, cfg.distill_temperature)
+            nke = nke * other.sum().clamp_min(1) / nke_n  # this share of the mean over the batch's positions
+            loss = loss + cfg.unmasked_retain_weight * nke
+            sums["nke_kl"] += float(nke.detach())
+        loss.backward()
+        sums["forget_loss"] += float(forget.detach())
+        sums["entity_ce"] += float(ce.detach().sum()) / n_forget
+    for part in _rows(rb, cfg.micro_batch_size or rb["input_ids"].shape[0]):
+        with torch.no_grad(), gates.ungated():
+            teacher_r = logits(part)[:, :-1]
+        mask = part["attention_mask"][:, 1:]
+        retain = distill_kl(logits(part)[:, :-1], teacher_r, mask, cfg.distill_temperature)
+        retain = retain * mask.sum().clamp_min(1) / retain_n
+        (cfg.lambda_r * retain).backward()
+        sums["retain_kl"] += float(retain.detach())
     values = gates.values()
-    metrics = {
-        "loss": float(loss.detach()),
-        "forget_loss": float(forget.detach()),
-        "retain_kl": float(retain.detach()),
-        "nke_kl": float(nke.detach()),
-        "entity_ce": float(ce.detach().mean()),
+    loss = cfg.lambda_f * sums["forget_loss"] + cfg.lambda_r * sums["retain_kl"]
+    loss += cfg.unmasked_retain_weight * sums["nke_kl"] if nke_on else 0.0
+    return {
+        "loss": loss,
+        **sums,
         "gate_mean": float(values.mean()),
         "gate_std": float(values.std(unbiased=False)),
     }
-    return loss, metrics
 
 
 def fingerprint(cfg, seed: int, arm: str | None) -> dict:
@@ -164,8 +188,7 @@ def train_gates(
         fb = pad([facts[i]["ids"] for i in fi], pad_id, [facts[i]["entity_mask"] for i in fi])
         rb = pad([retain[i] for i in ri], pad_id)
         lr = sched.get_last_lr()[0]
-        loss, m = gate_loss(model, gates, fb, rb, cfg)
-        loss.backward()
+        m = gate_loss_backward(model, gates, fb, rb, cfg)
         m["grad_norm"] = clip_and_step(gates, opt, sched, cfg.max_grad_norm, loss=m["loss"], step=step)
         m.update(step=step, lr=lr)
         history.append(m)
