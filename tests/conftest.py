@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,13 @@ def tiny_model_dir(tmp_path_factory, qwen_tok):
     path = tmp_path_factory.mktemp("models") / "tiny"
     save_model(make_tiny_qwen3(), qwen_tok, path)
     return path
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module. scripts/ is no package, and CI's venv holds a `scripts`
+    distribution, so `from scripts import` would find that instead: load by path."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

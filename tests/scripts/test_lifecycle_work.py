@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_script
 from thinkmid.config import load_params
 from thinkmid.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-lw = _load("lifecycle_work")
+lw = load_script("lifecycle_work")
 
 
 def rows(profile):
@@ -133,7 +126,7 @@ def test_extra_stages_count_their_arms_and_project_from_mlflow_step_gaps(tmp_pat
 
     from thinkmid.profile import merged
 
-    lx = _load("lifecycle_extra")
+    lx = load_script("lifecycle_extra")
 
     paper = load_profile("paper")
     w = rows("paper")

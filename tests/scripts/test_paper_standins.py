@@ -3,27 +3,20 @@ through `dvc exp run -S` as through the params overlay, and the stand-in models 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import load_script
 from thinkmid.config import flatten, load_params, parse_params
 from thinkmid.profile import load_profile, profile_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("paper_standins", ROOT / "scripts" / "paper_standins.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ps = load_script()
+ps = load_script("paper_standins")
 
 
 @pytest.mark.parametrize("servers", ["transformers", "sglang"])

@@ -15,19 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import repro_budget  # noqa: E402
+from tests.conftest import load_script  # noqa: E402
 
-
-def _script(name: str):
-    # scripts/ is no package (and a `scripts` distribution may exist in the venv): load by path
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-stack_summary = _script("stack_summary")
+stack_summary = load_script("stack_summary")
 
 # a -> b -> c, a -> slow, a -> bad -> after_bad, and an independent x -> y
 STAGES = {

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from fake_launcher import RecordingLauncher
 
+from tests.conftest import load_script
 from thinkmid.config import ARMS_GATE, ARMS_RLMT, ARMS_SFT, parse_params
 from thinkmid.engines.hf import HFEngine
 from thinkmid.engines.launcher import ServerError
@@ -78,10 +79,7 @@ def paper_endpoint_judges() -> dict:
 
 def paper_standins() -> dict:
     """The paper profile with scripts/paper_standins.py's overrides (the one-GPU run)."""
-    spec = importlib.util.spec_from_file_location("paper_standins", ROOT / "scripts" / "paper_standins.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return yaml.safe_load(mod.standin_params_text())
+    return yaml.safe_load(load_script("paper_standins").standin_params_text())
 
 
 def expected(profile: str, stage: str, arm: str | None) -> list[tuple[str, str, str, int]]:

@@ -141,7 +141,7 @@ def gate_loss_backward(model, gates, fb: dict, rb: dict, cfg) -> dict:
         sums["retain_kl"] += float(retain.detach())
     values = gates.values()
     loss = cfg.lambda_f * sums["forget_loss"] + cfg.lambda_r * sums["retain_kl"]
-    loss += cfg.unmasked_retain_weight * sums["nke_kl"] if nke_on else 0.0
+    loss += cfg.unmasked_retain_weight * sums["nke_kl"]  # 0 when the term is off
     return {
         "loss": loss,
         **sums,
